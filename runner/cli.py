@@ -1,0 +1,94 @@
+"""The ``flowrun`` command line. ``flowrun FILE`` is short for ``flowrun run FILE``.
+
+Commands are imported lazily so ``flowrun --help`` and ``flowrun validate`` never import the
+``openai`` SDK. Every ``FlowrunError`` becomes one human message and its exit code here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from runner import __version__
+
+COMMANDS = {
+    "run": ("runner.commands.run", "run_command"),
+    "validate": ("runner.commands.validate", "validate_command"),
+    "schema": ("runner.commands.validate", "schema_command"),
+    "tools": ("runner.commands.tools", "tools_group"),
+    "test": ("runner.commands.test", "test_command"),
+    "logs": ("runner.commands.logs", "logs_group"),
+    "init": ("runner.commands.init", "init_command"),
+    "batch": ("runner.commands.batch", "batch_command"),
+}
+
+HELP = """Run LLM assistants whose tools are declared in a YAML file.
+
+\b
+Start here:
+  flowrun workflows/weather.yaml --offline    run with scripted model turns (no key needed)
+  flowrun validate workflows/*.yaml           check files; exit 2 on any problem
+  flowrun tools call workflows/weather.yaml get_rain_probability --args '{"location":"Paris"}'
+  flowrun test workflows/                     run every workflow's test cases offline
+
+`flowrun FILE` is the same as `flowrun run FILE`; see `flowrun run --help`.
+"""
+
+
+class FlowrunGroup(click.Group):
+    """A group whose unknown first word is a workflow file for ``run``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._load(name) is not None]
+
+    def get_command(self, ctx: click.Context, name: str):
+        return self._load(name)
+
+    def _load(self, name: str):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        try:
+            module = importlib.import_module(target[0])
+        except ModuleNotFoundError as exc:
+            if exc.name == target[0]:
+                return None  # a command not built yet
+            raise
+        return getattr(module, target[1], None)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=FlowrunGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flowrun")
+def cli() -> None:
+    pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    from runner.errors import FlowrunError
+
+    try:
+        cli.main(args=argv, prog_name="flowrun", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.stderr.write("\nflowrun: interrupted\n")
+        sys.exit(130)
+    except FlowrunError as exc:
+        sys.stderr.write(f"flowrun: error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nflowrun: interrupted\n")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,1 @@
+"""One module per command group; ``runner.cli`` registers them. Heavy imports stay inside."""

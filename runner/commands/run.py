@@ -1,0 +1,76 @@
+"""``flowrun run FILE`` (also plain ``flowrun FILE``): run a workflow against a model."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from runner.errors import FlowrunError, UsageError
+
+EXAMPLES = """
+\b
+Examples:
+  flowrun workflows/weather.yaml --offline          # no key: the model's turns are scripted
+  flowrun workflows/weather.yaml                    # OpenAI (OPENAI_API_KEY), Responses API
+  flowrun workflows/weather.yaml --api chat --base-url http://localhost:11434/v1   # Ollama
+  flowrun workflows/weather.yaml -m "And in Paris?" -o jsonl > events.jsonl
+"""
+
+
+def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--var {pair!r} is not NAME=VALUE", hint="write it as --var city=Paris")
+        values[name.strip()] = value
+    return values
+
+
+@click.command("run", epilog=EXAMPLES)
+@click.argument("file", type=click.Path(dir_okay=True, path_type=str))
+@click.option("-m", "--message", help="The user message (replaces the file's `input`).")
+@click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="Set one of the file's `inputs`.")
+@click.option("--api", type=click.Choice(["responses", "chat", "assistants"]), help="Which API to speak (overrides model.api).")
+@click.option("--base-url", help="The server to talk to (overrides model.base_url and OPENAI_BASE_URL).")
+@click.option("--model", "model_name", help="The model name (overrides model.name).")
+@click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a model that keeps calling tools after this many turns.")
+@click.option("-o", "--output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True, help="text: the answer on stdout; jsonl: one event per line.")
+@click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's test case; the tools are real.")
+@click.option("--case", "case_name", help="With --offline: which test case to script the model from (default: the first).")
+@click.option("-q", "--quiet", is_flag=True, help="Only the answer.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show full tool arguments and outputs.")
+@click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
+@click.option("--no-python", is_flag=True, help="Refuse `python` resolvers (for files you did not write).")
+@click.option("--log-db", type=click.Path(dir_okay=False), envvar="FLOWRUN_LOG_DB", help="Run log database (default: ~/.local/state/flowrun/runs.sqlite3).")
+@click.option("--no-log", is_flag=True, help="Do not record this run in the run log.")
+def run_command(file: str, **options) -> None:
+    """Run a workflow: stream the answer, resolve every tool call through the file."""
+    from runner.run_session import RunRequest, execute
+
+    request = RunRequest(
+        file=file,
+        message=options["message"],
+        vars=parse_vars(options["vars_"]),
+        api=options["api"],
+        base_url=options["base_url"],
+        model=options["model_name"],
+        max_turns=options["max_turns"],
+        output=options["output"],
+        offline=options["offline"],
+        case_name=options["case_name"],
+        quiet=options["quiet"],
+        verbose=options["verbose"],
+        color=not options["no_color"] and "NO_COLOR" not in os.environ,
+        allow_python=not options["no_python"],
+        log_db=options["log_db"],
+        log=not options["no_log"],
+    )
+    code = execute(request, out=sys.stdout, err=sys.stderr)
+    sys.exit(code)
+
+
+def fail(err: FlowrunError) -> None:  # used by cli.main
+    click.echo(f"flowrun: error: {err}", err=True)

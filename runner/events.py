@@ -1,0 +1,145 @@
+"""The normalized event vocabulary: what every provider's stream becomes.
+
+These events are a public contract: ``flowrun -o jsonl`` prints them one per line, the run log
+stores them, and ``schemas/events.schema.json`` describes them. Add fields, never rename them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal, Union
+
+
+def _now() -> float:
+    return round(time.time(), 6)
+
+
+@dataclass(frozen=True)
+class _Event:
+    type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"type": self.type, **data}
+
+
+@dataclass(frozen=True)
+class RunStarted(_Event):
+    type: ClassVar[str] = "run.started"
+    run_id: str
+    workflow: str
+    api: str
+    model: str
+    input: str
+    offline: bool = False
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class TurnStarted(_Event):
+    type: ClassVar[str] = "turn.started"
+    turn: int
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class TextDelta(_Event):
+    type: ClassVar[str] = "text.delta"
+    text: str
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class ToolCallRequested(_Event):
+    type: ClassVar[str] = "tool_call.requested"
+    call_id: str
+    name: str
+    arguments: str  # the raw JSON text the model sent
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class ToolCallCompleted(_Event):
+    type: ClassVar[str] = "tool_call.completed"
+    call_id: str
+    name: str
+    output: str
+    is_error: bool
+    duration_ms: float
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class TurnCompleted(_Event):
+    type: ClassVar[str] = "turn.completed"
+    turn: int
+    status: str  # "tool_calls" when the model asked for tools, else the API's final status
+    usage: dict[str, int] | None = None
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Notice(_Event):
+    """Something a person should know that is not part of the conversation (retries, banners)."""
+
+    type: ClassVar[str] = "notice"
+    level: Literal["info", "warning", "error"]
+    message: str
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class RunCompleted(_Event):
+    type: ClassVar[str] = "run.completed"
+    run_id: str
+    status: str  # always "completed"
+    final_text: str
+    turns: int
+    tool_calls: int
+    usage: dict[str, int] | None
+    duration_ms: float
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class RunFailed(_Event):
+    type: ClassVar[str] = "run.failed"
+    run_id: str
+    status: str  # failed | expired | cancelled | incomplete | max_turns | error | interrupted
+    message: str
+    exit_code: int
+    final_text: str
+    turns: int
+    tool_calls: int
+    usage: dict[str, int] | None
+    duration_ms: float
+    ts: float = field(default_factory=_now)
+
+
+Event = Union[
+    RunStarted,
+    TurnStarted,
+    TextDelta,
+    ToolCallRequested,
+    ToolCallCompleted,
+    TurnCompleted,
+    Notice,
+    RunCompleted,
+    RunFailed,
+]
+
+EVENT_TYPES: dict[str, type] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        TurnStarted,
+        TextDelta,
+        ToolCallRequested,
+        ToolCallCompleted,
+        TurnCompleted,
+        Notice,
+        RunCompleted,
+        RunFailed,
+    )
+}

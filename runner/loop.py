@@ -1,0 +1,201 @@
+"""The run loop: send the message, resolve tool calls, submit outputs, until the run ends.
+
+The loop decides; providers translate and the dispatcher executes. Every event goes to one
+``emit`` callback (renderers and the run log hang off it), so rendering stays out of here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable
+
+from runner.errors import FlowrunError, ProviderError
+from runner.events import (
+    Event,
+    Notice,
+    RunCompleted,
+    RunFailed,
+    TextDelta,
+    ToolCallCompleted,
+    ToolCallRequested,
+    TurnCompleted,
+    TurnStarted,
+)
+from runner.providers.base import Provider, ToolCall, ToolResult, TurnEvent, TurnResult
+
+Emit = Callable[[Event], None]
+
+
+def new_run_id() -> str:
+    return "run_" + time.strftime("%Y%m%d%H%M%S") + "_" + uuid.uuid4().hex[:8]
+
+
+class _Dispatcher:  # the part of runner.tools.dispatcher.Dispatcher the loop uses
+    async def run_all(self, calls, *, on_start=None, on_done=None) -> list[ToolResult]: ...
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended; ``exit_code`` is what the CLI returns."""
+
+    run_id: str
+    status: str
+    exit_code: int
+    final_text: str = ""
+    message: str = ""
+    turns: int = 0
+    tool_calls: int = 0
+    usage: dict[str, int] | None = None
+    results: list[ToolResult] = field(default_factory=list)
+
+
+def add_usage(total: dict[str, int] | None, more: dict[str, int] | None) -> dict[str, int] | None:
+    if not more:
+        return total
+    total = dict(total or {})
+    for k, v in more.items():
+        if isinstance(v, int):
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+class RunLoop:
+    """Drives one conversation. ``run`` handles the first message; ``follow_up`` continues the
+    same conversation (chat mode) with a new user message."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        dispatcher: _Dispatcher,
+        emit: Emit,
+        *,
+        run_id: str,
+        max_turns: int = 10,
+    ):
+        self.provider = provider
+        self.dispatcher = dispatcher
+        self.emit = emit
+        self.run_id = run_id
+        self.max_turns = max_turns
+        self.turns = 0
+        self.tool_call_count = 0
+        self.usage: dict[str, int] | None = None
+        self.results: list[ToolResult] = []
+        self._started = time.monotonic()
+
+    async def _consume(self, stream: AsyncIterator[TurnEvent]) -> TurnResult:
+        result: TurnResult | None = None
+        async for ev in stream:
+            if isinstance(ev, TurnResult):
+                result = ev
+            else:
+                self.emit(ev)
+        if result is None:  # a provider must end every turn with a result
+            raise ProviderError("the server's stream ended before the turn finished")
+        return result
+
+    async def run(self, message: str) -> RunOutcome:
+        return await self._drive(lambda: self.provider.send_message(message))
+
+    follow_up = run
+
+    async def _drive(self, first: Callable[[], AsyncIterator[TurnEvent]]) -> RunOutcome:
+        turns_here = 0
+        start = first
+        try:
+            while True:
+                self.turns += 1
+                turns_here += 1
+                self.emit(TurnStarted(turn=self.turns))
+                result = await self._consume(start())
+                self.usage = add_usage(self.usage, result.usage)
+                self.emit(TurnCompleted(turn=self.turns, status=result.status, usage=result.usage))
+                if result.status != "tool_calls":
+                    return self._finish(result)
+                calls = list(result.tool_calls)
+                for call in calls:
+                    self.emit(ToolCallRequested(call.call_id, call.name, call.arguments))
+                if turns_here >= self.max_turns:
+                    await self.provider.cancel()
+                    return self._fail(
+                        "max_turns",
+                        f"stopped after {self.max_turns} turns: the model kept calling tools "
+                        f"(raise the limit with --max-turns)",
+                        1,
+                        result.text,
+                    )
+                results = await self.dispatcher.run_all(calls, on_done=self._tool_done)
+                self.tool_call_count += len(results)
+                self.results.extend(results)
+                start = lambda r=results: self.provider.submit_tool_outputs(r)  # noqa: E731
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            try:
+                await asyncio.shield(self.provider.cancel())
+            except BaseException:  # noqa: BLE001 - best effort while interrupted
+                pass
+            return self._fail("interrupted", "interrupted by the user", 130, "")
+        except FlowrunError as exc:
+            return self._fail("error", str(exc), exc.exit_code, "")
+
+    def _tool_done(self, result: ToolResult) -> None:
+        self.emit(
+            ToolCallCompleted(
+                result.call_id, result.name, result.output, result.is_error, result.duration_ms
+            )
+        )
+
+    def _elapsed_ms(self) -> float:
+        return round((time.monotonic() - self._started) * 1000, 3)
+
+    def _finish(self, result: TurnResult) -> RunOutcome:
+        if result.status == "completed":
+            self.emit(
+                RunCompleted(
+                    run_id=self.run_id,
+                    status="completed",
+                    final_text=result.text,
+                    turns=self.turns,
+                    tool_calls=self.tool_call_count,
+                    usage=self.usage,
+                    duration_ms=self._elapsed_ms(),
+                )
+            )
+            return self._outcome("completed", 0, result.text, "")
+        why = result.error or "no reason given by the server"
+        code = f" ({result.error_code})" if result.error_code else ""
+        return self._fail(result.status, f"the run ended {result.status}{code}: {why}", 1, result.text)
+
+    def _fail(self, status: str, message: str, exit_code: int, text: str) -> RunOutcome:
+        self.emit(
+            RunFailed(
+                run_id=self.run_id,
+                status=status,
+                message=message,
+                exit_code=exit_code,
+                final_text=text,
+                turns=self.turns,
+                tool_calls=self.tool_call_count,
+                usage=self.usage,
+                duration_ms=self._elapsed_ms(),
+            )
+        )
+        return self._outcome(status, exit_code, text, message)
+
+    def _outcome(self, status: str, code: int, text: str, message: str) -> RunOutcome:
+        return RunOutcome(
+            run_id=self.run_id,
+            status=status,
+            exit_code=code,
+            final_text=text,
+            message=message,
+            turns=self.turns,
+            tool_calls=self.tool_call_count,
+            usage=self.usage,
+            results=list(self.results),
+        )
+
+
+__all__ = ["RunLoop", "RunOutcome", "new_run_id", "Notice", "TextDelta", "ToolCall"]

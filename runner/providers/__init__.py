@@ -1,0 +1,1 @@
+"""Providers translate one OpenAI-style API into flowrun's normalized events."""

@@ -1,0 +1,99 @@
+"""The contract between the run loop and a provider.
+
+A provider keeps its own API state (Assistants: thread and run ids; Responses: the previous
+response id or the input items; Chat: the message list), so the loop never branches on which API
+is in use. Providers know nothing of resolvers; resolvers know nothing of providers.
+
+Each turn is an async iterator of events (``TextDelta``, ``Notice``) that ends with exactly one
+``TurnResult``. A turn that ends without a terminal event from the server raises ``ProviderError``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Sequence, Union
+
+from runner.events import Notice, TextDelta
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call the model asked for, its arguments still the raw JSON text."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What we send back for one call. ``output`` is always a string."""
+
+    call_id: str
+    name: str
+    output: str
+    is_error: bool = False
+    duration_ms: float = 0.0
+
+
+# Terminal statuses of a turn. "tool_calls" means: resolve these calls, then submit.
+TURN_STATUSES = ("tool_calls", "completed", "failed", "incomplete", "cancelled", "expired")
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    status: str  # one of TURN_STATUSES
+    tool_calls: tuple[ToolCall, ...] = ()
+    text: str = ""
+    usage: dict[str, int] | None = None  # {"input_tokens", "output_tokens", "total_tokens"}
+    error: str | None = None  # the server's message for failed / incomplete / expired runs
+    error_code: str | None = None
+    meta: dict = field(default_factory=dict)  # response / run ids, for logs
+
+
+TurnEvent = Union[TextDelta, Notice, TurnResult]
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What a provider needs to know about the model, resolved from the file and the CLI."""
+
+    api: str
+    model: str
+    base_url: str | None
+    api_key: str
+    instructions: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+    parallel_tool_calls: bool | None = None
+    tool_choice: str | None = None
+    assistant_id: str | None = None
+    store: bool | None = None
+    seed: int | None = None
+    tools: tuple[dict, ...] = ()  # {"name", "description", "parameters", "strict"} per tool
+    timeout: float = 600.0
+    max_retries: int = 2
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+
+class Provider(ABC):
+    """One conversation on one API. Create, then ``send_message``, then ``submit_tool_outputs``
+    for as long as the model asks for tools, then ``aclose``."""
+
+    api: str
+
+    @abstractmethod
+    def send_message(self, text: str) -> AsyncIterator[TurnEvent]:
+        """Add a user message and stream the model's turn."""
+
+    @abstractmethod
+    def submit_tool_outputs(self, results: Sequence[ToolResult]) -> AsyncIterator[TurnEvent]:
+        """Send every output of the last turn at once and stream the next turn."""
+
+    async def cancel(self) -> None:
+        """Cancel the turn in flight on the server, where the API allows it. Idempotent."""
+
+    async def aclose(self) -> None:
+        """Release network resources."""

@@ -1,0 +1,1 @@
+"""Renderers turn events into what a person (terminal) or a program (JSONL) reads."""

@@ -1,0 +1,222 @@
+"""The terminal view: the answer on stdout as it streams, everything else on stderr.
+
+So ``flowrun x.yaml > answer.txt`` captures just the answer. On a TTY stderr shows a spinner while
+the model thinks or tools run, then one compact line per finished call; piped, the same lines are
+plain and stable (no colour, no carriage returns). ``NO_COLOR`` / ``--no-color`` are honoured.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from typing import TextIO
+
+from runner.events import (
+    Event,
+    Notice,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    TextDelta,
+    ToolCallCompleted,
+    ToolCallRequested,
+    TurnStarted,
+)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]|\x1b\[[0-9;?]*[A-Za-z]|\x1b")
+FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def clean(text: str) -> str:
+    """Strip terminal control sequences a tool or model could use to rewrite the screen."""
+    return _CONTROL.sub("", text)
+
+
+def short(text: str, limit: int = 60) -> str:
+    text = " ".join(clean(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_args(arguments: str, limit: int = 60) -> str:
+    """``{"location": "Paris"}`` shown as ``location="Paris"``."""
+    try:
+        data = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return short(arguments, limit)
+    if not isinstance(data, dict):
+        return short(arguments, limit)
+    parts = [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in data.items()]
+    return short(", ".join(parts), limit)
+
+
+def seconds(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+class Style:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
+
+    def dim(self, t: str) -> str:
+        return self._wrap("2", t)
+
+    def red(self, t: str) -> str:
+        return self._wrap("31", t)
+
+    def green(self, t: str) -> str:
+        return self._wrap("32", t)
+
+    def yellow(self, t: str) -> str:
+        return self._wrap("33", t)
+
+    def bold(self, t: str) -> str:
+        return self._wrap("1", t)
+
+
+class Spinner:
+    """A one-line status on a TTY, redrawn by a background thread until stopped."""
+
+    def __init__(self, err: TextIO, style: Style):
+        self.err = err
+        self.style = style
+        self._label = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shown = False
+
+    def show(self, label: str) -> None:
+        with self._lock:
+            self._label = label
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._spin, daemon=True)
+            self._thread.start()
+
+    def _spin(self) -> None:
+        i = 0
+        while not self._stop.wait(0.08 if i else 0):
+            with self._lock:
+                self.err.write(f"\r\x1b[2K{self.style.dim(FRAMES[i % len(FRAMES)] + ' ' + self._label)}")
+                self.err.flush()
+                self._shown = True
+            i += 1
+
+    def clear(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            if self._shown:
+                self.err.write("\r\x1b[2K")
+                self.err.flush()
+                self._shown = False
+
+
+class TerminalRenderer:
+    def __init__(
+        self,
+        out: TextIO,
+        err: TextIO,
+        *,
+        tty: bool = False,
+        color: bool = False,
+        quiet: bool = False,
+        verbose: bool = False,
+    ):
+        self.out = out
+        self.err = err
+        self.quiet = quiet
+        self.verbose = verbose
+        self.style = Style(color)
+        self.spinner = Spinner(err, self.style) if tty and not quiet else None
+        self._line_open = False  # stdout has text without a final newline
+        self._pending: dict[str, str] = {}
+
+    def _say(self, line: str) -> None:
+        if self.spinner:
+            self.spinner.clear()
+        if self._line_open and self.out is self.err:
+            self.err.write("\n")
+            self._line_open = False
+        self.err.write(line + "\n")
+        self.err.flush()
+
+    def _spin(self, label: str) -> None:
+        if self.spinner:
+            self.spinner.show(label)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            if self.spinner:
+                self.spinner.clear()
+            text = clean(event.text) if self.spinner else event.text
+            self.out.write(text)
+            self.out.flush()
+            if text:
+                self._line_open = not text.endswith("\n")
+        elif isinstance(event, RunStarted):
+            if self.verbose:
+                self._say(self.style.dim(f"run {event.run_id}: {event.workflow} on {event.api} ({event.model})"))
+        elif isinstance(event, TurnStarted):
+            self._spin("waiting for the model…")
+        elif isinstance(event, ToolCallRequested):
+            self._pending[event.call_id] = event.arguments
+            if self.verbose and not self.quiet:
+                self._say(self.style.dim(f"→ {event.name}({clean(event.arguments)})"))
+            names = ", ".join(sorted(set(self._pending_names(event))))
+            self._spin(f"calling {event.name}({short_args(event.arguments, 40)})…" if len(self._pending) == 1 else f"calling {names}…")
+        elif isinstance(event, ToolCallCompleted):
+            self._tool_line(event)
+        elif isinstance(event, Notice):
+            if not self.quiet or event.level == "error":
+                colour = self.style.red if event.level == "error" else self.style.yellow if event.level == "warning" else self.style.dim
+                self._say(colour(f"flowrun: {event.level}: {clean(event.message)}") if event.level != "info" else colour(f"flowrun: {clean(event.message)}"))
+        elif isinstance(event, RunCompleted):
+            self._end_text()
+            if not self.quiet:
+                self._say(self.style.dim(self._summary("completed", event)))
+        elif isinstance(event, RunFailed):
+            self._end_text()
+            self._say(self.style.red(f"flowrun: error: {clean(event.message)}"))
+            if not self.quiet:
+                self._say(self.style.dim(self._summary(event.status, event)))
+
+    def _pending_names(self, event: ToolCallRequested):
+        yield event.name
+
+    def _end_text(self) -> None:
+        if self.spinner:
+            self.spinner.clear()
+        if self._line_open:
+            self.out.write("\n")
+            self.out.flush()
+            self._line_open = False
+
+    def _tool_line(self, e: ToolCallCompleted) -> None:
+        args = self._pending.pop(e.call_id, "")
+        if self.quiet:
+            return
+        output = clean(e.output) if self.verbose else short(e.output, 60)
+        mark = self.style.red("✗") if e.is_error else self.style.green("✓")
+        line = f"{mark} {e.name}({short_args(args)}) → {output} {self.style.dim('(' + seconds(e.duration_ms) + ')')}"
+        self._say(line)
+        if self._pending:
+            self._spin(f"calling {', '.join('…' for _ in self._pending)}")
+
+    def _summary(self, status: str, e: RunCompleted | RunFailed) -> str:
+        parts = [status, f"{e.turns} turn{'s' * (e.turns != 1)}", f"{e.tool_calls} tool call{'s' * (e.tool_calls != 1)}"]
+        if e.usage and e.usage.get("total_tokens"):
+            parts.append(f"{e.usage['total_tokens']} tokens")
+        parts.append(seconds(e.duration_ms))
+        return " · ".join(parts)
+
+    def close(self) -> None:
+        if self.spinner:
+            self.spinner.clear()

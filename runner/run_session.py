@@ -1,0 +1,252 @@
+"""Wire one run together: workflow, settings, optional offline server, sinks, provider, loop.
+
+Kept apart from the click command so ``flowrun test``, ``flowrun batch`` and the tests can run a
+workflow in-process with the same code path as the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, TextIO
+
+from runner.errors import FlowrunError, UsageError
+from runner.events import Event, Notice, RunFailed, RunStarted
+from runner.loop import RunLoop, RunOutcome, new_run_id
+from runner.secret_sources import build_masker
+from runner.settings import OFFLINE_KEY, Overrides, model_settings, render_text, resolve_inputs
+from runner.sinks import FanOut
+from runner.workflow.model import TestCase, Workflow
+
+OFFLINE_BANNER = (
+    "OFFLINE: the model's side is scripted from test case {case!r} of {file}; "
+    "no model is called. The tools are real."
+)
+
+
+@dataclass
+class RunRequest:
+    file: str
+    message: str | None = None
+    vars: dict[str, str] = field(default_factory=dict)
+    api: str | None = None
+    base_url: str | None = None
+    model: str | None = None
+    max_turns: int = 10
+    output: str = "text"
+    offline: bool = False
+    case_name: str | None = None
+    quiet: bool = False
+    verbose: bool = False
+    color: bool = True
+    allow_python: bool = True
+    log_db: str | None = None
+    log: bool = True
+    env: Mapping[str, str] | None = None
+
+
+def pick_case(workflow: Workflow, name: str | None) -> TestCase:
+    if not workflow.tests:
+        raise UsageError(
+            f"{workflow.path} has no test case to script the model from",
+            hint="add a `tests:` entry with `turns:` (see workflows/weather.yaml), or run without --offline",
+        )
+    if name is None:
+        return workflow.tests[0]
+    for case in workflow.tests:
+        if case.name == name:
+            return case
+    names = ", ".join(repr(c.name) for c in workflow.tests)
+    raise UsageError(f"no test case named {name!r}", hint=f"the file has: {names}")
+
+
+def open_log(request: RunRequest, masker):
+    if not request.log:
+        return None
+    try:
+        from runner.runlog import RunLog, default_log_path
+    except ImportError:  # the run log is optional equipment, never a reason to fail
+        return None
+    try:
+        return RunLog.open(request.log_db or default_log_path(), masker=masker)
+    except Exception as exc:  # noqa: BLE001
+        import sys
+
+        sys.stderr.write(f"flowrun: warning: run log unavailable ({exc}); this run is not recorded\n")
+        return None
+
+
+def execute(request: RunRequest, *, out: TextIO, err: TextIO) -> int:
+    """Run a workflow for the CLI; returns the exit code. Errors are printed, never raised."""
+    holder: dict[str, Any] = {}
+    try:
+        return asyncio.run(_execute(request, out, err, holder))
+    except KeyboardInterrupt:
+        outcome: RunOutcome | None = holder.get("outcome")
+        if outcome is None:
+            err.write("\nflowrun: interrupted\n")
+        return 130
+    except FlowrunError as exc:
+        masker = holder.get("masker")
+        text = str(exc) if masker is None else masker.mask(str(exc))
+        err.write(f"flowrun: error: {text}\n")
+        return exc.exit_code
+
+
+async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) -> int:
+    from runner.workflow.validate import load_workflow
+
+    env = os.environ if request.env is None else request.env
+    workflow = load_workflow(Path(request.file))
+    async with contextlib.AsyncExitStack() as stack:
+        overrides = Overrides(api=request.api, base_url=request.base_url, model=request.model)
+        given_vars = dict(request.vars)
+        message = request.message
+        banner = None
+        if request.offline:
+            case = pick_case(workflow, request.case_name)
+            given_vars = {**case.vars, **given_vars}
+            if message is None:
+                message = case.input
+            server = start_offline_server(case)
+            stack.callback(server.stop)
+            overrides = Overrides(api=request.api, base_url=server.base_url, model=request.model)
+            env = {**env, workflow.model.api_key_env: OFFLINE_KEY}
+            banner = OFFLINE_BANNER.format(case=case.name, file=request.file)
+        inputs = resolve_inputs(workflow, given_vars)
+        settings = model_settings(workflow, overrides, inputs, env)
+        masker = build_masker(workflow, env, None if request.offline else settings.api_key)
+        holder["masker"] = masker
+        message = render_text(message if message is not None else workflow.input, inputs, "input")
+        if not message:
+            raise UsageError(
+                "there is no user message", hint=f"give one with -m \"...\" or set `input:` in {request.file}"
+            )
+        run_id = new_run_id()
+        sinks: list[Callable[[Event], None]] = []
+        renderer = make_renderer(request, out, err)
+        sinks.append(renderer)
+        log = open_log(request, masker)
+        if log is not None:
+            stack.callback(log.close)
+            log.start_run(
+                run_id=run_id,
+                workflow_path=str(workflow.path),
+                workflow_sha256=workflow.source_sha256,
+                api=settings.api,
+                model=settings.model,
+                input=masker.mask(message),
+                offline=request.offline,
+            )
+            sinks.append(lambda ev, _log=log: _log.record(run_id, ev))
+        emit = FanOut(sinks, masker)
+        if banner:
+            emit(Notice(level="warning", message=banner))
+        emit(RunStarted(run_id, str(workflow.path), settings.api, settings.model, message, request.offline))
+
+        try:
+            outcome = await run_conversation(
+                workflow,
+                settings,
+                [message],
+                emit,
+                run_id=run_id,
+                inputs=inputs,
+                env=env,
+                masker=masker,
+                allow_python=request.allow_python,
+                max_turns=request.max_turns,
+            )
+        except BaseException:
+            if log is not None:
+                log.finish_run(run_id, status="crashed", final_text="", usage=None, exit_code=1, error="internal error")
+            raise
+        holder["outcome"] = outcome
+        if log is not None:
+            log.finish_run(
+                run_id,
+                status=outcome.status,
+                final_text=outcome.final_text,
+                usage=outcome.usage,
+                exit_code=outcome.exit_code,
+                error=outcome.message or None,
+            )
+        if hasattr(renderer, "close"):
+            renderer.close()
+        return outcome.exit_code
+
+
+async def run_conversation(
+    workflow: Workflow,
+    settings,
+    messages: list[str],
+    emit: Callable[[Event], None],
+    *,
+    run_id: str,
+    inputs: Mapping[str, Any],
+    env: Mapping[str, str],
+    masker,
+    allow_python: bool = True,
+    max_turns: int = 10,
+    mock_http: Mapping[str, Any] | None = None,
+    next_message: Callable[[], Any] | None = None,
+) -> RunOutcome:
+    """The run path every caller shares: provider + dispatcher + loop. Each message after the
+    first (and each one ``next_message`` returns, until it returns None) continues the same
+    conversation."""
+    from runner.providers.factory import create_provider
+    from runner.tools.dispatcher import Dispatcher
+
+    async with contextlib.AsyncExitStack() as stack:
+        provider = create_provider(settings)
+        stack.push_async_callback(provider.aclose)
+        dispatcher = Dispatcher(
+            workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http
+        )
+        stack.push_async_callback(dispatcher.aclose)
+        loop = RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns)
+        outcome = await loop.run(messages[0])
+        pending = list(messages[1:])
+        while outcome.exit_code == 0:
+            if pending:
+                follow = pending.pop(0)
+            elif next_message is not None:
+                follow = await next_message()
+            else:
+                break
+            if not follow:
+                break
+            outcome = await loop.follow_up(follow)
+        return outcome
+
+
+def start_offline_server(case: TestCase):
+    from runner.scripted import ScriptedServer
+
+    server = ScriptedServer(list(case.turns))
+    server.start()
+    return server
+
+
+def make_renderer(request: RunRequest, out: TextIO, err: TextIO):
+    if request.output == "jsonl":
+        from runner.render.jsonl import JsonlRenderer
+
+        return JsonlRenderer(out)
+    from runner.render.terminal import TerminalRenderer
+
+    tty = bool(getattr(err, "isatty", lambda: False)())
+    return TerminalRenderer(
+        out,
+        err,
+        tty=tty,
+        color=request.color and tty,
+        quiet=request.quiet,
+        verbose=request.verbose,
+    )
+
+
+__all__ = ["RunRequest", "execute", "RunFailed"]

@@ -1,0 +1,1 @@
+"""``flowrun test``: run a workflow's test cases through the real run path, offline."""

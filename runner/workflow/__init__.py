@@ -1,0 +1,1 @@
+"""Workflow files: load safely, validate against the JSON Schema, build frozen spec objects."""
