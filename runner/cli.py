@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     from runner.errors import FlowrunError
 
     try:
-        cli.main(args=argv, prog_name="flowrun", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="flowrun", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -91,4 +91,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

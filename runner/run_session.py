@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
+from runner.aio import in_daemon_thread
 from runner.errors import FlowrunError, UsageError
 from runner.events import Event, Notice, RunFailed, RunStarted
 from runner.loop import RunLoop, RunOutcome, new_run_id
@@ -46,6 +47,9 @@ class RunRequest:
     log_db: str | None = None
     log: bool = True
     env: Mapping[str, str] | None = None
+    chat: bool = False
+    record: str | None = None  # write the run as a test case to this file
+    read_line: Callable[[str], str | None] | None = None  # for --chat; default reads stdin
 
 
 def pick_case(workflow: Workflow, name: str | None) -> TestCase:
@@ -142,6 +146,12 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
                 offline=request.offline,
             )
             sinks.append(lambda ev, _log=log: _log.record(run_id, ev))
+        recorder = None
+        if request.record:
+            from runner.testing.record import Recorder
+
+            recorder = Recorder()
+            sinks.append(recorder)
         emit = FanOut(sinks, masker)
         if banner:
             emit(Notice(level="warning", message=banner))
@@ -159,12 +169,22 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
                 masker=masker,
                 allow_python=request.allow_python,
                 max_turns=request.max_turns,
+                next_message=chat_reader(request, err) if request.chat else None,
             )
-        except BaseException:
+        except (KeyboardInterrupt, asyncio.CancelledError):
             if log is not None:
-                log.finish_run(run_id, status="crashed", final_text="", usage=None, exit_code=1, error="internal error")
+                log.finish_run(run_id, status="interrupted", final_text="", usage=None, exit_code=130, error="interrupted by the user")
+            raise
+        except BaseException as exc:
+            if log is not None:
+                log.finish_run(run_id, status="crashed", final_text="", usage=None, exit_code=1, error=f"internal error: {type(exc).__name__}")
             raise
         holder["outcome"] = outcome
+        if recorder is not None:
+            from runner.testing.record import save_case
+
+            save_case(recorder.case(), Path(request.record))
+            err.write(f"flowrun: recorded this run as a test case in {request.record}\n")
         if log is not None:
             log.finish_run(
                 run_id,
@@ -221,6 +241,25 @@ async def run_conversation(
                 break
             outcome = await loop.follow_up(follow)
         return outcome
+
+
+def chat_reader(request: RunRequest, err: TextIO):
+    """``--chat``: the next user message, read off the event loop; None ends the conversation."""
+    import sys
+
+    def read(prompt: str) -> str | None:
+        err.write(prompt)
+        err.flush()
+        line = sys.stdin.readline()
+        return line.rstrip("\n") if line else None
+
+    reader = request.read_line or read
+
+    async def next_message() -> str | None:
+        text = await in_daemon_thread(reader, "\nyou> ")
+        return text.strip() or None if text is not None else None
+
+    return next_message
 
 
 def start_offline_server(case: TestCase):

@@ -40,6 +40,8 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("-o", "--output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True, help="text: the answer on stdout; jsonl: one event per line.")
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's test case; the tools are real.")
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from (default: the first).")
+@click.option("--chat", is_flag=True, help="After the answer, read your next message and continue the same conversation (empty line or Ctrl-D ends).")
+@click.option("--record", "record_path", type=click.Path(dir_okay=False), help="Save this run's model turns and tool outputs as a test case (e.g. workflows/weather.test.yaml) for `flowrun test`.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the answer.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show full tool arguments and outputs.")
 @click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
@@ -67,6 +69,8 @@ def run_command(file: str, **options) -> None:
         allow_python=not options["no_python"],
         log_db=options["log_db"],
         log=not options["no_log"],
+        chat=options["chat"],
+        record=options["record_path"],
     )
     code = execute(request, out=sys.stdout, err=sys.stderr)
     sys.exit(code)

@@ -25,7 +25,12 @@ from runner.events import (
     TurnStarted,
 )
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]|\x1b\[[0-9;?]*[A-Za-z]|\x1b")
+_CONTROL = re.compile(
+    r"\x1b\[[0-9;?]*[ -/]*[@-~]"  # CSI: cursor moves, colours, screen clears
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window titles, hyperlinks
+    r"|\x1b[@-Z\\-_]?"  # other escapes
+    r"|[\x00-\x08\x0b-\x1f\x7f\x9b]"  # control characters (tab and newline stay)
+)
 FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
@@ -137,7 +142,7 @@ class TerminalRenderer:
         self.style = Style(color)
         self.spinner = Spinner(err, self.style) if tty and not quiet else None
         self._line_open = False  # stdout has text without a final newline
-        self._pending: dict[str, str] = {}
+        self._pending: dict[str, tuple[str, str]] = {}  # call id -> (name, arguments)
 
     def _say(self, line: str) -> None:
         if self.spinner:
@@ -167,11 +172,10 @@ class TerminalRenderer:
         elif isinstance(event, TurnStarted):
             self._spin("waiting for the model…")
         elif isinstance(event, ToolCallRequested):
-            self._pending[event.call_id] = event.arguments
+            self._pending[event.call_id] = (event.name, event.arguments)
             if self.verbose and not self.quiet:
                 self._say(self.style.dim(f"→ {event.name}({clean(event.arguments)})"))
-            names = ", ".join(sorted(set(self._pending_names(event))))
-            self._spin(f"calling {event.name}({short_args(event.arguments, 40)})…" if len(self._pending) == 1 else f"calling {names}…")
+            self._spin_tools()
         elif isinstance(event, ToolCallCompleted):
             self._tool_line(event)
         elif isinstance(event, Notice):
@@ -188,8 +192,13 @@ class TerminalRenderer:
             if not self.quiet:
                 self._say(self.style.dim(self._summary(event.status, event)))
 
-    def _pending_names(self, event: ToolCallRequested):
-        yield event.name
+    def _spin_tools(self) -> None:
+        if len(self._pending) == 1:
+            name, args = next(iter(self._pending.values()))
+            self._spin(f"calling {name}({short_args(args, 40)})…")
+        elif self._pending:
+            names = ", ".join(name for name, _ in self._pending.values())
+            self._spin(f"calling {len(self._pending)} tools: {short(names, 50)}…")
 
     def _end_text(self) -> None:
         if self.spinner:
@@ -200,15 +209,14 @@ class TerminalRenderer:
             self._line_open = False
 
     def _tool_line(self, e: ToolCallCompleted) -> None:
-        args = self._pending.pop(e.call_id, "")
+        _, args = self._pending.pop(e.call_id, ("", ""))
         if self.quiet:
             return
         output = clean(e.output) if self.verbose else short(e.output, 60)
         mark = self.style.red("✗") if e.is_error else self.style.green("✓")
         line = f"{mark} {e.name}({short_args(args)}) → {output} {self.style.dim('(' + seconds(e.duration_ms) + ')')}"
         self._say(line)
-        if self._pending:
-            self._spin(f"calling {', '.join('…' for _ in self._pending)}")
+        self._spin_tools()
 
     def _summary(self, status: str, e: RunCompleted | RunFailed) -> str:
         parts = [status, f"{e.turns} turn{'s' * (e.turns != 1)}", f"{e.tool_calls} tool call{'s' * (e.tool_calls != 1)}"]

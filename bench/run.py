@@ -1,0 +1,465 @@
+"""flowrun performance figures, each a ratio measured side by side in this one run.
+
+    .venv/bin/python bench/run.py            # all five figures (about a minute on 2 cores)
+    .venv/bin/python bench/run.py --only 1,4 --quick
+
+1. Run overhead: the weather workflow (2 turns, 2 parallel tools) 200 times through flowrun
+   (the batch engine, one run at a time) vs a hand-written loop on the raw ``openai`` SDK sending
+   the same requests, per API, against the same scripted server with no latency.
+2. Start-up: ``flowrun validate`` and ``flowrun --help`` vs ``python -c "import yaml, jsonschema, click"``.
+3. Parallel tools: one turn of 8 HTTP tool calls, each answered after 200 ms.
+4. Batch: ``flowrun batch`` over 1,000 inputs, concurrency 100, 100 ms per model turn.
+5. Cost growth: flowrun's client CPU per tool round for 10 / 100 / 1,000 rounds, and per output
+   byte for tool outputs of 1 KB / 100 KB / 1 MB.
+
+The scripted server runs in its own process (bench/serve.py) so each side has a core; a benchmark,
+not a test: figures vary a little from run to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+
+try:
+    import openai  # noqa: F401
+except ImportError:  # run with a Python that lacks the project: use the project's venv
+    if VENV_PY.exists() and Path(sys.executable) != VENV_PY:
+        os.execv(str(VENV_PY), [str(VENV_PY), *sys.argv])
+    raise
+
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import rawloop  # noqa: E402
+
+from runner.batch import Batch, BatchOptions  # noqa: E402
+from runner.workflow.validate import load_workflow  # noqa: E402
+
+WEATHER = ROOT / "workflows" / "weather.yaml"
+APIS = ("responses", "chat", "assistants")
+
+
+@dataclass
+class Row:
+    key: str
+    figure: str
+    measured: str
+    target: str
+    ok: bool
+    note: str = ""
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def server_process(script: str, *, latency_turn: float = 0.0):
+    """bench/serve.py in a child process; yields its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "serve.py"), script, "--latency-turn", str(latency_turn)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError("bench/serve.py did not start")
+        yield url
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def flowrun_cmd() -> list[str]:
+    script = Path(sys.executable).parent / "flowrun"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "runner"]
+
+
+def write_inputs(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+async def flowrun_block(workflow_file: Path, api: str, url: str, inputs: Path, tmp: Path, *, max_turns: int = 10):
+    """One batch, one run at a time: flowrun's own way of doing many runs in one process."""
+    out = tmp / f"out-{time.monotonic_ns()}.jsonl"
+    options = BatchOptions(file=str(workflow_file), inputs=str(inputs), out=str(out), concurrency=1, api=api,
+                           base_url=url, max_turns=max_turns, env={k: v for k, v in os.environ.items()
+                                                                   if not k.startswith("OPENAI_")})
+    summary = await Batch(options).run()
+    if summary.failed:
+        raise RuntimeError(f"flowrun runs failed: {summary.first_failure}")
+    return summary
+
+
+async def raw_block(api: str, url: str, spec: dict, message: str, n: int, call_tool, expect: str) -> None:
+    client = rawloop.openai.AsyncOpenAI(base_url=url, api_key="bench")  # once per "program", as the docs do
+    try:
+        for _ in range(n):
+            text = await rawloop.RUNS[api](client, spec, message, call_tool)
+            if expect not in text:
+                raise RuntimeError(f"raw loop got {text!r}")
+    finally:
+        await client.close()
+
+
+def show_progress(text: str) -> None:
+    sys.stderr.write(f"  {text}\n")
+    sys.stderr.flush()
+
+
+# --- 1. run overhead --------------------------------------------------------------------------
+
+
+def figure_1(runs: int, tmp: Path) -> list[Row]:
+    """Per-run wall time, flowrun and raw runs interleaved one by one (so load from anything
+    else on the machine hits both alike); the ratio of the medians."""
+    workflow = load_workflow(WEATHER)
+    message = workflow.input
+    static = {"get_current_temperature": "57", "get_rain_probability": "0.06"}
+
+    async def call_tool(name: str, args: dict) -> str:
+        return static[name]
+
+    inputs = write_inputs(tmp / "weather-inputs.jsonl", ['{"vars": {}}'] * (runs + 10))
+    rows = []
+    with server_process("weather") as url:
+        for api in APIS:
+            spec = rawloop.spec_for(api, workflow)
+
+            async def measure() -> tuple[list[float], list[float]]:
+                out = tmp / f"fig1-{api}.jsonl"
+                batch = Batch(BatchOptions(file=str(WEATHER), inputs=str(inputs), out=str(out), concurrency=1,
+                                           api=api, base_url=url, env=_no_openai_env()))
+                client = rawloop.openai.AsyncOpenAI(base_url=url, api_key="bench")  # once, as the docs do
+                flow, raw = [], []
+                try:
+                    async with batch.session() as todo:
+                        for i, item in enumerate(todo):
+                            for side in (("flow", "raw") if i % 2 == 0 else ("raw", "flow")):
+                                t = time.perf_counter()
+                                if side == "flow":
+                                    await batch.run_input(item)
+                                    flow.append(time.perf_counter() - t)
+                                else:
+                                    text = await rawloop.RUNS[api](client, spec, message, call_tool)
+                                    raw.append(time.perf_counter() - t)
+                                    assert "57" in text, text
+                finally:
+                    await client.close()
+                if batch.summary.failed:
+                    raise RuntimeError(f"flowrun runs failed: {batch.summary.first_failure}")
+                return flow[10:], raw[10:]  # the first 10 of each warm up
+
+            flow, raw = asyncio.run(measure())
+            f, r = statistics.median(flow), statistics.median(raw)
+            ratio = f / r
+            show_progress(f"1 {api}: flowrun {f * 1000:.2f} ms/run, raw {r * 1000:.2f} ms/run (medians)")
+            rows.append(Row(
+                f"1{'abc'[APIS.index(api)]}", f"run overhead, {api} ({len(flow)} runs)", f"{ratio:.2f}x",
+                "<= 1.10x", ratio <= 1.10,
+                f"median run: flowrun {f * 1000:.2f} ms vs raw openai loop {r * 1000:.2f} ms "
+                f"(means {statistics.mean(flow) * 1000:.2f} vs {statistics.mean(raw) * 1000:.2f})",
+            ))
+    return rows
+
+
+# --- 2. start-up --------------------------------------------------------------------------------
+
+
+def wall(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - t
+
+
+def imports_openai(args: list[str]) -> bool:
+    probe = ("import sys, runpy; sys.argv = ['flowrun', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('runner', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "sys.stderr.write('OPENAI=%s' % ('openai' in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True)
+    return "OPENAI=True" in done.stderr
+
+
+def figure_2(repeat: int) -> list[Row]:
+    base = [sys.executable, "-c", "import yaml, jsonschema, click"]
+    flowrun = flowrun_cmd()
+    cases = {"validate": [*flowrun, "validate", "workflows/weather.yaml"], "--help": [*flowrun, "--help"]}
+    times: dict[str, list[float]] = {"base": [], **{k: [] for k in cases}}
+    for cmd in [base, *cases.values()]:
+        wall(cmd)  # warm the file cache
+    for _ in range(repeat):
+        times["base"].append(wall(base))
+        for name, cmd in cases.items():
+            times[name].append(wall(cmd))
+    b = statistics.median(times["base"])
+    rows = []
+    for i, (name, cmd) in enumerate(cases.items()):
+        m = statistics.median(times[name])
+        heavy = imports_openai(cmd[len(flowrun):])
+        ratio = m / b
+        rows.append(Row(
+            f"2{'ab'[i]}", f"start-up, flowrun {name}", f"{ratio:.2f}x", "<= 1.5x", ratio <= 1.5 and not heavy,
+            f"{m * 1000:.0f} ms vs {b * 1000:.0f} ms for the imports alone (median of {repeat});"
+            f" openai imported: {'YES' if heavy else 'no'}",
+        ))
+    return rows
+
+
+# --- 3. parallel tools --------------------------------------------------------------------------
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802
+        time.sleep(0.2)
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def figure_3(tmp: Path, calls: int = 8, delay: float = 0.2) -> list[Row]:
+    from runner.providers.base import ToolCall
+    from runner.tools.dispatcher import Dispatcher
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        path = tmp / "fanout.yaml"
+        path.write_text(f"""version: 1
+name: fanout
+model: {{api: chat, name: m}}
+input: go
+tools:
+  - name: slow
+    description: answers after 200 ms
+    parameters: {{type: object, properties: {{i: {{type: integer}}}}, required: [i], additionalProperties: false}}
+    resolve:
+      http:
+        url: http://127.0.0.1:{server.server_address[1]}/slow
+        query: {{i: "${{{{ args.i }}}}"}}
+        allow_private_network: true
+""")
+        workflow = load_workflow(path)
+
+        async def measure() -> list[float]:
+            dispatcher = Dispatcher(workflow, env={})
+            try:
+                batch = [ToolCall(f"call_{i}", "slow", f'{{"i": {i}}}') for i in range(calls)]
+                await dispatcher.run_all(batch[:1])  # warm-up: client and imports
+                took = []
+                for _ in range(3):
+                    t = time.perf_counter()
+                    results = await dispatcher.run_all(batch)
+                    took.append(time.perf_counter() - t)
+                    bad = [r.output for r in results if r.is_error]
+                    if bad:
+                        raise RuntimeError(f"tool failed: {bad[0]}")
+                return took
+            finally:
+                await dispatcher.aclose()
+
+        took = asyncio.run(measure())
+    finally:
+        server.shutdown()
+        server.server_close()
+    m = statistics.median(took)
+    ratio = m / delay
+    return [Row("3", f"parallel tools, {calls} HTTP calls x {delay * 1000:.0f} ms", f"{ratio:.2f}x", "<= 1.3x",
+                ratio <= 1.3, f"one turn's dispatch took {m * 1000:.0f} ms (median of 3); serial would be "
+                f"{calls * delay * 1000:.0f} ms")]
+
+
+# --- 4. batch -----------------------------------------------------------------------------------
+
+
+def figure_4(tmp: Path, n: int, concurrency: int, latency: float) -> list[Row]:
+    inputs = write_inputs(tmp / "batch-inputs.jsonl",
+                          [f'{{"message": "Weather in city {i}?", "id": {i}}}' for i in range(n)])
+    out = tmp / "batch-results.jsonl"
+    ideal = n / concurrency * 2 * latency
+    with server_process("weather", latency_turn=latency) as url:
+        err = open(tmp / "batch-stderr.txt", "w+")
+        t = time.perf_counter()
+        proc = subprocess.Popen([*flowrun_cmd(), "batch", str(WEATHER), "--inputs", str(inputs), "--out", str(out),
+                                 "--concurrency", str(concurrency), "--base-url", url],
+                                cwd=tmp, stdout=subprocess.DEVNULL, stderr=err, env=_no_openai_env())
+        _, status, usage = os.wait4(proc.pid, 0)
+        took = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        said = err.read().strip().splitlines()
+    lines = out.read_text().splitlines()
+    peak_mb = usage.ru_maxrss / 1024
+    ratio = took / ideal
+    ok = ratio <= 1.5 and proc.returncode == 0 and len(lines) == n
+    summary = said[-1] if said else "(no summary)"
+    return [Row("4", f"batch, {n} inputs, concurrency {concurrency}, {latency * 1000:.0f} ms/turn",
+                f"{ratio:.2f}x", "<= 1.5x", ok,
+                f"{took:.2f} s wall (process start included) vs ideal {ideal:.1f} s; peak RSS {peak_mb:.0f} MB;"
+                f" {len(lines)} result lines; exit {proc.returncode}; said: {summary}")]
+
+
+def _no_openai_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+
+
+# --- 5. cost growth -----------------------------------------------------------------------------
+
+
+def blob_workflow(tmp: Path) -> Path:
+    (tmp / "benchtools.py").write_text(
+        "async def blob(size: int, round: int = 0) -> str:\n    return 'x' * size\n")
+    path = tmp / "blob.yaml"
+    path.write_text("""version: 1
+name: blob
+model: {api: responses, name: scripted}
+instructions: Call blob until told otherwise.
+input: rounds=1 size=1000
+tools:
+  - name: blob
+    description: returns size bytes
+    parameters: {type: object, properties: {size: {type: integer}, round: {type: integer}}, required: [size]}
+    resolve:
+      python: benchtools:blob
+""")
+    return path
+
+
+def figure_5(tmp: Path, quick: bool) -> list[Row]:
+    workflow_file = blob_workflow(tmp)
+    workflow = load_workflow(workflow_file)
+    spec = rawloop.spec_for("responses", workflow)
+
+    async def call_tool(name: str, args: dict) -> str:
+        return "x" * int(args["size"])
+
+    total = 300 if quick else 1000
+
+    def cpu_per_run(url: str, rounds: int, size: int, runs: int) -> tuple[float, float]:
+        message = f"rounds={rounds} size={size}"
+        inputs = write_inputs(tmp / f"blob-{rounds}-{size}.jsonl", [f'{{"message": "{message}"}}'] * runs)
+
+        async def measure() -> tuple[float, float]:
+            c = time.process_time()
+            await flowrun_block(workflow_file, "responses", url, inputs, tmp, max_turns=rounds + 1)
+            flow = time.process_time() - c
+            c = time.process_time()
+            await raw_block("responses", url, spec, message, runs, call_tool, "done")
+            raw = time.process_time() - c
+            return flow / runs, raw / runs
+
+        return asyncio.run(measure())
+
+    rows = []
+    with server_process("rounds") as url:
+        cpu_per_run(url, 2, 100, 5)  # warm-up
+        per_round = {}
+        for rounds in (10, 100, 1000):
+            if quick and rounds == 1000:
+                rounds = 300
+            flow, raw = cpu_per_run(url, rounds, 1000, max(1, total // rounds))
+            per_round[rounds] = (flow / rounds, raw / rounds)
+            show_progress(f"5 rounds={rounds}: flowrun {flow / rounds * 1000:.2f} ms CPU/round, "
+                          f"raw {raw / rounds * 1000:.2f}")
+        lo, hi = min(per_round), max(per_round)
+        growth = per_round[hi][0] / per_round[lo][0]
+        detail = ", ".join(f"{r} rounds {v[0] * 1000:.2f} ms" for r, v in per_round.items())
+        raw_detail = ", ".join(f"{v[1] * 1000:.2f}" for v in per_round.values())
+        rows.append(Row("5a", f"cost per tool round, {hi} vs {lo} rounds", f"{growth:.2f}x", "<= 1.5x",
+                        growth <= 1.5, f"flowrun client CPU per round: {detail} (raw loop: {raw_detail} ms)"))
+        per_size = {}
+        for size in (1_000, 100_000, 1_000_000):
+            runs = 20 if size < 1_000_000 else 10
+            per_size[size] = cpu_per_run(url, 1, size, 5 if quick else runs)
+            show_progress(f"5 size={size}: flowrun {per_size[size][0] * 1000:.2f} ms CPU/run, "
+                          f"raw {per_size[size][1] * 1000:.2f}")
+        base = per_size[1_000][0]
+        slope_mid = (per_size[100_000][0] - base) / 99_000
+        slope_big = (per_size[1_000_000][0] - base) / 999_000
+        growth = slope_big / slope_mid if slope_mid > 0 else 0.0
+        detail = ", ".join(f"{_size(s)} {v[0] * 1000:.1f} ms" for s, v in per_size.items())
+        raw_detail = ", ".join(f"{v[1] * 1000:.1f}" for v in per_size.values())
+        rows.append(Row("5b", "cost per output byte, 1 MB vs 100 KB outputs", f"{growth:.2f}x", "<= 1.5x",
+                        growth <= 1.5, f"flowrun client CPU per run: {detail} (raw loop: {raw_detail} ms; "
+                        "flowrun sends at most 100,000 characters of a tool's output)"))
+    return rows
+
+
+def _size(n: int) -> str:
+    return f"{n // 1_000_000} MB" if n >= 1_000_000 else f"{n // 1000} KB"
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def table(rows: list[Row]) -> str:
+    head = ("#", "figure", "measured", "target", "mark")
+    body = [(r.key, r.figure, r.measured, r.target, "PASS" if r.ok else "SHORT") for r in rows]
+    widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
+
+    def fmt(cells) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    lines = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, body)]
+    lines.append("")
+    lines += [f"{r.key}: {r.note}" for r in rows if r.note]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", help="comma-separated figure numbers, e.g. 1,4")
+    p.add_argument("--quick", action="store_true", help="fewer runs (a smoke test of the bench itself)")
+    args = p.parse_args()
+    only = {int(x) for x in args.only.split(",")} if args.only else {1, 2, 3, 4, 5}
+    started = time.perf_counter()
+    rows: list[Row] = []
+    import platform
+
+    print(f"flowrun bench: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+          f"openai {rawloop.openai.__version__}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="flowrun-bench-") as name:
+        tmp = Path(name)
+        steps = {
+            1: lambda: figure_1(40 if args.quick else 200, tmp),
+            2: lambda: figure_2(3 if args.quick else 7),
+            3: lambda: figure_3(tmp),
+            4: lambda: figure_4(tmp, 200 if args.quick else 1000, 100, 0.1),
+            5: lambda: figure_5(tmp, args.quick),
+        }
+        for number in sorted(only):
+            show_progress(f"figure {number}...")
+            rows += steps[number]()
+    print(table(rows))
+    print(f"\n{sum(r.ok for r in rows)}/{len(rows)} on target; bench took {time.perf_counter() - started:.0f} s")
+    return 0 if all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

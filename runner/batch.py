@@ -1,0 +1,354 @@
+"""``flowrun batch``: one workflow over many inputs, as fast as the API's rate limits allow.
+
+Every input is one ordinary run (``run_session.run_conversation``: provider, dispatcher, loop) so a
+batch behaves exactly like ``flowrun run`` once per line. What the batch adds:
+
+- asyncio workers, at most ``concurrency`` runs in flight;
+- ONE HTTP connection pool for every run (an SDK client costs ~18 ms of TLS set-up, more than a
+  whole scripted run), with a batch-wide ``RateGate`` on it: a 429 pauses every request for its
+  ``Retry-After`` and narrows the concurrency, so the batch slows down instead of failing inputs;
+  a run that still ends on a 429 before any tool ran is queued again (nothing was done twice);
+- results appended to the out file as each input finishes (``batch_io`` has the format and the
+  durability policy), so ``--resume`` skips the inputs already there;
+- a failing input is a failed result line, never the end of the batch. Only what fails every
+  input alike (an invalid workflow file, no API key) stops it before it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Mapping
+
+from runner.batch_io import BatchInput, ResultWriter, read_done, read_inputs, repair_tail
+from runner.errors import FlowrunError, UsageError
+from runner.events import Event, RunCompleted, RunFailed, ToolCallCompleted, ToolCallRequested
+from runner.settings import OFFLINE_KEY, Overrides, model_settings, render_text, resolve_inputs
+
+BATCH_MAX_RETRIES = 4  # per request; the gate spaces them out by the server's Retry-After
+MAX_REQUEUES = 5  # per input, for runs that ended on a 429 before any tool ran
+
+
+@dataclass
+class BatchOptions:
+    file: str
+    inputs: str
+    out: str
+    concurrency: int = 8
+    resume: bool = False
+    retry_failed: bool = False  # with resume: run again the inputs whose last result failed
+    api: str | None = None
+    base_url: str | None = None
+    model: str | None = None
+    max_turns: int = 10
+    offline: bool = False
+    case_name: str | None = None
+    allow_python: bool = True
+    env: Mapping[str, str] | None = None
+
+
+@dataclass
+class BatchSummary:
+    total: int = 0  # inputs in the file
+    skipped: int = 0  # already in the out file (--resume)
+    completed: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    rate_limited: int = 0  # 429 answers seen
+    interrupted: bool = False
+    first_failure: dict | None = None
+
+    @property
+    def done(self) -> int:
+        return self.skipped + self.completed + self.failed
+
+    def line(self) -> str:
+        """``1000 inputs: 998 completed, 2 failed in 2.3 s`` (plus what else happened)."""
+        parts = [f"{self.completed} completed", f"{self.failed} failed"]
+        if self.skipped:
+            parts.insert(0, f"{self.skipped} already done")
+        text = f"{self.total} inputs: {', '.join(parts)} in {self.seconds:.1f} s"
+        if self.rate_limited:
+            text += f" ({self.rate_limited} rate-limit answers waited out)"
+        if self.interrupted:
+            left = self.total - self.done
+            text += f"; interrupted with {left} left: run the same command with --resume to finish"
+        return text
+
+
+def empty_record(item: BatchInput, status: str, error: str) -> dict[str, Any]:
+    return {
+        "index": item.index,
+        "line": item.line,
+        **({"id": item.id} if item.id is not None else {}),
+        "status": status,
+        "final_text": "",
+        "tool_calls": [],
+        "usage": None,
+        "error": error,
+        "duration_ms": 0.0,
+    }
+
+
+class _Collector:
+    """Keeps what a result line needs from the (already masked) event stream."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.end: RunCompleted | RunFailed | None = None
+
+    def __call__(self, ev: Event) -> None:
+        if isinstance(ev, ToolCallRequested):
+            self.calls[ev.call_id] = {"name": ev.name, "arguments": ev.arguments, "output": None, "is_error": False}
+        elif isinstance(ev, ToolCallCompleted):
+            entry = self.calls.setdefault(ev.call_id, {"name": ev.name, "arguments": None})
+            entry["output"] = ev.output
+            entry["is_error"] = ev.is_error
+        elif isinstance(ev, (RunCompleted, RunFailed)):
+            self.end = ev
+
+
+class Batch:
+    """One batch: the plan (workflow, inputs, what to skip) and the run of it."""
+
+    def __init__(self, options: BatchOptions, *, on_result: Callable[[dict, BatchSummary], None] | None = None):
+        self.options = options
+        self.on_result = on_result
+        self.summary = BatchSummary()
+        self.env: Mapping[str, str] = os.environ if options.env is None else options.env
+
+    # --- plan ---------------------------------------------------------------------------------
+
+    def _load(self):
+        from runner.workflow.validate import load_workflow
+
+        o = self.options
+        if Path(o.out).resolve() == Path(o.inputs).resolve():
+            raise UsageError("--out is the inputs file", hint="write the results to another file")
+        workflow = load_workflow(Path(o.file))
+        try:
+            items = read_inputs(o.inputs)
+        except OSError as exc:
+            raise UsageError(f"cannot read the inputs: {exc.strerror or exc}: {o.inputs}") from None
+        done: dict[int, str] = {}
+        out = Path(o.out)
+        if o.resume:
+            repair_tail(out)
+            done = read_done(out)
+        elif out.exists() and out.stat().st_size > 0:
+            raise UsageError(
+                f"{o.out} already holds results",
+                hint="add --resume to skip the inputs it has, or choose another --out",
+            )
+        keep = ("completed",) if o.retry_failed else None
+        todo = [it for it in items if it.index not in done or (keep is not None and done[it.index] not in keep)]
+        return workflow, items, todo
+
+    # --- run ----------------------------------------------------------------------------------
+
+    async def run(self) -> BatchSummary:
+        """Run every input still to do; returns the tally (also kept in ``self.summary``)."""
+        started = time.monotonic()
+        async with self.session() as todo:
+            pending = deque(todo)
+            workers = [asyncio.ensure_future(self._worker(pending)) for _ in range(min(self.gate.ceiling, len(todo)))]
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                self.summary.interrupted = True
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
+            finally:
+                self.summary.seconds = time.monotonic() - started
+                self.summary.rate_limited = self.gate.hits
+        return self.summary
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[list[BatchInput]]:
+        """Everything the runs share (workflow, HTTP client and gate, offline server, results
+        file), open for the duration; yields the inputs still to do. ``run`` uses it, and so
+        does the benchmark, which interleaves ``run_input`` calls with a baseline's runs."""
+        from runner.batch_gate import RateGate, shared_client
+
+        o = self.options
+        self.workflow, items, todo = self._load()
+        self.summary.total = len(items)
+        self.summary.skipped = len(items) - len(todo)
+        self._requeues: dict[int, int] = {}
+        async with contextlib.AsyncExitStack() as stack:
+            concurrency = max(1, o.concurrency)
+            self.gate = RateGate(concurrency)
+            self.client = shared_client(self.gate, concurrency)
+            stack.push_async_callback(self.client.shutdown)  # after the offline server stops
+            self.case = None
+            self.overrides = Overrides(api=o.api, base_url=o.base_url, model=o.model)
+            if o.offline:
+                from runner.run_session import pick_case, start_offline_server
+
+                self.case = pick_case(self.workflow, o.case_name)
+                server = start_offline_server(self.case)
+                stack.callback(server.stop)
+                self.overrides = Overrides(api=o.api, base_url=server.base_url, model=o.model)
+                self.env = {**self.env, self.workflow.model.api_key_env: OFFLINE_KEY}
+            self._preflight(todo)
+            self.writer = ResultWriter(o.out, append=o.resume)
+            stack.callback(self.writer.close)
+            yield todo
+
+    def _preflight(self, todo: list[BatchInput]) -> None:
+        """Fail the whole batch now for what would fail every input (no key, unknown API)."""
+        for item in todo:
+            if item.problem:
+                continue
+            try:
+                inputs = resolve_inputs(self.workflow, self._vars(item))
+            except UsageError:
+                continue
+            model_settings(self.workflow, self.overrides, inputs, self.env)  # raises for everyone
+            return
+
+    def _vars(self, item: BatchInput) -> dict[str, str]:
+        if self.case is None:
+            return dict(item.vars)
+        return {**{k: str(v) for k, v in self.case.vars.items()}, **item.vars}
+
+    async def _worker(self, pending: deque) -> None:
+        while pending:
+            item = pending.popleft()
+            if not await self.run_input(item):
+                pending.append(item)
+
+    async def run_input(self, item: BatchInput) -> bool:
+        """Run one input inside ``session`` and record its result. False: it was rate-limited
+        before any tool ran and should be queued again."""
+        from runner.batch_gate import CURRENT_RUN, RunTrace
+
+        trace = RunTrace()
+        await self.gate.acquire()
+        token = CURRENT_RUN.set(trace)
+        try:
+            record = await self._run_one(item, trace)
+        finally:
+            CURRENT_RUN.reset(token)
+            await self.gate.release(ok=trace.last_status != 429)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError  # the loop turned Ctrl-C into an "interrupted" run
+        if record is None:
+            return False
+        self._record(record)
+        return True
+
+    def _record(self, record: dict) -> None:
+        self.writer.write(record)
+        s = self.summary
+        if record["status"] == "completed":
+            s.completed += 1
+        else:
+            s.failed += 1
+            if s.first_failure is None:
+                s.first_failure = record
+        if self.on_result is not None:
+            self.on_result(record, s)
+
+    async def _run_one(self, item: BatchInput, trace) -> dict | None:
+        """The result line for one input, or None to queue it again (rate-limited at start)."""
+        from runner.loop import new_run_id
+        from runner.secret_sources import build_masker
+        from runner.sinks import FanOut
+
+        if item.problem:
+            return empty_record(item, "invalid_input", item.problem)
+        o = self.options
+        where = f"{o.inputs}:{item.line}"
+        started = time.perf_counter()
+        try:
+            inputs = resolve_inputs(self.workflow, self._vars(item))
+            default = self.case.input if self.case is not None and self.case.input is not None else self.workflow.input
+            message = render_text(item.message if item.message is not None else default, inputs, "input")
+            if not message:
+                raise UsageError('there is no user message: give "message" in the line or `input:` in the workflow')
+            settings = model_settings(self.workflow, self.overrides, inputs, self.env)
+        except UsageError as exc:
+            return empty_record(item, "invalid_input", f"{where}: {exc}")
+        settings = replace(settings, max_retries=max(settings.max_retries, BATCH_MAX_RETRIES))
+        masker = build_masker(self.workflow, self.env, None if o.offline else settings.api_key)
+        collector = _Collector()
+        emit = FanOut([collector], masker)
+        try:
+            outcome = await converse(
+                self.workflow, settings, message, emit, run_id=new_run_id(), inputs=inputs, env=self.env,
+                masker=masker, allow_python=o.allow_python, max_turns=o.max_turns, http_client=self.client,
+            )
+        except FlowrunError as exc:
+            record = empty_record(item, "error", masker.mask(str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one input's crash must not end the batch
+            record = empty_record(item, "error", masker.mask(f"internal error: {type(exc).__name__}: {exc}"))
+        else:
+            if (
+                outcome.status == "error"
+                and trace.last_status == 429
+                and outcome.tool_calls == 0
+                and self._requeues.get(item.index, 0) < MAX_REQUEUES
+            ):
+                self._requeues[item.index] = self._requeues.get(item.index, 0) + 1
+                return None
+            end = collector.end
+            record = empty_record(item, outcome.status, "")
+            record["final_text"] = end.final_text if end is not None else masker.mask(outcome.final_text)
+            record["tool_calls"] = list(collector.calls.values())
+            record["usage"] = outcome.usage
+            record["error"] = None if outcome.status == "completed" else (
+                end.message if isinstance(end, RunFailed) else masker.mask(outcome.message)
+            )
+        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        return record
+
+
+async def converse(workflow, settings, message: str, emit, *, http_client, **kwargs):
+    """One conversation through the shared run path, on the batch's HTTP client.
+
+    ``run_conversation`` gains an ``http_client`` parameter in the lead's plan; until it has one,
+    the same three pieces it wires (provider, dispatcher, loop) are wired here with the client."""
+    from runner.run_session import run_conversation
+
+    if "http_client" in _params(run_conversation):
+        return await run_conversation(workflow, settings, [message], emit, http_client=http_client, **kwargs)
+    from runner.loop import RunLoop
+    from runner.providers.factory import create_provider
+    from runner.tools.dispatcher import Dispatcher
+
+    async with contextlib.AsyncExitStack() as stack:
+        provider = create_provider(settings, http_client=http_client, masker=kwargs["masker"])
+        stack.push_async_callback(provider.aclose)
+        dispatcher = Dispatcher(
+            workflow, inputs=kwargs["inputs"], env=kwargs["env"], masker=kwargs["masker"],
+            allow_python=kwargs["allow_python"],
+        )
+        stack.push_async_callback(dispatcher.aclose)
+        loop = RunLoop(provider, dispatcher, emit, run_id=kwargs["run_id"], max_turns=kwargs["max_turns"])
+        return await loop.run(message)
+
+
+_PARAMS: dict[Any, frozenset[str]] = {}
+
+
+def _params(fn) -> frozenset[str]:
+    if fn not in _PARAMS:
+        _PARAMS[fn] = frozenset(inspect.signature(fn).parameters)
+    return _PARAMS[fn]
+
+
+async def run_batch(options: BatchOptions, *, on_result=None) -> BatchSummary:
+    return await Batch(options, on_result=on_result).run()
+
+
+__all__ = ["Batch", "BatchOptions", "BatchSummary", "run_batch", "converse"]

@@ -1,0 +1,142 @@
+"""``flowrun batch FILE --inputs in.jsonl --out results.jsonl``: one run per input line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TextIO
+
+import click
+
+EXAMPLES = """
+\b
+Examples:
+  flowrun batch workflows/weather.yaml --inputs cities.jsonl --out results.jsonl --concurrency 50
+  flowrun batch workflows/weather.yaml --inputs cities.jsonl --out results.jsonl --resume
+  flowrun batch workflows/weather.yaml --inputs cities.jsonl --out demo.jsonl --offline
+
+\b
+Each input line is {"message": "...", "vars": {...}}, a bare object of vars, or a string (the
+message). Each result line is {"index", "line", "status", "final_text", "tool_calls", "usage",
+"error", "duration_ms"}, written as soon as that input finishes (so in finishing order: sort on
+"index" for input order). Exit status: 0 if every input completed, 1 if any failed.
+"""
+
+
+class ProgressBar:
+    """One self-rewriting line on a terminal: done/total, failures, rate, time left."""
+
+    WIDTH = 24
+
+    def __init__(self, err: TextIO, total: int, skipped: int):
+        self.err = err
+        self.total = total
+        self.skipped = skipped
+        self.started = time.monotonic()
+        self._shown = 0.0
+
+    def __call__(self, record: dict, summary) -> None:
+        now = time.monotonic()
+        if now - self._shown < 0.1 and summary.done < self.total:
+            return
+        self._shown = now
+        done = summary.done
+        filled = int(self.WIDTH * done / self.total) if self.total else self.WIDTH
+        ran = summary.completed + summary.failed
+        elapsed = max(now - self.started, 1e-6)
+        rate = ran / elapsed
+        left = (self.total - done) / rate if rate > 0 else 0.0
+        line = (
+            f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{self.total}"
+            f"  {summary.failed} failed  {rate:.1f}/s  ~{left:.0f} s left"
+        )
+        self.err.write(line + "\x1b[K")
+        self.err.flush()
+
+    def clear(self) -> None:
+        self.err.write("\r\x1b[K")
+        self.err.flush()
+
+
+@click.command("batch", epilog=EXAMPLES)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--inputs", "inputs", required=True, type=click.Path(dir_okay=False), help="JSON Lines file: one input per line.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="JSON Lines file the results are appended to.")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1, max=10_000), default=8, show_default=True, help="Runs in flight at once (lowered automatically while the API answers 429).")
+@click.option("--resume", is_flag=True, help="Skip the inputs that already have a result in --out, and append the rest.")
+@click.option("--retry-failed", is_flag=True, help="With --resume: also run again the inputs whose result failed.")
+@click.option("--api", type=click.Choice(["responses", "chat", "assistants"]), help="Which API to speak (overrides model.api).")
+@click.option("--base-url", help="The server to talk to (overrides model.base_url and OPENAI_BASE_URL).")
+@click.option("--model", "model_name", help="The model name (overrides model.name).")
+@click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a run whose model keeps calling tools after this many turns.")
+@click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's first test case (for demos); the tools are real.")
+@click.option("--case", "case_name", help="With --offline: which test case to script the model from.")
+@click.option("--no-python", is_flag=True, help="Refuse `python` resolvers (for files you did not write).")
+def batch_command(file: str, **options) -> None:
+    """Run a workflow once per line of an inputs file, many at a time.
+
+    Results are appended to --out as each input finishes, so an interrupted batch loses nothing:
+    run the same command with --resume to do only what is left. A progress bar is shown on stderr
+    when it is a terminal; otherwise one summary line at the end.
+    """
+    if options["retry_failed"] and not options["resume"]:
+        raise click.UsageError("--retry-failed only makes sense with --resume")
+    from runner.batch import BatchOptions
+
+    opts = BatchOptions(
+        file=file,
+        inputs=options["inputs"],
+        out=options["out"],
+        concurrency=options["concurrency"],
+        resume=options["resume"],
+        retry_failed=options["retry_failed"],
+        api=options["api"],
+        base_url=options["base_url"],
+        model=options["model_name"],
+        max_turns=options["max_turns"],
+        offline=options["offline"],
+        case_name=options["case_name"],
+        allow_python=not options["no_python"],
+    )
+    sys.exit(execute(opts, err=sys.stderr))
+
+
+def execute(options, *, err: TextIO) -> int:
+    """Run the batch and report on ``err``; returns the exit code (0 all completed, 1 any
+    failed, 130 interrupted). Errors that stop the whole batch are raised as FlowrunError."""
+    import asyncio
+
+    from runner.batch import Batch
+
+    tty = bool(getattr(err, "isatty", lambda: False)()) and "FLOWRUN_NO_PROGRESS" not in os.environ
+    bar: ProgressBar | None = None
+
+    def on_result(record: dict, summary) -> None:
+        nonlocal bar
+        if tty:
+            if bar is None:
+                bar = ProgressBar(err, summary.total, summary.skipped)
+            bar(record, summary)
+
+    batch = Batch(options, on_result=on_result)
+    try:
+        summary = asyncio.run(batch.run())
+    except KeyboardInterrupt:
+        summary = batch.summary
+        summary.interrupted = True
+    if bar is not None:
+        bar.clear()
+    if summary.first_failure is not None:
+        f = summary.first_failure
+        err.write(f"first failure: input {f['index']} (line {f['line']}): {f['status']}: {_one_line(f['error'])}\n")
+    err.write(summary.line() + "\n")
+    err.flush()
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0
+
+
+def _one_line(text: str | None, limit: int = 200) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,53 @@
+"""``flowrun init NAME``: write a commented, valid starter workflow to edit."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from importlib import resources
+from pathlib import Path
+
+import click
+
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+def _template(name: str) -> str:
+    return resources.files("runner.templates").joinpath(name).read_text(encoding="utf-8")
+
+
+def schema_reference(target: Path) -> str:
+    """The modeline's path to the schema, relative to the new file, when the project has one."""
+    for folder in [target.parent.resolve(), *target.parent.resolve().parents]:
+        candidate = folder / "schemas" / "workflow.schema.json"
+        if candidate.exists():
+            return Path(os.path.relpath(candidate, target.parent.resolve())).as_posix()
+    return "https://raw.githubusercontent.com/flowrun/flowrun/main/schemas/workflow.schema.json"
+
+
+@click.command("init", epilog="\b\nExample:\n  flowrun init support-bot      # writes workflows/support-bot.yaml and workflows/support_bot_tools.py")
+@click.argument("name")
+@click.option("--dir", "folder", default="workflows", show_default=True, type=click.Path(file_okay=False), help="Where to write the files.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def init_command(name: str, folder: str, force: bool) -> None:
+    """Write a starter workflow with one tool of each kind (static, python, http) and a test case."""
+    if not NAME.match(name):
+        click.echo(f"flowrun: error: {name!r} is not a usable name -- use letters, digits, - and _ (starting with a letter)", err=True)
+        sys.exit(2)
+    target_dir = Path(folder)
+    target = target_dir / f"{name}.yaml"
+    module = re.sub(r"\W", "_", name) + "_tools"
+    module_file = target_dir / f"{module}.py"
+    for path in (target, module_file):
+        if path.exists() and not force:
+            click.echo(f"flowrun: error: {path} already exists (use --force to overwrite it)", err=True)
+            sys.exit(2)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    text = _template("starter.yaml").format(
+        name=name, path=target.as_posix(), module=module, schema_ref=schema_reference(target)
+    )
+    target.write_text(text, encoding="utf-8")
+    module_file.write_text(_template("starter_tools.py").format(name=name), encoding="utf-8")
+    click.echo(f"wrote {target} and {module_file}")
+    click.echo(f"next: flowrun {target.as_posix()} --offline")

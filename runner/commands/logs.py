@@ -1,0 +1,144 @@
+"""``flowrun logs``: list recent runs from the run log; ``flowrun logs show ID`` replays one.
+
+Reads the SQLite run log only; imports nothing from the providers (no ``openai``), so it starts
+fast and works without a key.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import click
+
+from runner.errors import FlowrunError
+from runner.runlog import RunLog, default_log_path
+from runner.transcript import escape, fmt_duration, render_transcript, run_duration_ms
+
+SHORT_ID = 8
+
+_LOG_DB = click.option(
+    "--log-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FLOWRUN_LOG_DB",
+    help="Run log database (default: $XDG_STATE_HOME/flowrun/runs.sqlite3 or ~/.local/state/...).",
+)
+
+
+def _fail(ctx: click.Context, err: FlowrunError) -> None:
+    click.echo(f"flowrun: error: {err}", err=True)
+    # SystemExit, not ctx.exit: click turns ctx.exit into a return value when cli.main runs
+    # with standalone_mode=False, and the code would be lost.
+    raise SystemExit(err.exit_code)
+
+
+def _short_ids(ids: list[str]) -> dict[str, str]:
+    """Shortest prefix (at least 8 characters) that tells the listed runs apart."""
+    length = SHORT_ID
+    while length < max((len(i) for i in ids), default=0) and len({i[:length] for i in ids}) < len(ids):
+        length += 1
+    return {i: i[:length] for i in ids}
+
+
+def _first_line(text: str | None, width: int) -> str:
+    line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")
+    line = escape(line)
+    return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
+
+
+def _table(runs: list[dict]) -> str:
+    short = _short_ids([r["run_id"] for r in runs])
+    rows = [("ID", "STARTED", "WORKFLOW", "STATUS", "DURATION")]
+    for r in runs:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started_at"])) if r.get("started_at") else "-"
+        rows.append((short[r["run_id"]], started, escape(Path(r.get("workflow_path") or "-").name),
+                     escape(r["status"]), fmt_duration(run_duration_ms(r))))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    used = sum(widths) + 2 * 5
+    answer_width = max(shutil.get_terminal_size((100, 24)).columns - used, 20)
+    lines = []
+    for n, row in enumerate(rows):
+        answer = "ANSWER" if n == 0 else _answer(runs[n - 1], answer_width)
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + answer)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _answer(run: dict, width: int) -> str:
+    if run.get("final_text"):
+        return _first_line(run["final_text"], width)
+    if run.get("error"):
+        return _first_line("error: " + run["error"], width)
+    return ""
+
+
+def _open(path: Path | None) -> tuple[Path, RunLog | None]:
+    path = (path or default_log_path()).expanduser()
+    if not path.exists():
+        return path, None
+    return path, RunLog.open_reader(path)
+
+
+@click.group("logs", invoke_without_command=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON array.")
+@_LOG_DB
+@click.pass_context
+def logs_group(ctx: click.Context, limit: int, as_json: bool, log_db: Path | None) -> None:
+    """List recent runs (newest first). `flowrun logs show ID` replays one.
+
+    Every run is recorded as it happens, so a run that crashed or was killed is listed too
+    (status "crashed") with everything up to that moment.
+    """
+    ctx.ensure_object(dict)["log_db"] = log_db
+    if ctx.invoked_subcommand is not None:
+        return
+    log = None
+    try:
+        path, log = _open(log_db)
+        runs = log.list_runs(limit) if log else []
+    except FlowrunError as err:
+        _fail(ctx, err)
+        return
+    finally:
+        if log:
+            log.close()
+    if as_json:
+        click.echo(json.dumps(runs, indent=2, default=str))
+    elif not runs:
+        click.echo(f"No runs recorded yet (run log: {path}).")
+    else:
+        click.echo(_table(runs))
+
+
+@logs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="The run, its events and tool calls as JSON.")
+@_LOG_DB
+@click.pass_context
+def show_command(ctx: click.Context, run_id: str, as_json: bool, log_db: Path | None) -> None:
+    """Replay one run: the input, the answer, every tool call and its output.
+
+    RUN_ID may be any unique prefix of the id shown by `flowrun logs`.
+    """
+    from runner.runlog import RunNotFound
+
+    log_db = log_db or (ctx.obj or {}).get("log_db")
+    log = None
+    try:
+        path, log = _open(log_db)
+        if log is None:
+            raise RunNotFound(f"no run matches {run_id!r}: there is no run log at {path} yet",
+                              hint="runs are recorded there once you run a workflow")
+        run = log.get_run(run_id)
+    except FlowrunError as err:
+        _fail(ctx, err)
+        return
+    finally:
+        if log:
+            log.close()
+    if as_json:
+        click.echo(json.dumps(run, indent=2, default=str))
+    else:
+        click.echo(render_transcript(run), nl=False)

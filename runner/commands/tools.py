@@ -1,0 +1,134 @@
+"""``flowrun tools``: list a workflow's tools, or call one without a model.
+
+``tools call`` resolves the tool exactly as a run would (argument parsing and schema check
+included), so it is the quickest way to debug a resolver. It never imports ``openai``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+import click
+
+from runner.errors import FlowrunError, UsageError, WorkflowError
+
+EXAMPLES = """
+\b
+Examples:
+  flowrun tools list workflows/weather.yaml
+  flowrun tools call workflows/city_weather.yaml get_temperature --args '{"location": "Paris"}'
+  flowrun tools call workflows/open_meteo.yaml current_temperature --args '{"latitude": 48.85, "longitude": 2.35}'
+"""
+
+
+def _load(path: str):
+    """The loaded workflow (a seam for tests while the loader is elsewhere)."""
+    from runner.workflow.validate import load_workflow
+
+    return load_workflow(path)
+
+
+def _load_or_exit(path: str):
+    try:
+        return _load(path)
+    except WorkflowError as err:
+        click.echo(str(err), err=True)
+        sys.exit(2)
+    except FlowrunError as err:
+        click.echo(f"flowrun: error: {err}", err=True)
+        sys.exit(err.exit_code)
+
+
+@click.group("tools", epilog=EXAMPLES)
+def tools_group() -> None:
+    """Inspect and try a workflow's tools."""
+
+
+@tools_group.command("list")
+@click.argument("file", type=click.Path(dir_okay=False))
+def list_command(file: str) -> None:
+    """One line per tool: name, resolver kind, description, then its parameters."""
+    workflow = _load_or_exit(file)
+    if not workflow.tools:
+        click.echo("(no tools)")
+        return
+    width = max(len(t.name) for t in workflow.tools)
+    for tool in workflow.tools:
+        kind = resolver_kind(tool.resolver)
+        summary = (tool.description or "").strip().splitlines()[0] if tool.description else ""
+        click.echo(f"{tool.name:<{width}}  {kind:<6}  {summary}")
+        params = parameters_summary(tool.parameters)
+        if params:
+            click.echo(f"{'':<{width}}  {'':<6}  ({params})")
+
+
+@tools_group.command("call", epilog=EXAMPLES)
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("tool")
+@click.option("--args", "arguments", default="{}", show_default=True, metavar="JSON",
+              help="The arguments, as the model would send them.")
+@click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="Set one of the file's `inputs`.")
+@click.option("--no-python", is_flag=True, help="Refuse `python` resolvers (for files you did not write).")
+def call_command(file: str, tool: str, arguments: str, vars_: tuple[str, ...], no_python: bool) -> None:
+    """Resolve one tool call and print its output (stdout), or its error (stderr, exit 1)."""
+    workflow = _load_or_exit(file)
+    try:
+        inputs = _inputs(workflow, vars_)
+    except FlowrunError as err:
+        click.echo(f"flowrun: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    env = dict(os.environ)
+    result = asyncio.run(_call_once(workflow, tool, arguments, inputs, env, not no_python))
+    if result.is_error:
+        click.echo(result.output, err=True)
+        sys.exit(1)
+    click.echo(result.output)
+
+
+async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_python: bool):
+    from runner.providers.base import ToolCall
+    from runner.secret_sources import build_masker
+    from runner.tools.dispatcher import Dispatcher
+
+    masker = build_masker(workflow, env, None)
+    dispatcher = Dispatcher(workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python)
+    try:
+        return await dispatcher.run_one(ToolCall("call_cli", tool, arguments))
+    finally:
+        await dispatcher.aclose()
+
+
+def _inputs(workflow, pairs: tuple[str, ...]) -> dict[str, Any]:
+    from runner.settings import resolve_inputs
+
+    given = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--var {pair!r} is not NAME=VALUE", hint="write it as --var city=Paris")
+        given[name.strip()] = value
+    return resolve_inputs(workflow, given)
+
+
+def resolver_kind(resolver) -> str:
+    return {"StaticResolver": "static", "PythonResolver": "python", "HttpResolver": "http"}.get(
+        type(resolver).__name__, "?")
+
+
+def parameters_summary(schema: dict) -> str:
+    """``location: string (required), unit: Celsius|Fahrenheit``."""
+    props = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    parts = []
+    for name, prop in props.items():
+        prop = prop if isinstance(prop, dict) else {}
+        if "enum" in prop:
+            kind = "|".join(str(v) for v in prop["enum"])
+        else:
+            kind = prop.get("type", "any")
+            kind = "|".join(kind) if isinstance(kind, list) else str(kind)
+        parts.append(f"{name}: {kind}" + (" (required)" if name in required else ""))
+    return ", ".join(parts)

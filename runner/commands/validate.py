@@ -1,0 +1,100 @@
+"""``flowrun validate FILE...`` and ``flowrun schema``: check workflow files without running them.
+
+Problems go to stderr, one line each (``file:LINE:COL: what (where: $.path) -- how to fix``) with
+the source line and a caret under it; ``file: OK (...)`` lines go to stdout. Exit 2 if any file has
+an error. Only yaml, jsonschema and click are imported here, never ``openai``: start-up is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import click
+
+from runner.errors import Problem
+from runner.workflow.schema_check import SCHEMA_PATH, SECRET_KEY, known_keys, redact
+from runner.workflow.validate import validate_file
+
+_KEY_VALUE = re.compile(r"^(\s*(?:-\s+)?[\"']?([^\s:\"'][^:\"']*)[\"']?\s*:\s*)(\S.*)$")
+
+
+@click.command("validate")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--resolve", is_flag=True,
+              help="Also import python: resolvers to check they exist (this runs their modules' code).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for tools.")
+@click.pass_context
+def validate_command(ctx: click.Context, files: tuple[str, ...], resolve: bool, fmt: str) -> None:
+    """Check workflow files: YAML, schema, tools, templates and tests. Nothing is run or sent."""
+    report = []
+    for file in files:
+        workflow, problems = validate_file(file, resolve=resolve)
+        errors = sum(p.severity == "error" for p in problems)
+        report.append({
+            "file": file,
+            "valid": workflow is not None,
+            "tools": len(workflow.tools) if workflow else None,
+            "tests": len(workflow.tests) if workflow else None,
+            "errors": errors,
+            "warnings": len(problems) - errors,
+            "problems": [p.to_dict() for p in problems],
+        })
+        if fmt == "text":
+            _print_text(file, workflow, problems)
+    if fmt == "json":
+        click.echo(redact(json.dumps({"valid": all(r["valid"] for r in report), "files": report}, indent=2)))
+    ctx.exit(0 if all(r["valid"] for r in report) else 2)
+
+
+@click.command("schema")
+def schema_command() -> None:
+    """Print the workflow JSON Schema (for editors and other tools)."""
+    click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
+
+
+def _print_text(file: str, workflow, problems: list[Problem]) -> None:
+    lines = _source_lines(file) if any(p.line for p in problems) else []
+    for problem in problems:
+        click.echo(redact(problem.format()), err=True)
+        for line in snippet(lines, problem.line, problem.column):
+            click.echo(line, err=True)
+    if workflow is not None:
+        tools, tests = len(workflow.tools), len(workflow.tests)
+        click.echo(f"{file}: OK ({_plural(tools, 'tool')}, {_plural(tests, 'test case')})")
+    else:
+        errors = sum(p.severity == "error" for p in problems)
+        warnings = len(problems) - errors
+        summary = _plural(errors, "error") + (f", {_plural(warnings, 'warning')}" if warnings else "")
+        click.echo(f"{file}: invalid ({summary})", err=True)
+
+
+def snippet(lines: list[str], line: int, column: int) -> list[str]:
+    """The source line and a caret under the column, secrets masked: ``   5 | key: value``."""
+    if not 0 < line <= len(lines):
+        return []
+    text = mask_line(lines[line - 1])
+    gutter = f"{line:>5} | "
+    lead = "".join(c if c == "\t" else " " for c in text[: max(column - 1, 0)])
+    return [gutter + text, " " * (len(gutter) - 2) + "| " + lead + "^"]
+
+
+def mask_line(text: str) -> str:
+    """A source line fit to print: key-like values and values of secret-named keys masked."""
+    m = _KEY_VALUE.match(text)
+    if m and SECRET_KEY.search(m.group(2)) and m.group(2) not in known_keys() and "${{" not in m.group(3):
+        text = m.group(1) + "***"
+    return redact(text)
+
+
+def _source_lines(file: str) -> list[str]:
+    try:
+        return Path(file).read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    except (OSError, ValueError):
+        return []
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")

@@ -1,0 +1,282 @@
+"""Assistants API provider (v2): one thread per conversation, one streamed run per turn.
+
+A flat loop (PROTOCOLS §1.9), never nested streams: each leg is one raw stream, ending at
+``requires_action`` or a final status. A leg whose stream ends early (G5 error swallowed, a cut
+connection) is recovered with ``runs.retrieve`` and polling, never by running tools again. A
+retried submission first checks whether the earlier one got through (G8).
+
+OpenAI shut the Assistants API down on 2026-08-26; only compatible servers remain (§1.1).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+
+import openai
+
+from runner.errors import ProviderError
+from runner.events import Notice, TextDelta
+from runner.providers.api_errors import server_message
+from runner.providers.assistants_convert import active_run_in, assistant_params, run_params, tool_outputs
+from runner.providers.assistants_stream import ACTIVE, TERMINAL, RunStreamMapper, message_text, result_from_run
+from runner.providers.base import ToolCall, ToolResult, TurnEvent, TurnResult
+from runner.providers.client import OpenedStream, Started, open_stream
+from runner.providers.common import SDKProvider, as_dict
+
+# The SDK warns on every Assistants call. The warning is about the API we chose on purpose, so
+# hide it for calls made from this module, and the duplicate the SDK raises from its own frames
+# (openai._utils) for create / submit_tool_outputs. Calls from anyone else's code still warn.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"runner\.providers\.assistants$")
+warnings.filterwarnings(
+    "ignore", message=r"The Assistants API is deprecated", category=DeprecationWarning, module=r"openai\."
+)
+
+
+class AssistantsProvider(SDKProvider):
+    api = "assistants"
+
+    def __init__(self, settings, client, *, assistant_name: str = "flowrun", poll_interval: float = 1.0, **options: Any):
+        super().__init__(settings, client, **options)
+        self.assistant_id: str | None = settings.assistant_id
+        self.thread_id: str | None = None
+        self.run_id: str | None = None
+        self.run_status: str | None = None
+        self.expires_at: int | None = None
+        self._own_assistant = False
+        self._name = assistant_name
+        self._poll = poll_interval
+        self._pending: tuple[ToolCall, ...] = ()
+        self._cancelled: set[str] = set()
+
+    @property
+    def _runs(self) -> Any:
+        return self.client.beta.threads.runs
+
+    # --- turns --------------------------------------------------------------------------------
+
+    async def send_message(self, text: str) -> AsyncIterator[TurnEvent]:
+        beta = self.client.beta
+        if self.assistant_id is None:
+            params = assistant_params(self.settings, name=self._name)
+            async for item in self._request(lambda: beta.assistants.create(**params)):
+                if isinstance(item, Started):
+                    self.assistant_id, self._own_assistant = item.value.id, True
+                else:
+                    yield item
+        if self.thread_id is None:
+            async for item in self._request(lambda: beta.threads.create()):
+                if isinstance(item, Started):
+                    self.thread_id = item.value.id
+                else:
+                    yield item
+        async for item in self._request(
+            lambda: beta.threads.messages.create(self.thread_id, role="user", content=text), clear_active=True
+        ):
+            if not isinstance(item, Started):
+                yield item
+        params = run_params(self.settings, assistant_id=self.assistant_id, reused=not self._own_assistant)
+        async for event in self._leg(lambda: open_stream(lambda: self._runs.create(self.thread_id, **params)),
+                                     clear_active=True):
+            yield event
+
+    async def submit_tool_outputs(self, results: Sequence[ToolResult]) -> AsyncIterator[TurnEvent]:
+        outputs, repairs = tool_outputs(self._pending, results)
+        for w in repairs:
+            yield self.warn(w)
+        self._pending = ()
+        run_id, thread_id = self.run_id, self.thread_id
+        if run_id is None or thread_id is None:
+            raise ProviderError("there is no run waiting for tool outputs")
+        if self.expires_at and self._now() >= self.expires_at:
+            async for item in self._wait_for(run_id):  # it may have expired: ask before submitting
+                if not isinstance(item, Started):
+                    yield item
+                elif item.value.status != "requires_action":
+                    yield self._finish(result_from_run(item.value, thread_id=thread_id))
+                    return
+        tries = 0
+
+        async def start() -> OpenedStream | Any:
+            nonlocal tries
+            tries += 1
+            if tries > 1:  # a retry: did the earlier submission get through?
+                run = await self._runs.retrieve(run_id, thread_id=thread_id)
+                if run.status != "requires_action":
+                    return run
+            return await open_stream(
+                lambda: self._runs.submit_tool_outputs(run_id, thread_id=thread_id, tool_outputs=outputs, stream=True)
+            )
+
+        async for event in self._leg(start):
+            yield event
+
+    async def _leg(self, start: Callable[[], Awaitable[Any]], *, clear_active: bool = False) -> AsyncIterator[TurnEvent]:
+        """One stream, to ``requires_action`` or a final status; recover when it ends early."""
+        mapper = RunStreamMapper(self.thread_id)
+        opened: OpenedStream | None = None
+        known_run: Any = None
+        try:
+            async for item in self._request(start, clear_active=clear_active):
+                if not isinstance(item, Started):
+                    yield item
+                elif isinstance(item.value, OpenedStream):
+                    opened = item.value
+                else:
+                    known_run = item.value  # a retried submission found the run already moving
+            if opened is not None:
+                async for event in opened:
+                    for out in mapper.feed(event):
+                        yield out
+                    self._track(mapper.run)
+                    if mapper.finished:
+                        break
+        except openai.APIConnectionError:
+            pass  # cut mid-stream: recovered below from the run's state on the server
+        except openai.APIError as exc:  # an error object inside the stream (G5, wrapped form)
+            mapper.error = (exc.code, self.masker.mask(server_message(exc) or "the server reported an error"))
+        finally:
+            if opened is not None:
+                await opened.close()
+        if mapper.error is not None:
+            await self._abandon(mapper.run_id)
+            yield self._finish(mapper.result())
+            return
+        if mapper.finished:
+            yield self._finish(mapper.result())
+            return
+        run_id = mapper.run_id or (known_run.id if known_run is not None else None)
+        if run_id is None:
+            raise ProviderError("the stream from the server was cut before the run was created")
+        if known_run is None:
+            yield self.warn(f"the stream ended before run {run_id} finished; checking the run on the server")
+        async for event in self._recover(run_id, mapper.text):
+            yield event
+
+    async def _recover(self, run_id: str, streamed: str) -> AsyncIterator[TurnEvent]:
+        """Wait for the run to settle, then report it; text not yet streamed comes from the
+        run's messages."""
+        run: Any = None
+        async for item in self._wait_for(run_id):
+            if isinstance(item, Started):
+                run = item.value
+            else:
+                yield item
+        rest = ""
+        if run.status in ("completed", "incomplete"):
+            try:
+                page = await self.client.beta.threads.messages.list(self.thread_id, run_id=run_id, order="asc")
+                full = "".join(message_text(m) for m in page.data if m.role == "assistant")
+                rest = full[len(streamed):] if full.startswith(streamed) else ""
+            except openai.OpenAIError as exc:
+                yield self.warn(f"could not fetch the run's messages: {self.error(exc).message}")
+        if rest:
+            yield TextDelta(rest)
+        yield self._finish(result_from_run(run, text=streamed + rest, thread_id=self.thread_id))
+
+    # --- run bookkeeping ------------------------------------------------------------------------
+
+    def _track(self, run: Any) -> None:
+        run = as_dict(run)
+        if run.get("id"):
+            self.run_id, self.run_status = run["id"], run.get("status")
+            if run.get("expires_at"):
+                self.expires_at = run["expires_at"]
+
+    def _finish(self, result: TurnResult) -> TurnResult:
+        """Remember the calls to answer, and stamp the ids and the deadline on the result."""
+        if result.status == "tool_calls":
+            self._pending = result.tool_calls
+        meta = {**result.meta, "thread_id": self.thread_id, "assistant_id": self.assistant_id,
+                "expires_at": self.expires_at if result.status == "tool_calls" else None}
+        return replace(result, meta=meta)
+
+    async def _wait_for(self, run_id: str) -> AsyncIterator[Notice | Started[Any]]:
+        """Poll until the run is no longer queued / in progress / cancelling, honouring
+        ``openai-poll-after-ms``; give up after ``settings.timeout`` seconds."""
+        deadline = self._now() + self.settings.timeout
+        while True:
+            raw: Any = None
+            async for item in self._request(lambda: self._runs.with_raw_response.retrieve(run_id, thread_id=self.thread_id)):
+                if isinstance(item, Started):
+                    raw = item.value
+                else:
+                    yield item
+            run = raw.parse()
+            self._track(run)
+            if run.status not in ACTIVE:
+                yield Started(run)
+                return
+            if self._now() >= deadline:
+                raise ProviderError(
+                    f"run {run_id} is still {run.status} after {self.settings.timeout:g}s of waiting",
+                    hint="the server may be overloaded; try again later",
+                )
+            try:
+                wait = float(raw.headers.get("openai-poll-after-ms")) / 1000
+            except (TypeError, ValueError):
+                wait = self._poll
+            await self._sleep(max(wait, 0.0))
+
+    async def _request(self, start: Callable[[], Awaitable[Any]], *, clear_active: bool = False) -> AsyncIterator[Notice | Started[Any]]:
+        """``attempt`` plus, once, the cure for "thread already has an active run": cancel that
+        run (with a notice), wait for it to stop, and try again."""
+        for round_ in range(2):
+            blocking: str | None = None
+            try:
+                async for item in self.attempt(start):
+                    yield item
+                return
+            except ProviderError as err:
+                cause = err.__cause__
+                if clear_active and round_ == 0 and isinstance(cause, openai.APIStatusError) and cause.status_code in (400, 409):
+                    blocking = active_run_in(server_message(cause))
+                if blocking is None:
+                    raise
+            blocking = blocking or await self._latest_run_id()
+            if not blocking:
+                raise ProviderError(f"thread {self.thread_id} has an active run, and it could not be found")
+            yield self.warn(f"thread {self.thread_id} has an active run {blocking}; cancelling it")
+            try:
+                await self._runs.cancel(blocking, thread_id=self.thread_id)
+            except openai.APIStatusError:
+                pass  # already finishing: wait for it below
+            async for item in self._wait_for(blocking):
+                if not isinstance(item, Started):
+                    yield item
+
+    async def _latest_run_id(self) -> str:
+        try:
+            page = await self._runs.list(self.thread_id, limit=1)
+        except openai.OpenAIError:
+            return ""
+        return page.data[0].id if page.data else ""
+
+    async def _abandon(self, run_id: str | None) -> None:
+        """After an error event the run may still hold the thread: cancel it, quietly."""
+        if run_id and self.run_status not in TERMINAL:
+            await self.cancel()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def cancel(self) -> None:
+        run_id = self.run_id
+        if not run_id or not self.thread_id or self.run_status in TERMINAL or run_id in self._cancelled:
+            return
+        self._cancelled.add(run_id)
+        try:
+            await self._runs.cancel(run_id, thread_id=self.thread_id)
+        except Exception:  # noqa: BLE001 - cancel is best effort and idempotent
+            pass
+
+    async def aclose(self) -> None:
+        """Delete the assistant we created (never one given by id); say so only on failure."""
+        if self._own_assistant and self.assistant_id:
+            self._own_assistant = False
+            try:
+                await self.client.beta.assistants.delete(self.assistant_id)
+            except Exception as exc:  # noqa: BLE001 - clean-up must not hide the run's outcome
+                self.notify(self.warn(f"could not delete assistant {self.assistant_id} created for this run: "
+                                      f"{self.error(exc).message}"))
+        await super().aclose()

@@ -1,0 +1,76 @@
+"""Pure builders for Chat Completions requests (PROTOCOLS §3.1, §3.3). No I/O, no SDK calls."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from runner.providers.base import ModelSettings, ToolCall, ToolResult
+from runner.providers.common import is_openai, pair_results
+
+
+def tool_param(tool: dict[str, Any]) -> dict[str, Any]:
+    """A flowrun tool as a Chat tool; ``strict`` only when the workflow set it (§4 rule 4)."""
+    function: dict[str, Any] = {"name": tool["name"]}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    function["parameters"] = tool.get("parameters") or {"type": "object", "properties": {}}
+    if tool.get("strict") is not None:
+        function["strict"] = bool(tool["strict"])
+    return {"type": "function", "function": function}
+
+
+def initial_messages(settings: ModelSettings) -> list[dict[str, Any]]:
+    """The conversation before the first user message: the instructions as a system message."""
+    if settings.instructions:
+        return [{"role": "system", "content": settings.instructions}]
+    return []
+
+
+def user_message(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def assistant_message(text: str, calls: Sequence[ToolCall]) -> dict[str, Any]:
+    """The model's turn as it must be replayed: ids, names and arguments exactly as received."""
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        message["tool_calls"] = [
+            {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ]
+    return message
+
+
+def tool_messages(calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> tuple[list[dict[str, Any]], list[str]]:
+    """One tool message per call id, in call order; plus warnings about repaired results."""
+    pairs, warnings = pair_results(calls, results)
+    messages = [{"role": "tool", "tool_call_id": c.call_id, "content": output} for c, output in pairs]
+    return messages, warnings
+
+
+def build_request(settings: ModelSettings, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Keyword arguments for ``client.chat.completions.create``. Optional settings are sent only
+    when set, so local servers that reject unknown or unsupported fields are not bothered."""
+    kwargs: dict[str, Any] = {
+        "model": settings.model,
+        "messages": list(messages),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if settings.tools:
+        kwargs["tools"] = [tool_param(t) for t in settings.tools]
+        if settings.tool_choice is not None:
+            kwargs["tool_choice"] = settings.tool_choice
+        if settings.parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = settings.parallel_tool_calls
+    if settings.temperature is not None:
+        kwargs["temperature"] = settings.temperature
+    if settings.top_p is not None:
+        kwargs["top_p"] = settings.top_p
+    if settings.max_output_tokens is not None:
+        # OpenAI's reasoning models accept only the new name; local servers know the old one.
+        key = "max_completion_tokens" if is_openai(settings.base_url) else "max_tokens"
+        kwargs[key] = settings.max_output_tokens
+    if settings.seed is not None:
+        kwargs["seed"] = settings.seed
+    return kwargs

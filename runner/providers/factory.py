@@ -1,0 +1,52 @@
+"""Pick the provider for ``settings.api``; the module is imported only when that API is used."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Awaitable, Callable
+
+import httpx2
+
+from runner.errors import ProviderError, UsageError
+from runner.events import Notice
+from runner.providers.base import ModelSettings, Provider
+from runner.secrets import Masker
+
+_PROVIDERS = {
+    "chat": ("runner.providers.chat", "ChatProvider"),
+    "responses": ("runner.providers.responses", "ResponsesProvider"),
+    "assistants": ("runner.providers.assistants", "AssistantsProvider"),
+}
+
+
+def create_provider(
+    settings: ModelSettings,
+    *,
+    http_client: httpx2.AsyncClient | None = None,
+    masker: Masker | None = None,
+    on_notice: Callable[[Notice], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    **options: Any,
+) -> Provider:
+    """A provider for one conversation. ``http_client`` (owned by the caller, never closed here)
+    is a test and proxy seam; ``masker`` is shared with the run so its secrets are masked too;
+    ``on_notice`` receives notices raised outside a turn (e.g. a failed clean-up in ``aclose``);
+    ``sleep`` replaces ``asyncio.sleep`` for retry and poll waits (fake clocks in tests)."""
+    try:
+        module_name, class_name = _PROVIDERS[settings.api]
+    except KeyError:
+        raise UsageError(f"unknown api {settings.api!r}: use one of responses, chat, assistants") from None
+    from runner.providers.client import build_client
+
+    try:
+        client = build_client(settings, http_client=http_client)
+    except Exception as exc:  # noqa: BLE001 - e.g. the SDK's "Missing credentials"
+        m = masker or Masker([settings.api_key])
+        raise ProviderError(
+            m.mask(f"cannot set up the API client: {exc}"),
+            hint="set the API key (local servers accept any value, e.g. 'ollama')",
+        ) from None
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(
+        settings, client, masker=masker, owns_client=http_client is None, sleep=sleep, on_notice=on_notice, **options
+    )

@@ -1,0 +1,303 @@
+"""The run log: every run's events written to SQLite as they happen, so nothing is lost.
+
+A crash, a SIGKILL or a dropped stream still leaves the run's record up to that moment.
+
+Commit policy (why a killed process loses at most the last ~100 ms of text):
+- every event other than ``text.delta`` is committed before ``record`` returns;
+- text deltas are buffered in memory and written in one transaction when the oldest is
+  ``FLUSH_SECONDS`` old (a timer thread does this even if the stream then stalls), when
+  ``FLUSH_DELTAS`` are waiting, or before any other event, ``finish_run``, ``close`` or a
+  normal interpreter exit. A SIGKILL therefore loses at most the deltas of the last ~100 ms.
+
+The log must never be why a run fails: any error while recording prints one warning on stderr
+and recording stops; the run goes on. Readers (``list_runs``, ``get_run``) do raise.
+Many processes may write one file: WAL mode, ``BEGIN IMMEDIATE`` and a generous busy timeout.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from runner.errors import UsageError
+from runner.runlog_db import RunLogError, alive, connect, process_token
+from runner.secrets import Masker
+
+__all__ = ["RunLog", "RunLogError", "RunNotFound", "default_log_path"]
+
+FLUSH_SECONDS = 0.1
+FLUSH_DELTAS = 64
+
+
+class RunNotFound(UsageError):
+    """No run, or more than one, matches the id or prefix asked for."""
+
+
+def default_log_path() -> Path:
+    """``$FLOWRUN_LOG_DB``, else ``$XDG_STATE_HOME/flowrun/runs.sqlite3`` or ``~/.local/state/...``."""
+    explicit = os.environ.get("FLOWRUN_LOG_DB")
+    if explicit:
+        return Path(explicit).expanduser()
+    state = os.environ.get("XDG_STATE_HOME")
+    base = Path(state) if state and os.path.isabs(state) else Path.home() / ".local" / "state"
+    return base / "flowrun" / "runs.sqlite3"
+
+
+class RunLog:
+    """One open log file. Thread-safe; one instance per process is enough for any number of runs.
+
+    Build it with ``RunLog.open`` (recording) or ``RunLog.open_reader`` (``flowrun logs``).
+    A run never finished keeps status "running"; readers show it as "crashed" once the
+    recording process (pid + hostname + start time) is gone.
+    """
+
+    def __init__(self, conn: sqlite3.Connection | None, path: Path, masker: Masker | None):
+        self.path = path
+        self._conn = conn
+        self._masker = masker or Masker()
+        self._lock = threading.RLock()
+        self._seq: dict[str, int] = {}
+        self._pending: list[tuple] = []
+        self._pending_since = 0.0
+        self._timer: threading.Timer | None = None
+        self._warned = False
+        if conn is not None:
+            atexit.register(self.close)
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | str, masker: Masker | None = None) -> RunLog:
+        """Open (creating dirs and schema) for recording. Never raises: a log that cannot be
+        opened warns once and records nothing."""
+        path = Path(path).expanduser()
+        try:
+            return cls(connect(path, create=True), path, masker)
+        except Exception as exc:  # noqa: BLE001 -- the log must not fail the run
+            log = cls(None, path, masker)
+            log._disable(exc)
+            return log
+
+    @classmethod
+    def open_reader(cls, path: Path | str) -> RunLog:
+        """Open an existing log for reading; raises ``RunLogError`` if it cannot be read."""
+        path = Path(path).expanduser()
+        try:
+            return cls(connect(path, create=False), path, None)
+        except RunLogError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise RunLogError(f"cannot read the run log {path}: {exc}") from None
+
+    @property
+    def enabled(self) -> bool:
+        return self._conn is not None
+
+    # -- recording (never raises) -------------------------------------------------------------
+
+    def start_run(self, *, run_id: str, workflow_path: str, workflow_sha256: str, api: str,
+                  model: str, input: str, offline: bool) -> None:
+        m = self._masker.mask
+        row = (run_id, m(workflow_path), workflow_sha256, api, m(model), m(input), int(offline),
+               "running", time.time(), os.getpid(), socket.gethostname(), process_token(os.getpid()))
+        self._guard(lambda: self._write(
+            "INSERT INTO runs (run_id, workflow_path, workflow_sha256, api, model, input, offline,"
+            " status, started_at, pid, hostname, pid_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row))
+        self._seq[run_id] = 0
+
+    def record(self, run_id: str, event: Any) -> None:
+        self._guard(lambda: self._record(run_id, event))
+
+    def finish_run(self, run_id: str, *, status: str, final_text: str, usage: dict | None,
+                   exit_code: int, error: str | None) -> None:
+        m, now = self._masker.mask, time.time()
+        usage_json = json.dumps(self._masker.mask_value(usage), default=str) if usage is not None else None
+        self._guard(lambda: self._write(
+            "UPDATE runs SET status=?, final_text=?, usage=?, exit_code=?, error=?, finished_at=?,"
+            " duration_ms=(?-started_at)*1000 WHERE run_id=?",
+            (status, m(final_text or ""), usage_json, exit_code,
+             m(error) if error is not None else None, now, now, run_id)))
+
+    def close(self) -> None:
+        with self._lock:
+            self._guard(self._flush)
+            if self._timer:
+                self._timer.cancel()
+            if self._conn is not None:
+                atexit.unregister(self.close)
+                try:
+                    self._conn.close()
+                except sqlite3.Error:
+                    pass
+                self._conn = None
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _record(self, run_id: str, event: Any) -> None:
+        data = event if isinstance(event, dict) else event.to_dict()
+        data = self._masker.mask_value(data)
+        kind = str(data.get("type", ""))
+        ts = data.get("ts") if isinstance(data.get("ts"), (int, float)) else time.time()
+        seq = self._next_seq(run_id)
+        row = (run_id, seq, ts, kind, json.dumps(data, default=str))
+        if kind == "text.delta":
+            if not self._pending:
+                self._pending_since = time.monotonic()
+                self._timer = threading.Timer(FLUSH_SECONDS, self._on_timer)
+                self._timer.daemon = True
+                self._timer.start()
+            self._pending.append(row)
+            if len(self._pending) >= FLUSH_DELTAS or time.monotonic() - self._pending_since >= FLUSH_SECONDS:
+                self._flush()
+            return
+        statements = [("INSERT INTO events VALUES (?,?,?,?,?)", row)]
+        if kind == "tool_call.requested":
+            statements.append((
+                "INSERT INTO tool_calls (run_id, call_id, name, arguments, seq) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(run_id, call_id) DO UPDATE SET name=excluded.name,"
+                " arguments=excluded.arguments",
+                (run_id, data.get("call_id"), data.get("name"), data.get("arguments"), seq)))
+        elif kind == "tool_call.completed":
+            statements.append((
+                "INSERT INTO tool_calls (run_id, call_id, name, output, is_error, duration_ms, seq)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT(run_id, call_id) DO UPDATE SET"
+                " output=excluded.output, is_error=excluded.is_error, duration_ms=excluded.duration_ms",
+                (run_id, data.get("call_id"), data.get("name"), data.get("output"),
+                 int(bool(data.get("is_error"))), data.get("duration_ms"), seq)))
+        self._transaction(statements)
+
+    def _next_seq(self, run_id: str) -> int:
+        if run_id not in self._seq:
+            row = self._conn.execute("SELECT MAX(seq) FROM events WHERE run_id=?", (run_id,)).fetchone()
+            self._seq[run_id] = 0 if row[0] is None else row[0] + 1
+        seq = self._seq[run_id]
+        self._seq[run_id] = seq + 1
+        return seq
+
+    def _on_timer(self) -> None:
+        self._guard(self._flush)
+
+    def _flush(self) -> None:
+        """Write buffered deltas (alone: ``_transaction`` writes them before anything else)."""
+        self._transaction([])
+
+    def _write(self, sql: str, params: tuple) -> None:
+        self._transaction([(sql, params)])
+
+    def _transaction(self, statements: list[tuple[str, tuple]]) -> None:
+        with self._lock:
+            if self._conn is None:
+                return
+            pending, self._pending = self._pending, []
+            if self._timer:
+                self._timer.cancel()
+                self._timer = None
+            if not pending and not statements:
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if pending:
+                    self._conn.executemany("INSERT INTO events VALUES (?,?,?,?,?)", pending)
+                for sql, params in statements:
+                    self._conn.execute(sql, params)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._pending = pending + self._pending  # e.g. Ctrl-C mid-commit: retry them later
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def _guard(self, action) -> None:
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 -- the log must not fail the run
+                self._disable(exc)
+
+    def _disable(self, exc: BaseException) -> None:
+        conn, self._conn, self._pending = self._conn, None, []
+        if self._timer:
+            self._timer.cancel()
+        if conn is not None:
+            atexit.unregister(self.close)
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        if not self._warned:
+            self._warned = True
+            reason = self._masker.mask(f"{type(exc).__name__}: {exc}")
+            print(f"flowrun: warning: run log {self.path} disabled ({reason}); "
+                  "the run continues but is no longer recorded", file=sys.stderr, flush=True)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def list_runs(self, limit: int = 20) -> list[dict]:
+        rows = self._query(
+            "SELECT r.*, (SELECT MAX(ts) FROM events e WHERE e.run_id = r.run_id) AS last_event_at"
+            " FROM runs r ORDER BY started_at DESC, rowid DESC LIMIT ?", (limit,))
+        return [_run_dict(r) for r in rows]
+
+    def get_run(self, run_id_or_prefix: str) -> dict:
+        key = run_id_or_prefix.strip()
+        rows = self._query("SELECT run_id FROM runs WHERE run_id = ?", (key,)) if key else []
+        if not rows and key:
+            rows = self._query("SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ?"
+                               " ORDER BY started_at DESC LIMIT 6", (len(key), key))
+        if not rows:
+            raise RunNotFound(f"no run matches {key!r} in {self.path}",
+                              hint="`flowrun logs` lists recent runs")
+        if len(rows) > 1:
+            ids = ", ".join(r["run_id"] for r in rows[:5])
+            raise RunNotFound(f"{key!r} matches more than one run ({ids}{', …' if len(rows) > 5 else ''})",
+                              hint="give more of the id")
+        run_id = rows[0]["run_id"]
+        run = _run_dict(self._query(
+            "SELECT r.*, (SELECT MAX(ts) FROM events e WHERE e.run_id = r.run_id) AS last_event_at"
+            " FROM runs r WHERE run_id = ?", (run_id,))[0])
+        events = self._query("SELECT seq, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+        run["events"] = [{"seq": e["seq"], **json.loads(e["data"])} for e in events]
+        calls = self._query("SELECT call_id, name, arguments, output, is_error, duration_ms FROM tool_calls"
+                            " WHERE run_id = ? ORDER BY seq", (run_id,))
+        run["tool_calls"] = [
+            {**dict(c), "is_error": None if c["is_error"] is None else bool(c["is_error"])} for c in calls
+        ]
+        return run
+
+    def _query(self, sql: str, params: tuple) -> list[sqlite3.Row]:
+        with self._lock:
+            if self._conn is None:
+                raise RunLogError(f"the run log {self.path} is not open")
+            self._guard(self._flush)
+            if self._conn is None:
+                raise RunLogError(f"the run log {self.path} could not be written; see the warning above")
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise RunLogError(f"cannot read the run log {self.path}: {exc}") from None
+
+
+def _run_dict(row: sqlite3.Row) -> dict:
+    run = dict(row)
+    run["offline"] = bool(run["offline"])
+    run["usage"] = json.loads(run["usage"]) if run["usage"] else None
+    run["recorded_status"] = run["status"]
+    token = run.pop("pid_start", None)
+    # A dead recorder on this host means a crash; on another host we cannot tell.
+    if run["status"] == "running" and run["hostname"] == socket.gethostname():
+        if not alive(run["pid"], token):
+            run["status"] = "crashed"
+    return run

@@ -1,0 +1,264 @@
+"""Resolve the model's tool calls through the workflow file.
+
+The dispatcher's promise to the run loop: exactly one ``ToolResult`` per call, in call order,
+whatever happens. Bad JSON, an unknown tool, arguments that break the schema, a tool that raises
+(even ``SystemExit`` or ``KeyboardInterrupt``), hangs past its timeout or returns something odd:
+each becomes an output starting with ``error: `` so the model can react, and nothing is raised.
+Only cancellation of the dispatcher itself (Ctrl-C) propagates.
+
+Arguments are checked before anything runs: no side effect happens for a call the tool's schema
+rejects. Outputs are masked (secrets) and then capped at ``max_output_chars``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import os
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from runner.providers.base import ToolCall, ToolResult
+from runner.secrets import Masker
+from runner.templating import TemplateError, references_in
+from runner.tools.outputs import ToolFailure, error_text, to_output, truncate
+from runner.tools.static_tool import resolve_static
+from runner.workflow.model import HttpResolver, PythonResolver, StaticResolver, ToolSpec, Workflow
+
+MAX_ARGUMENT_BYTES = 1_000_000
+MAX_LISTED_VIOLATIONS = 20
+
+
+class _BadArguments(Exception):
+    pass
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        inputs: Mapping[str, Any] = {},  # noqa: B006 - never mutated
+        env: Mapping[str, str] | None = None,
+        masker: Masker | None = None,
+        allow_python: bool = True,
+        max_concurrency: int = 16,
+        mock_http: Mapping[str, Mapping] | None = None,
+        max_output_chars: int = 100_000,
+    ):
+        self.workflow = workflow
+        self._inputs = dict(inputs)
+        self._env = dict(os.environ if env is None else env)
+        self.masker = masker if masker is not None else Masker()
+        self._allow_python = allow_python
+        self._semaphore = asyncio.Semaphore(max(1, max_concurrency))
+        self._mock_http = mock_http
+        self._max_output_chars = max_output_chars
+        self._validators: dict[str, Draft202012Validator] = {}
+        self._http = None
+        self._python = None
+        # Environment values an HTTP tool sends (headers, URL, body) are secrets: mask them.
+        for tool in workflow.tools:
+            if isinstance(tool.resolver, HttpResolver):
+                r = tool.resolver
+                try:
+                    refs = references_in([r.url, r.query, r.headers, r.body])
+                except TemplateError:
+                    continue
+                for ref in refs:
+                    if ref.context == "env":
+                        self.masker.add(self._env.get(ref.name))
+
+    async def run_all(
+        self,
+        calls: Sequence[ToolCall],
+        *,
+        on_start: Callable[[ToolCall], None] | None = None,
+        on_done: Callable[[ToolResult], None] | None = None,
+    ) -> list[ToolResult]:
+        """Run every call concurrently (at most ``max_concurrency`` at once); results in call
+        order. ``on_start``/``on_done`` are called as each call starts and finishes; an exception
+        raised by one of them is the caller's and propagates (the other calls are cancelled)."""
+
+        async def one(call: ToolCall) -> ToolResult:
+            if on_start is not None:
+                on_start(call)
+            result = await self.run_one(call)
+            if on_done is not None:
+                on_done(result)
+            return result
+
+        tasks = [asyncio.ensure_future(one(call)) for call in calls]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+
+    async def run_one(self, call: ToolCall) -> ToolResult:
+        """One call, never raising (except when cancelled from outside)."""
+        started = time.perf_counter()
+        try:
+            async with self._semaphore:
+                output, is_error = await self._dispatch(call)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # noqa: BLE001 - a bug of ours must not lose the call's output
+            output, is_error = f"error: flowrun failed while running this tool ({_describe(e)})", True
+        output = truncate(self.masker.mask(output), self._max_output_chars)
+        duration = round((time.perf_counter() - started) * 1000, 3)
+        return ToolResult(call.call_id, call.name, output, is_error, duration)
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _dispatch(self, call: ToolCall) -> tuple[str, bool]:
+        tool = self.workflow.tool(call.name) if call.name else None
+        if tool is None:
+            return self._unknown_tool(call.name), True
+        try:
+            args = parse_arguments(call.arguments)
+            self._validate(tool, args)
+        except _BadArguments as e:
+            return error_text(str(e)), True
+        outcome = await _guard(self._resolve(tool, args), tool.timeout)
+        if outcome[0] == "timeout":
+            return f"error: tool {tool.name!r} timed out after {tool.timeout:g} s", True
+        if outcome[0] == "raised":
+            exc = outcome[1]
+            if isinstance(exc, ToolFailure):
+                return error_text(str(exc)), True
+            if isinstance(exc, TemplateError):
+                return f"error: cannot fill the templates of tool {tool.name!r}: {exc}", True
+            return f"error: the tool raised {_describe(exc)}", True
+        try:
+            return to_output(outcome[1]), False
+        except ToolFailure as e:
+            return error_text(str(e)), True
+
+    async def _resolve(self, tool: ToolSpec, args: dict[str, Any]) -> Any:
+        resolver = tool.resolver
+        context = {"args": args, "env": self._env, "inputs": self._inputs}
+        if isinstance(resolver, StaticResolver):
+            return resolve_static(resolver, context)
+        if isinstance(resolver, PythonResolver):
+            if not self._allow_python:
+                raise ToolFailure("python resolvers are disabled (--no-python)")
+            if self._python is None:
+                from runner.tools.python_tool import PythonTool
+
+                self._python = PythonTool(self.workflow.folder)
+            return await self._python.call(resolver.entrypoint, args)
+        if isinstance(resolver, HttpResolver):
+            if self._http is None:
+                from runner.tools.http_tool import HttpTool
+
+                self._http = HttpTool(self._mock_http)
+            return await self._http.call(tool.name, resolver, context)
+        raise ToolFailure(f"tool {tool.name!r} has no resolver flowrun knows")
+
+    def _unknown_tool(self, name: str) -> str:
+        names = [t.name for t in self.workflow.tools]
+        available = ", ".join(names) if names else "none"
+        if not name:
+            return f"error: the call names no tool. Available tools: {available}."
+        shown = name if len(name) <= 100 else name[:100] + "…"
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return f"error: there is no tool named {shown!r}.{hint} Available tools: {available}."
+
+    def _validate(self, tool: ToolSpec, args: dict[str, Any]) -> None:
+        validator = self._validators.get(tool.name)
+        if validator is None:
+            try:
+                validator = Draft202012Validator(tool.parameters)
+                validator.check_schema(tool.parameters)
+            except SchemaError as e:
+                raise _BadArguments(f"the parameters schema of tool {tool.name!r} is invalid: "
+                                    f"{e.message}") from None
+            self._validators[tool.name] = validator
+        errors = sorted(validator.iter_errors(args), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+        if not errors:
+            return
+        lines = [f"- {e.json_path}: {_short(e.message)}" for e in errors[:MAX_LISTED_VIOLATIONS]]
+        if len(errors) > MAX_LISTED_VIOLATIONS:
+            lines.append(f"- …and {len(errors) - MAX_LISTED_VIOLATIONS} more")
+        raise _BadArguments(f"the arguments do not match the parameters of tool {tool.name!r}:\n"
+                            + "\n".join(lines) + "\nFix these and call the tool again.")
+
+
+def parse_arguments(raw: str | None) -> dict[str, Any]:
+    """The model's arguments as a dict. Empty text means no arguments. Raises _BadArguments."""
+    if raw is None or not raw.strip():
+        return {}
+    size = len(raw.encode("utf-8", errors="replace"))
+    if size > MAX_ARGUMENT_BYTES:
+        raise _BadArguments(f"the arguments are too large ({size} bytes; the limit is "
+                            f"{MAX_ARGUMENT_BYTES} bytes). Send smaller arguments.")
+    try:
+        value = json.loads(raw, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as e:
+        reason = e.msg if isinstance(e, json.JSONDecodeError) else str(e) or type(e).__name__
+        if isinstance(e, json.JSONDecodeError):
+            reason = f"{reason}: line {e.lineno} column {e.colno}"
+        raise _BadArguments(f"the arguments are not valid JSON ({reason}). Send a JSON object "
+                            "that matches the tool's parameters.") from None
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(value), "a number")
+        raise _BadArguments(f"expected a JSON object with the tool's parameters, got {kind}.")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {_short(key, 60)!r} appears twice")
+        out[key] = value
+    return out
+
+
+async def _guard(coro: Any, timeout: float) -> tuple[str, Any]:
+    """Run ``coro`` under ``timeout``; report ("ok", value), ("raised", exc) or ("timeout", None).
+
+    BaseExceptions are caught *inside* the coroutine: a SystemExit or KeyboardInterrupt escaping
+    an asyncio task would stop the event loop itself."""
+
+    async def inner() -> tuple[str, Any]:
+        try:
+            return "ok", await coro
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+            if cancelling is None or cancelling():
+                raise  # we are being cancelled (timeout or Ctrl-C)
+            return "raised", asyncio.CancelledError("the tool cancelled itself")
+        except BaseException as e:  # noqa: BLE001 - the tool's failure becomes its output
+            return "raised", e
+
+    try:
+        return await asyncio.wait_for(inner(), timeout if timeout and timeout > 0 else None)
+    except asyncio.TimeoutError:
+        return "timeout", None
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"SystemExit (the tool called sys.exit({e.code!r}))"
+    text = str(e).strip()
+    return f"{type(e).__name__}: {_short(text, 2000)}" if text else type(e).__name__
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,161 @@
+"""Replay one run from the run log as text a person can read (``flowrun logs show``).
+
+Works from the stored events alone, so a crashed run replays as far as it got. Every string that
+came from a model or a tool is escaped first: ANSI sequences, carriage returns and bidi controls
+in the log must not rewrite the reader's terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+MAX_OUTPUT = 2000  # characters of one tool output; `logs show --json` has them all
+
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape(text: Any) -> str:
+    """Make control characters visible (``\\x1b``) instead of letting them act on the terminal."""
+    text = "" if text is None else str(text)
+
+    def repl(m: re.Match[str]) -> str:
+        c = m.group()
+        return {"\r": "\\r", "\x00": "\\0"}.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+    return _UNSAFE.sub(repl, text)
+
+
+def fmt_time(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def fmt_duration(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    minutes, secs = divmod(int(ms / 1000), 60)
+    return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def run_duration_ms(run: dict) -> float | None:
+    """Recorded duration; for an unfinished run, up to its last recorded event."""
+    if run.get("duration_ms") is not None:
+        return run["duration_ms"]
+    if run.get("last_event_at") and run.get("started_at"):
+        return max(0.0, (run["last_event_at"] - run["started_at"]) * 1000)
+    return None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _indent(text: str, prefix: str = "  ") -> str:
+    return text.replace("\n", "\n" + prefix)
+
+
+def _clip(text: str, limit: int = MAX_OUTPUT) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"… ({len(text) - limit} more characters; `flowrun logs show --json` has all)"
+
+
+def _header(run: dict) -> list[str]:
+    mode = " (offline)" if run.get("offline") else ""
+    status = run.get("status") or "?"
+    lines = [
+        f"run       {run.get('run_id')}",
+        f"workflow  {escape(run.get('workflow_path'))}",
+        f"api       {escape(run.get('api'))} · model {escape(run.get('model'))}{mode}",
+        f"started   {fmt_time(run.get('started_at'))}",
+        f"status    {status} · {fmt_duration(run_duration_ms(run))}",
+    ]
+    if status == "crashed":
+        lines.append(f"          the recording process ({run.get('pid')} on {escape(run.get('hostname'))}) "
+                     "ended without finishing the run; replaying what was recorded")
+    elif status == "running":
+        lines.append("          still running, or recorded on another host that may have crashed")
+    return lines
+
+
+def render_transcript(run: dict) -> str:
+    """The whole run in order: input, assistant text, tool calls and results, final status."""
+    out = _header(run)
+    user = escape(run.get("input") or "").strip("\n")
+    out += ["", "user:", "  " + _indent(user) if user.strip() else "  (no input recorded)"]
+    text: list[str] = []
+    saw_text = False
+    turns = 0
+    saw_failure = False
+    last_call = None  # call_id of the request rendered just before
+    usage_sum: dict[str, int] = {}
+
+    def end_text() -> None:
+        if text:
+            joined = escape("".join(text)).strip("\n")
+            if joined.strip():
+                out.extend(["assistant:", "  " + _indent(joined)])
+            text.clear()
+
+    for e in run.get("events", []):
+        kind = e.get("type")
+        if kind == "text.delta":
+            text.append(str(e.get("text", "")))
+            saw_text = True
+            continue
+        end_text()
+        if kind == "turn.started":
+            turns = max(turns, e["turn"]) if isinstance(e.get("turn"), int) else turns
+            out += ["", f"── turn {e.get('turn')} ──"]
+        elif kind == "tool_call.requested":
+            out.append(f"→ {escape(e.get('name'))}({escape(e.get('arguments'))})")
+        elif kind == "tool_call.completed":
+            # Parallel calls finish out of order: name the call unless it just follows its request.
+            who = "" if last_call == e.get("call_id") else f"{escape(e.get('name'))} [{escape(e.get('call_id'))}]: "
+            body = _indent(escape(_clip(str(e.get("output", "")))), "    ")
+            mark = "✗ error: " if e.get("is_error") else "← "
+            out.append(f"{mark}{who}{body}  ({fmt_duration(e.get('duration_ms'))})")
+        elif kind == "turn.completed":
+            for key, value in (e.get("usage") or {}).items():
+                if isinstance(value, int):
+                    usage_sum[key] = usage_sum.get(key, 0) + value
+            if e.get("status") not in ("tool_calls", "completed"):
+                out.append(f"(turn ended: {escape(e.get('status'))})")
+        elif kind == "notice":
+            out.append(f"! {escape(e.get('level', 'info'))}: {_indent(escape(e.get('message')))}")
+        elif kind in ("run.completed", "run.failed") and isinstance(e.get("turns"), int):
+            turns = max(turns, e["turns"])
+        if kind == "run.failed":
+            saw_failure = True
+            out.append(f"✗ run {escape(e.get('status'))}: {_indent(escape(e.get('message')))}")
+        last_call = e.get("call_id") if kind == "tool_call.requested" else None
+    end_text()
+    if not saw_text and run.get("final_text"):
+        out += ["assistant:", "  " + _indent(escape(run["final_text"]).strip("\n"))]
+    out += ["", _summary(run, turns, usage_sum, saw_failure)]
+    return "\n".join(out) + "\n"
+
+
+def _summary(run: dict, turns: int, usage_sum: dict[str, int], saw_failure: bool) -> str:
+    usage = run.get("usage") if isinstance(run.get("usage"), dict) else usage_sum
+    tokens = {k: v for k, v in usage.items() if isinstance(v, int)}
+    parts = [str(run.get("status") or "?"), _plural(turns, "turn"),
+             _plural(len(run.get("tool_calls") or []), "tool call")]
+    total = tokens.get("total_tokens") or tokens.get("input_tokens", 0) + tokens.get("output_tokens", 0)
+    if total:
+        detail = ""
+        if "input_tokens" in tokens and "output_tokens" in tokens:
+            detail = f" ({tokens['input_tokens']} in / {tokens['output_tokens']} out)"
+        parts.append(f"{total} tokens{detail}")
+    parts.append(fmt_duration(run_duration_ms(run)))
+    if run.get("exit_code") is not None:
+        parts.append(f"exit {run['exit_code']}")
+    error = escape(run.get("error") or "").strip()
+    if error and not saw_failure:  # otherwise the run.failed line above already said it
+        parts.append(error.splitlines()[0])
+    return "── " + " · ".join(parts) + " ──"

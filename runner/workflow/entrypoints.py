@@ -1,0 +1,154 @@
+"""Turn a ``module:function`` reference into the callable it names.
+
+The module is looked up next to the workflow file first, then on ``sys.path``. A module found next
+to the workflow is imported from its file under a name unique to that folder, so two workflows in
+different folders that both ship ``tools.py`` never get each other's module. While that module runs
+its top level, the folder is at the front of ``sys.path`` (so it can import its siblings); it is
+removed again afterwards.
+
+Importing runs the module's code: this is the point where a workflow file stops being data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import keyword
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterator
+
+from runner.workflow.schema_check import suggest
+
+
+class EntrypointError(Exception):
+    """A reference that is malformed, cannot be imported, or does not name a callable.
+    ``message`` says which and why; the import's own exception, if any, is ``__cause__``."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def parse_entrypoint(ref: str) -> tuple[str, tuple[str, ...]]:
+    """``"pkg.mod:obj.attr"`` -> ``("pkg.mod", ("obj", "attr"))``; EntrypointError if malformed."""
+    hint = "write it as module:function, e.g. tools.weather:get_forecast"
+    if not isinstance(ref, str) or ref.count(":") != 1:
+        raise EntrypointError(f"{ref!r} is not a module:function reference (it needs exactly one ':')", hint)
+    module, _, attrs = ref.partition(":")
+    for part in (*module.split("."), *attrs.split(".")):
+        if not part.isidentifier() or keyword.iskeyword(part):
+            raise EntrypointError(f"{ref!r} is not a module:function reference ({part!r} is not a Python name)", hint)
+    return module, tuple(attrs.split("."))
+
+
+def load_entrypoint(ref: str, folder: Path) -> Callable[..., Any]:
+    """The callable ``ref`` names, importing its module from ``folder`` or ``sys.path``."""
+    module_name, attrs = parse_entrypoint(ref)
+    module = _import(module_name, Path(folder))
+    obj: Any = module
+    for i, attr in enumerate(attrs):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            owner = module_name + "".join("." + a for a in attrs[:i])
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            guess = suggest(attr, names)
+            raise EntrypointError(
+                f"{owner!r} has no attribute {attr!r} (in {ref!r})" + (f"; did you mean {guess!r}?" if guess else ""),
+                "check the name after the ':'",
+            ) from None
+    if not callable(obj):
+        raise EntrypointError(
+            f"{ref!r} names a {type(obj).__name__}, not a function",
+            "point the reference at a function",
+        )
+    return obj
+
+
+def _import(name: str, folder: Path) -> ModuleType:
+    top, _, rest = name.partition(".")
+    local = _local_file(folder, top)
+    try:
+        if local is None:
+            return importlib.import_module(name)
+        with _folder_on_path(folder):
+            unique = _load_local(top, local, folder)
+            return importlib.import_module(f"{unique}.{rest}") if rest else sys.modules[unique]
+    except ModuleNotFoundError as e:
+        missing = e.name or ""
+        if local is None and (name == missing or name.startswith(missing + ".")):
+            raise EntrypointError(
+                f"no module named {name!r} (looked next to the workflow file and on the Python path)",
+                f"put {top}.py next to the workflow file, or install the package that provides it",
+            ) from e
+        if local is not None and missing.startswith("_flowrun_wf_"):
+            raise EntrypointError(
+                f"no module named {name!r} in {local.parent}",
+                "check the module path before the ':'",
+            ) from e
+        raise _import_failed(name, e) from e
+    except EntrypointError:
+        raise
+    except BaseException as e:  # the module's own code failed (even SystemExit): report, never crash
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise _import_failed(name, e) from e
+
+
+def _import_failed(name: str, e: BaseException) -> EntrypointError:
+    return EntrypointError(
+        f"importing {name!r} failed: {type(e).__name__}: {e}",
+        f"run `python -c 'import {name}'` in the workflow's folder to see the traceback",
+    )
+
+
+def _local_file(folder: Path, top: str) -> Path | None:
+    """``folder/top.py`` or ``folder/top/__init__.py``, if there is one."""
+    module_file = folder / f"{top}.py"
+    if module_file.is_file():
+        return module_file
+    package_file = folder / top / "__init__.py"
+    if package_file.is_file():
+        return package_file
+    return None
+
+
+def _load_local(top: str, file: Path, folder: Path) -> str:
+    """Import ``file`` as a module unique to ``folder``; return its name in ``sys.modules``."""
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+    unique = f"_flowrun_wf_{digest}_{top}"
+    if unique in sys.modules:
+        return unique
+    is_package = file.name == "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        unique, file, submodule_search_locations=[str(file.parent)] if is_package else None
+    )
+    if spec is None or spec.loader is None:
+        raise EntrypointError(f"cannot import {file.name} from {folder}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(unique, None)
+        raise
+    return unique
+
+
+@contextmanager
+def _folder_on_path(folder: Path) -> Iterator[None]:
+    """The folder first on sys.path while its modules run their top level (to import siblings)."""
+    entry = str(folder.resolve())
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        try:
+            sys.path.remove(entry)
+        except ValueError:  # the module removed it itself
+            pass

@@ -1,0 +1,273 @@
+"""Checks the workflow JSON Schema cannot express: unique names, each tool's parameters as a JSON
+Schema of its own, Python entrypoints, test cases that refer to tools and inputs, and keys pasted
+into the file.
+
+Every check reads the data defensively (a value may have the wrong shape, which the schema check
+reports), so all problems are found in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from jsonschema import Draft202012Validator
+
+from runner.errors import Problem
+from runner.workflow.entrypoints import EntrypointError, load_entrypoint, parse_entrypoint
+from runner.workflow.schema_check import KEY_LIKE, explain_errors, suggest, workflow_schema
+from runner.workflow.template_check import strings, template_problems
+from runner.workflow.yaml_loader import Document, JsonPath
+
+LITERAL_KEY = "this looks like a literal API key; keys must never be in the workflow file"
+_META = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
+               "unevaluatedProperties", "unevaluatedItems", "additionalItems")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def semantic_problems(doc: Document, *, folder: Path, resolve: bool = False) -> list[Problem]:
+    """Every problem beyond the schema's reach. ``resolve`` also imports Python entrypoints."""
+    data = doc.data
+    tools = [(i, t) for i, t in enumerate(_list(data.get("tools"))) if isinstance(t, dict)]
+    out: list[Problem] = []
+    out += _duplicates(doc, "tools", "tool name", "give each tool its own name")
+    out += _duplicates(doc, "tests", "test name", "give each test case its own name")
+    for i, tool in tools:
+        out += _parameter_problems(doc, i, tool)
+        out += _python_problems(doc, i, tool, folder, resolve)
+    out += template_problems(doc)
+    out += _test_problems(doc, dict(tools))
+    out += _model_problems(doc)
+    for path, text in strings(data):
+        if KEY_LIKE.search(text):
+            out.append(doc.problem(path, LITERAL_KEY,
+                                   "remove it and rotate the key; put it in an environment variable and refer to "
+                                   "it with api_key_env (model) or ${{ env.NAME }} (tools)"))
+    return out
+
+
+def _duplicates(doc: Document, section: str, what: str, hint: str) -> list[Problem]:
+    first: dict[str, int] = {}
+    out = []
+    for i, item in enumerate(_list(doc.data.get(section))):
+        name = _dict(item).get("name")
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            lines = doc.position((section, first[name], "name"))[0], doc.position((section, i, "name"))[0]
+            out.append(doc.problem((section, i, "name"), f"duplicate {what} '{name}' (lines {lines[0]}, {lines[1]})", hint))
+        else:
+            first[name] = i
+    return out
+
+
+def subschemas(schema: dict, path: JsonPath = ()) -> Iterator[tuple[JsonPath, dict]]:
+    """Every schema object inside a JSON Schema (not the keyword maps between them), with paths."""
+    yield path, schema
+    for kw in _SCHEMA_MAPS:
+        for name, sub in _dict(schema.get(kw)).items():
+            if isinstance(sub, dict):
+                yield from subschemas(sub, path + (kw, name))
+    for kw in _SCHEMA_ONE:
+        if isinstance(schema.get(kw), dict):
+            yield from subschemas(schema[kw], path + (kw,))
+    for kw in _SCHEMA_LISTS:
+        for j, sub in enumerate(_list(schema.get(kw))):
+            if isinstance(sub, dict):
+                yield from subschemas(sub, path + (kw, j))
+
+
+def _parameter_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
+    params = tool.get("parameters")
+    if not isinstance(params, dict):
+        return []
+    base: JsonPath = ("tools", i, "parameters")
+    name = tool.get("name", i)
+    found = explain_errors(_META.iter_errors(params), doc, prefix=base)
+    cycles: set[frozenset[str]] = set()
+    for path, node in subschemas(params):
+        found += _ref_problems(doc, params, base + path, node, cycles)
+        pattern = node.get("pattern")
+        for regex, where in [(pattern, ("pattern",))] + [(k, ("patternProperties", k)) for k in _dict(node.get("patternProperties"))]:
+            if isinstance(regex, str):
+                try:
+                    re.compile(regex)
+                except re.error as e:
+                    found.append(doc.problem(base + path + where, f"invalid regular expression {regex!r}: {e}",
+                                             "fix the pattern (Python regular expression syntax)"))
+        props = node.get("properties")
+        required = node.get("required")
+        if isinstance(props, dict) and isinstance(required, list):
+            for j, req in enumerate(required):
+                if isinstance(req, str) and req not in props:
+                    guess = suggest(req, props)
+                    found.append(doc.problem(
+                        base + path + ("required", j),
+                        f"required lists '{req}', which properties does not declare"
+                        + (f" (did you mean '{guess}'?)" if guess else ""),
+                        "declare it under properties, or remove it from required"))
+        if tool.get("strict") is True:
+            found += _strict_problems(doc, base + path, node, root=not path)
+    return [_name_tool(p, name) for p in found]
+
+
+def _name_tool(problem: Problem, tool: Any) -> Problem:
+    return replace(problem, message=f"tool '{tool}' parameters: {problem.message}")
+
+
+def _ref_problems(doc: Document, root: dict, path: JsonPath, node: dict, cycles: set[frozenset[str]]) -> list[Problem]:
+    """A $ref must point inside the parameters, at something, and not only at more $refs in a
+    loop (each loop is reported once, in ``cycles``)."""
+    ref = node.get("$ref")
+    if not isinstance(ref, str):
+        return []
+    where = path + ("$ref",)
+    if not ref.startswith("#"):
+        return [doc.problem(where, f"$ref {ref!r} points outside the tool's parameters",
+                            "copy the schema under $defs and refer to it as #/$defs/NAME")]
+    seen = [ref]
+    target: Any = _pointer(root, ref[1:])
+    while isinstance(target, dict) and isinstance(target.get("$ref"), str) and target["$ref"].startswith("#"):
+        if target["$ref"] in seen:
+            loop = frozenset(seen[seen.index(target["$ref"]):])
+            if loop in cycles:
+                return []
+            cycles.add(loop)
+            return [doc.problem(where, "$ref cycle: " + " -> ".join(seen + [target["$ref"]]),
+                                "make one of them an actual schema")]
+        seen.append(target["$ref"])
+        target = _pointer(root, target["$ref"][1:])
+    if target is None:
+        defs = list(_dict(root.get("$defs")))
+        guess = suggest(seen[-1].rsplit("/", 1)[-1], defs)
+        return [doc.problem(where, f"$ref {seen[-1]!r} points at nothing" + (f" (did you mean '#/$defs/{guess}'?)" if guess else ""),
+                            "refer to a schema under $defs, as #/$defs/NAME")]
+    return []
+
+
+def _pointer(doc: Any, pointer: str) -> Any:
+    """Resolve a JSON Pointer, or None."""
+    if pointer == "":
+        return doc
+    if not pointer.startswith("/"):
+        return None
+    for part in pointer[1:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
+        else:
+            return None
+    return doc
+
+
+def _strict_problems(doc: Document, path: JsonPath, node: dict, *, root: bool) -> list[Problem]:
+    """OpenAI strict mode: closed objects, every property required, no anyOf at the root."""
+    out = []
+    if root and "anyOf" in node:
+        out.append(doc.problem(path + ("anyOf",), "strict tools cannot use anyOf at the root",
+                               "move the alternatives into a property, or set strict: false"))
+    kind = node.get("type")
+    if kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in node:
+        if node.get("additionalProperties") is not False:
+            out.append(doc.problem(path, "strict tools need additionalProperties: false on every object",
+                                   "add additionalProperties: false here, or set strict: false", key=True))
+        missing = [p for p in _dict(node.get("properties")) if p not in _list(node.get("required"))]
+        if missing:
+            out.append(doc.problem(path, "strict tools must list every property in required (missing: "
+                                   + ", ".join(missing) + ")",
+                                   "list them in required; an optional one takes type: [string, \"null\"]", key=True))
+    return out
+
+
+def _python_problems(doc: Document, i: int, tool: dict, folder: Path, resolve: bool) -> list[Problem]:
+    ref = _dict(tool.get("resolve")).get("python")
+    schema = workflow_schema()["$defs"]["resolve"]["properties"]["python"]
+    if not isinstance(ref, str) or not re.search(schema["pattern"], ref):
+        return []  # the schema check reports it
+    path = ("tools", i, "resolve", "python")
+    try:
+        parse_entrypoint(ref)
+        if resolve:
+            load_entrypoint(ref, folder)
+    except EntrypointError as e:
+        return [doc.problem(path, e.message, e.hint)]
+    return []
+
+
+def _test_problems(doc: Document, tools: dict[int, dict]) -> list[Problem]:
+    by_name = {t["name"]: t for t in tools.values() if isinstance(t.get("name"), str)}
+    inputs = list(_dict(doc.data.get("inputs")))
+    out: list[Problem] = []
+
+    def unknown_tool(path: JsonPath, name: Any, severity: str, *, key: bool = False) -> None:
+        if isinstance(name, str) and name not in by_name:
+            guess = suggest(name, by_name)
+            hint = ("fine if the test checks how an unknown tool is handled; otherwise fix the name"
+                    if severity == "warning" else "name one of the workflow's tools")
+            out.append(doc.problem(path, f"the workflow has no tool '{name}'" + (f" (did you mean '{guess}'?)" if guess else ""),
+                                   hint, key=key, severity=severity))
+
+    for t, case in enumerate(_list(doc.data.get("tests"))):
+        case = _dict(case)
+        base: JsonPath = ("tests", t)
+        for j, turn in enumerate(_list(case.get("turns"))):
+            for k, call in enumerate(_list(_dict(turn).get("tool_calls"))):
+                unknown_tool(base + ("turns", j, "tool_calls", k, "name"), _dict(call).get("name"), "warning")
+        expect = _dict(case.get("expect"))
+        for k, call in enumerate(_list(expect.get("tool_calls"))):
+            unknown_tool(base + ("expect", "tool_calls", k, "name"), _dict(call).get("name"), "warning")
+        for name, check in _dict(expect.get("outputs")).items():
+            unknown_tool(base + ("expect", "outputs", name), name, "error", key=True)
+            out += _regex_problems(doc, base + ("expect", "outputs", name), check)
+        out += _regex_problems(doc, base + ("expect", "final_text"), expect.get("final_text"))
+        for name in _dict(case.get("mock_http")):
+            path = base + ("mock_http", name)
+            unknown_tool(path, name, "error", key=True)
+            resolver = _dict(by_name.get(name, {}).get("resolve"))
+            if name in by_name and resolver and "http" not in resolver:
+                out.append(doc.problem(path, f"mock_http is for http tools; '{name}' uses {next(iter(resolver))}",
+                                       "remove this mock", key=True))
+        for name in _dict(case.get("vars")):
+            if name not in inputs:
+                guess = suggest(name, inputs)
+                out.append(doc.problem(base + ("vars", name), f"vars sets '{name}', which inputs does not declare"
+                                       + (f" (did you mean '{guess}'?)" if guess else ""),
+                                       "declare it under inputs:, or fix the name", key=True))
+    return out
+
+
+def _regex_problems(doc: Document, path: JsonPath, check: Any) -> list[Problem]:
+    pattern = _dict(check).get("matches")
+    if not isinstance(pattern, str):
+        return []
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        return [doc.problem(path + ("matches",), f"invalid regular expression: {e}",
+                            "fix the pattern (Python regular expression syntax)")]
+    return []
+
+
+def _model_problems(doc: Document) -> list[Problem]:
+    model = _dict(doc.data.get("model"))
+    api = model.get("api", "responses")
+    out = []
+    for key, only in (("assistant_id", "assistants"), ("store", "responses")):
+        if key in model and api != only:
+            out.append(doc.problem(("model", key), f"{key} only applies to api: {only}; it is ignored with api: {api}",
+                                   f"remove {key}, or set api: {only}", key=True, severity="warning"))
+    return out

@@ -1,0 +1,127 @@
+"""``flowrun tools list`` and ``flowrun tools call``: output on stdout, errors on stderr, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from runner.commands.tools import parameters_summary, tools_group
+
+REPO = Path(__file__).resolve().parents[1]
+CITY = str(REPO / "workflows" / "city_weather.yaml")
+
+CUSTOM = """
+version: 1
+name: custom
+model: {{ api: chat, name: m }}
+input: hi
+inputs:
+  greeting:
+    default: Hello
+tools:
+  - name: greet
+    description: Greets someone
+    parameters:
+      type: object
+      properties: {{ name: {{ type: string }} }}
+      required: [name]
+    resolve:
+      static: "${{{{ inputs.greeting }}}}, ${{{{ args.name }}}}!"
+  - name: chatty
+    description: Prints while it works
+    parameters: {{ type: object }}
+    resolve:
+      python: chatty_tools:chatty
+"""
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(tools_group, list(args), catch_exceptions=False)
+
+
+def custom_file(tmp_path: Path) -> str:
+    (tmp_path / "chatty_tools.py").write_text("def chatty():\n    print('noise on stdout')\n    return 'quiet result'\n")
+    path = tmp_path / "custom.yaml"
+    path.write_text(textwrap.dedent(CUSTOM.format()), encoding="utf-8")
+    return str(path)
+
+
+def test_list_shows_name_kind_description_and_parameters():
+    result = invoke("list", CITY)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() [:2] == ["get_temperature", "python"]
+    assert "Get the current temperature in a city" in lines[0]
+    assert "(location: string (required), unit: Celsius|Fahrenheit)" in lines[1]
+
+
+def test_call_prints_the_output_on_stdout():
+    result = invoke("call", CITY, "get_temperature", "--args", '{"location": "Paris", "unit": "Fahrenheit"}')
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "64.4\n", "")
+
+
+def test_call_error_goes_to_stderr_with_exit_1():
+    result = invoke("call", CITY, "get_temperature", "--args", '{"location": "Atlantis"}')
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: the tool raised ValueError: no weather data for 'Atlantis'")
+
+
+def test_call_validates_arguments_like_a_run():
+    result = invoke("call", CITY, "get_temperature", "--args", '{"unit": "Kelvin"}')
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "$: 'location' is a required property" in result.stderr
+    bad_json = invoke("call", CITY, "get_temperature", "--args", '{"location": ')
+    assert bad_json.exit_code == 1 and "not valid JSON" in bad_json.stderr
+
+
+def test_call_no_python():
+    result = invoke("call", CITY, "get_temperature", "--args", '{"location": "Paris"}', "--no-python")
+    assert result.exit_code == 1
+    assert result.stderr == "error: python resolvers are disabled (--no-python)\n"
+
+
+def test_call_unknown_tool():
+    result = invoke("call", CITY, "get_temprature")
+    assert result.exit_code == 1 and "Did you mean 'get_temperature'?" in result.stderr
+
+
+def test_vars_fill_inputs(tmp_path):
+    path = custom_file(tmp_path)
+    assert invoke("call", path, "greet", "--args", '{"name": "Ada"}').stdout == "Hello, Ada!\n"
+    result = invoke("call", path, "greet", "--args", '{"name": "Ada"}', "--var", "greeting=Bonjour")
+    assert result.stdout == "Bonjour, Ada!\n"
+    unknown = invoke("call", path, "greet", "--args", '{"name": "Ada"}', "--var", "nope=1")
+    assert unknown.exit_code == 2 and "nope" in unknown.stderr
+
+
+def test_what_a_tool_prints_stays_off_stdout(tmp_path):
+    result = invoke("call", custom_file(tmp_path), "chatty")
+    assert result.exit_code == 0
+    assert result.stdout == "quiet result\n"
+    assert "noise on stdout" in result.stderr
+
+
+def test_invalid_workflow_exits_2_with_the_problem_on_stderr(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\nname: bad\ntools: 3\n", encoding="utf-8")
+    for args in (["list", str(path)], ["call", str(path), "x"]):
+        result = invoke(*args)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert "bad.yaml" in result.stderr
+
+
+def test_parameters_summary():
+    schema = {"properties": {"a": {"type": ["string", "null"]}, "b": {"enum": [1, 2]}, "c": {}}, "required": ["b"]}
+    assert parameters_summary(schema) == "a: string|null, b: 1|2 (required), c: any"
+    assert parameters_summary({}) == ""
+
+
+def test_the_tools_command_does_not_import_openai():
+    code = ("import sys; import runner.commands.tools, runner.tools.dispatcher, runner.tools.http_tool, "
+            "runner.tools.python_tool; print('openai' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.stdout.strip() == "False", proc.stderr
