@@ -121,7 +121,8 @@ class Batch:
         self.options = options
         self.on_result = on_result
         self.summary = BatchSummary()
-        self.env: Mapping[str, str] = os.environ if options.env is None else options.env
+        # a snapshot: each run's dispatcher copies it, and copying os.environ decodes every entry
+        self.env: Mapping[str, str] = dict(os.environ if options.env is None else options.env)
 
     # --- plan ---------------------------------------------------------------------------------
 

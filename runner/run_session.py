@@ -221,7 +221,7 @@ async def run_conversation(
     from runner.tools.dispatcher import Dispatcher
 
     async with contextlib.AsyncExitStack() as stack:
-        provider = create_provider(settings)
+        provider = create_provider(settings, masker=masker, on_notice=emit)
         stack.push_async_callback(provider.aclose)
         dispatcher = Dispatcher(
             workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http

@@ -102,6 +102,7 @@ def model_settings(
         model=overrides.model or m.name,
         base_url=base_url,
         api_key=key,
+        api_key_env=m.api_key_env,
         instructions=render_text(workflow.instructions, inputs, "instructions"),
         temperature=m.temperature,
         top_p=m.top_p,

@@ -320,3 +320,12 @@ def test_deprecation_warnings_do_not_reach_users():
                           cwd=Path(__file__).parents[1])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "completed" and "Warning" not in proc.stderr, proc.stderr
+
+
+def test_an_empty_submission_stream_is_recovered_from_the_known_run():
+    with ReplayServer([*setup(), Canned(body=leg1().body()), Canned(body=sse(("done", "[DONE]"))),
+                       json_response(run_obj("completed")),
+                       json_response({"object": "list", "data": [message("Done.")], "has_more": False}), DELETED]) as s:
+        (_, second), _ = conversation(s, [("send_message", "hi"), ("submit_tool_outputs", RESULTS)])
+    assert last_result(second).text == "Done."
+    assert paths(s)[5] == "GET /v1/threads/thread_1/runs/run_1"

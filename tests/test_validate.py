@@ -19,6 +19,7 @@ from referencing import Registry, Resource
 from runner.errors import WorkflowError
 from runner.workflow.model import HttpResolver, PythonResolver, StaticResolver
 from runner.workflow.schema_check import SCHEMA_PATH, workflow_schema
+from runner.workflow.semantic import subschemas
 from runner.workflow.validate import load_workflow, validate_file
 from runner.commands.validate import schema_command, validate_command
 
@@ -162,18 +163,10 @@ def test_schema_symlink_and_meta_schema():
     Draft202012Validator.check_schema(workflow_schema())
 
 
-def _schemas(node, pointer=""):
-    """Every schema object in the workflow schema (not the keyword maps between them)."""
-    yield pointer, node
-    for keyword in ("properties", "$defs", "patternProperties"):
-        for name, sub in node.get(keyword, {}).items():
-            yield from _schemas(sub, f"{pointer}/{keyword}/{name}")
-    for keyword in ("items", "additionalProperties", "propertyNames"):
-        if isinstance(node.get(keyword), dict):
-            yield from _schemas(node[keyword], f"{pointer}/{keyword}")
-    for keyword in ("anyOf", "oneOf", "allOf"):
-        for i, sub in enumerate(node.get(keyword, [])):
-            yield from _schemas(sub, f"{pointer}/{keyword}/{i}")
+def _schemas(schema):
+    """(JSON Pointer, schema object) for every schema inside the workflow schema."""
+    for path, node in subschemas(schema):
+        yield "".join(f"/{step}" for step in path), node
 
 
 def test_every_schema_property_has_a_description():
@@ -589,17 +582,17 @@ def test_local_modules_stay_apart_per_folder(tmp_path):
         pkg.mkdir(parents=True)
         (pkg / "__init__.py").write_text("")
         (pkg / "weather.py").write_text(f"from helper import tag\ndef get(**kw): return tag + '{name}'\n")
-        (tmp_path / name / "helper.py").write_text(f"tag = 'helper-'\n")
+        (tmp_path / name / "helper.py").write_text(f"tag = 'helper-{name}-'\n")
         (tmp_path / name / "tools_flat.py").write_text(f"def get(): return '{name}'\n")
     before = list(sys.path)
     one = load_entrypoint("tools.weather:get", tmp_path / "one")
     two = load_entrypoint("tools.weather:get", tmp_path / "two")
-    assert (one(), two()) == ("helper-one", "helper-two")
+    assert (one(), two()) == ("helper-one-one", "helper-two-two")
     assert load_entrypoint("tools_flat:get", tmp_path / "one")() == "one"
     assert load_entrypoint("tools_flat:get", tmp_path / "two")() == "two"
     assert load_entrypoint("json:dumps", tmp_path / "one") is json.dumps
     assert sys.path == before
-    assert "tools" not in sys.modules and "tools_flat" not in sys.modules
+    assert not {"tools", "tools_flat", "helper"} & set(sys.modules)
 
 
 # --- the commands ------------------------------------------------------------------------------------
@@ -629,6 +622,9 @@ def test_validate_command_warnings_do_not_fail(tmp_path):
     assert result.exit_code == 0
     assert result.stdout == f"{path}: OK (0 tools, 0 test cases)\n"
     assert f"{path}:3:20: warning: store only applies to api: responses" in result.stderr
+    strict = CliRunner().invoke(cli(), ["validate", "--strict", str(path)])
+    assert strict.exit_code == 2
+    assert (strict.stdout, strict.stderr.splitlines()[-1]) == ("", f"{path}: invalid (1 warning)")
 
 
 def test_validate_command_json(tmp_path):

@@ -266,6 +266,13 @@ def test_marks_for_keys_values_and_items():
     assert doc.position(("x", "missing"), key=True) == (1, 1)
 
 
+def test_windows_line_endings():
+    doc, problems = load_bytes(b"a: 1\r\nb:\r\n  c: x\r\n", file="w.yaml")
+    assert problems == []
+    assert doc.data == {"a": 1, "b": {"c": "x"}}
+    assert doc.position(("b", "c")) == (3, 6)
+
+
 def test_json_path():
     assert json_path(()) == "$"
     assert json_path(("tools", 1, "resolve", "http", "url")) == "$.tools[1].resolve.http.url"

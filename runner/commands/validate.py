@@ -24,15 +24,18 @@ _KEY_VALUE = re.compile(r"^(\s*(?:-\s+)?[\"']?([^\s:\"'][^:\"']*)[\"']?\s*:\s*)(
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--resolve", is_flag=True,
               help="Also import python: resolvers to check they exist (this runs their modules' code).")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json for tools.")
 @click.pass_context
-def validate_command(ctx: click.Context, files: tuple[str, ...], resolve: bool, fmt: str) -> None:
+def validate_command(ctx: click.Context, files: tuple[str, ...], resolve: bool, strict: bool, fmt: str) -> None:
     """Check workflow files: YAML, schema, tools, templates and tests. Nothing is run or sent."""
     report = []
     for file in files:
         workflow, problems = validate_file(file, resolve=resolve)
         errors = sum(p.severity == "error" for p in problems)
+        if strict and len(problems) > errors:
+            workflow = None
         report.append({
             "file": file,
             "valid": workflow is not None,
@@ -67,7 +70,7 @@ def _print_text(file: str, workflow, problems: list[Problem]) -> None:
     else:
         errors = sum(p.severity == "error" for p in problems)
         warnings = len(problems) - errors
-        summary = _plural(errors, "error") + (f", {_plural(warnings, 'warning')}" if warnings else "")
+        summary = ", ".join(_plural(n, word) for n, word in ((errors, "error"), (warnings, "warning")) if n)
         click.echo(f"{file}: invalid ({summary})", err=True)
 
 

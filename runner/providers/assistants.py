@@ -109,11 +109,13 @@ class AssistantsProvider(SDKProvider):
                 lambda: self._runs.submit_tool_outputs(run_id, thread_id=thread_id, tool_outputs=outputs, stream=True)
             )
 
-        async for event in self._leg(start):
+        async for event in self._leg(start, run_id=run_id):
             yield event
 
-    async def _leg(self, start: Callable[[], Awaitable[Any]], *, clear_active: bool = False) -> AsyncIterator[TurnEvent]:
-        """One stream, to ``requires_action`` or a final status; recover when it ends early."""
+    async def _leg(self, start: Callable[[], Awaitable[Any]], *, clear_active: bool = False,
+                   run_id: str | None = None) -> AsyncIterator[TurnEvent]:
+        """One stream, to ``requires_action`` or a final status; recover when it ends early.
+        ``run_id``: the run this leg continues (submissions), known before any event."""
         mapper = RunStreamMapper(self.thread_id)
         opened: OpenedStream | None = None
         known_run: Any = None
@@ -146,7 +148,7 @@ class AssistantsProvider(SDKProvider):
         if mapper.finished:
             yield self._finish(mapper.result())
             return
-        run_id = mapper.run_id or (known_run.id if known_run is not None else None)
+        run_id = mapper.run_id or (known_run.id if known_run is not None else run_id)
         if run_id is None:
             raise ProviderError("the stream from the server was cut before the run was created")
         if known_run is None:

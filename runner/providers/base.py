@@ -63,6 +63,7 @@ class ModelSettings:
     model: str
     base_url: str | None
     api_key: str
+    api_key_env: str = "OPENAI_API_KEY"  # named in messages ("check OPENAI_API_KEY"), never the key
     instructions: str | None = None
     temperature: float | None = None
     top_p: float | None = None

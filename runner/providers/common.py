@@ -132,7 +132,12 @@ class SDKProvider(Provider):
 
     def error(self, exc: BaseException, *, mid_stream: bool = False) -> ProviderError:
         return map_api_error(
-            exc, self.masker, api_key=self.settings.api_key, mid_stream=mid_stream, timeout=self.settings.timeout
+            exc,
+            self.masker,
+            api_key=self.settings.api_key,
+            key_env=self.settings.api_key_env,
+            mid_stream=mid_stream,
+            timeout=self.settings.timeout,
         )
 
     def stream_failure(self, exc: openai.APIError, **meta: Any) -> TurnResult:

@@ -39,6 +39,9 @@ class Fault:
     terminal    terminal: failed | expired | cancelled | incomplete (Assistants),
                 failed | incomplete (Responses), length | content_filter (Chat)
     code, message            error_event / terminal failed: the error reported
+
+    On a non-streaming request, drop_after closes the connection (after ``partial_bytes`` of the
+    body), stall delays the answer, bad_json garbles it; error_event does not apply there.
     """
 
     kind: str

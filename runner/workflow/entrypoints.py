@@ -3,8 +3,9 @@
 The module is looked up next to the workflow file first, then on ``sys.path``. A module found next
 to the workflow is imported from its file under a name unique to that folder, so two workflows in
 different folders that both ship ``tools.py`` never get each other's module. While that module runs
-its top level, the folder is at the front of ``sys.path`` (so it can import its siblings); it is
-removed again afterwards.
+its top level, the folder is at the front of ``sys.path`` (so it can import its siblings); then the
+folder leaves ``sys.path`` and its siblings leave ``sys.modules`` again. Siblings must therefore be
+imported at the top of the module, not inside a function.
 
 Importing runs the module's code: this is the point where a workflow file stops being data.
 """
@@ -76,7 +77,7 @@ def _import(name: str, folder: Path) -> ModuleType:
     try:
         if local is None:
             return importlib.import_module(name)
-        with _folder_on_path(folder):
+        with _folder_imports(folder):
             unique = _load_local(top, local, folder)
             return importlib.import_module(f"{unique}.{rest}") if rest else sys.modules[unique]
     except ModuleNotFoundError as e:
@@ -141,9 +142,13 @@ def _load_local(top: str, file: Path, folder: Path) -> str:
 
 
 @contextmanager
-def _folder_on_path(folder: Path) -> Iterator[None]:
-    """The folder first on sys.path while its modules run their top level (to import siblings)."""
+def _folder_imports(folder: Path) -> Iterator[None]:
+    """The folder first on sys.path while its modules run their top level, so they can import
+    their siblings; afterwards the path is restored and those siblings are dropped from
+    sys.modules (the modules that imported them keep them), so another folder's ``helpers.py``
+    is never mistaken for this one's."""
     entry = str(folder.resolve())
+    before = set(sys.modules)
     sys.path.insert(0, entry)
     try:
         yield
@@ -152,3 +157,7 @@ def _folder_on_path(folder: Path) -> Iterator[None]:
             sys.path.remove(entry)
         except ValueError:  # the module removed it itself
             pass
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None)
+            if not name.startswith("_flowrun_wf_") and file and Path(file).resolve().is_relative_to(entry):
+                del sys.modules[name]

@@ -101,7 +101,7 @@ def _explain(error: ValidationError, doc: Document, prefix: JsonPath) -> list[Pr
     hint = schema.get("x-hint")
     custom = schema.get("x-message")
 
-    if "propertyNames" in error.relative_schema_path:
+    if _checks_a_key(error):
         # jsonschema checks the key as the instance, without adding it to the path.
         key_path = path + (instance,)
         message = custom.replace("{value}", show(instance)) if custom else f"key {show(instance)} is not allowed here"
@@ -124,11 +124,19 @@ def _explain(error: ValidationError, doc: Document, prefix: JsonPath) -> list[Pr
         found = ", ".join(instance) if isinstance(instance, dict) and instance else "none"
         return [doc.problem(path, f"{custom} (found {found})", hint, key=True)]
 
-    if custom:
+    if custom and keyword != "type":
         return [doc.problem(path, custom.replace("{value}", show(instance)), hint)]
 
     message, default_hint = _describe(keyword, error.validator_value, instance, schema)
+    if keyword == "type":  # "quote it" beats the general advice
+        hint, default_hint = default_hint, hint
     return [doc.problem(path, message, hint or default_hint)]
+
+
+def _checks_a_key(error: ValidationError) -> bool:
+    """Whether the error comes from a ``propertyNames`` keyword (not a property of that name)."""
+    steps = list(error.relative_schema_path)
+    return any(step == "propertyNames" and (i == 0 or steps[i - 1] != "properties") for i, step in enumerate(steps))
 
 
 def _describe(keyword: str, expected: Any, instance: Any, schema: dict) -> tuple[str, str | None]:
@@ -166,8 +174,8 @@ def _describe(keyword: str, expected: Any, instance: Any, schema: dict) -> tuple
         return (f"must have at least {expected} key(s)", None)
     if keyword == "maxProperties":
         return (f"must have at most {expected} key(s)", None)
-    if keyword == "false" or expected is False:
-        return ("this key is not allowed here", None)
+    if keyword is None:  # a `false` schema
+        return ("this value is not allowed here", None)
     return (redact(f"{keyword}: {expected!r} not satisfied"), None)
 
 

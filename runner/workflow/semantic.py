@@ -48,7 +48,7 @@ def semantic_problems(doc: Document, *, folder: Path, resolve: bool = False) -> 
         out += _parameter_problems(doc, i, tool)
         out += _python_problems(doc, i, tool, folder, resolve)
     out += template_problems(doc)
-    out += _test_problems(doc, dict(tools))
+    out += _test_problems(doc, [t for _, t in tools])
     out += _model_problems(doc)
     for path, text in strings(data):
         if KEY_LIKE.search(text):
@@ -208,8 +208,8 @@ def _python_problems(doc: Document, i: int, tool: dict, folder: Path, resolve: b
     return []
 
 
-def _test_problems(doc: Document, tools: dict[int, dict]) -> list[Problem]:
-    by_name = {t["name"]: t for t in tools.values() if isinstance(t.get("name"), str)}
+def _test_problems(doc: Document, tools: list[dict]) -> list[Problem]:
+    by_name = {t["name"]: t for t in tools if isinstance(t.get("name"), str)}
     inputs = list(_dict(doc.data.get("inputs")))
     out: list[Problem] = []
 

@@ -75,8 +75,7 @@ class Document:
     file: str  # the name to show in messages, as given on the command line
     data: Any
     marks: dict[JsonPath, Mark] = field(default_factory=dict)
-    text: str = ""
-    sha256: str = ""
+    sha256: str = ""  # of the file's bytes; empty for text loaded without a file
 
     def position(self, path: JsonPath, *, key: bool = False) -> tuple[int, int]:
         """(line, column) of the value at ``path`` (of its key with ``key=True``). A path that does
@@ -247,7 +246,7 @@ def load_text(text: str, *, file: str = "<string>") -> tuple[Document | None, li
         return None, [Problem(file, 0, 0, f"cannot read the YAML: {e}", "$")]
     except RecursionError:
         return None, [Problem(file, 0, 0, "the YAML is nested too deeply to read", "$")]
-    doc = Document(file, data, builder.marks, text)
+    doc = Document(file, data, builder.marks)
     return doc, builder.problems
 
 
