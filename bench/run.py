@@ -242,12 +242,16 @@ class _SlowHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _SlowServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 drops simultaneous connects (a 1 s SYN retry)
+
+
 def figure_3(tmp: Path, calls: int = 8, delay: float = 0.2) -> list[Row]:
     from runner.providers.base import ToolCall
     from runner.tools.dispatcher import Dispatcher
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
-    server.daemon_threads = True
+    server = _SlowServer(("127.0.0.1", 0), _SlowHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         path = tmp / "fanout.yaml"

@@ -190,13 +190,15 @@ class Batch:
             self.client = shared_client(self.gate, concurrency)
             stack.push_async_callback(self.client.shutdown)  # after the offline server stops
             self.case = None
+            self.mocks = None
             self.overrides = Overrides(api=o.api, base_url=o.base_url, model=o.model)
             if o.offline:
-                from runner.run_session import pick_case, start_offline_server
+                from runner.run_session import case_mocks, pick_case, start_scripted_server
 
                 self.case = pick_case(self.workflow, o.case_name)
-                server = start_offline_server(self.case)
+                server = start_scripted_server(self.workflow, self.case)
                 stack.callback(server.stop)
+                self.mocks = case_mocks(self.workflow, self.case)
                 self.overrides = Overrides(api=o.api, base_url=server.base_url, model=o.model)
                 self.env = {**self.env, self.workflow.model.api_key_env: OFFLINE_KEY}
             self._preflight(todo)
@@ -287,7 +289,8 @@ class Batch:
         try:
             outcome = await converse(
                 self.workflow, settings, message, emit, run_id=new_run_id(), inputs=inputs, env=self.env,
-                masker=masker, allow_python=o.allow_python, max_turns=o.max_turns, http_client=self.client,
+                masker=masker, allow_python=o.allow_python, max_turns=o.max_turns, mock_http=self.mocks,
+                http_client=self.client,
             )
         except FlowrunError as exc:
             record = empty_record(item, "error", masker.mask(str(exc)))
@@ -328,11 +331,11 @@ async def converse(workflow, settings, message: str, emit, *, http_client, **kwa
     from runner.tools.dispatcher import Dispatcher
 
     async with contextlib.AsyncExitStack() as stack:
-        provider = create_provider(settings, http_client=http_client, masker=kwargs["masker"])
+        provider = create_provider(settings, http_client=http_client, masker=kwargs["masker"], on_notice=emit)
         stack.push_async_callback(provider.aclose)
         dispatcher = Dispatcher(
             workflow, inputs=kwargs["inputs"], env=kwargs["env"], masker=kwargs["masker"],
-            allow_python=kwargs["allow_python"],
+            allow_python=kwargs["allow_python"], mock_http=kwargs["mock_http"],
         )
         stack.push_async_callback(dispatcher.aclose)
         loop = RunLoop(provider, dispatcher, emit, run_id=kwargs["run_id"], max_turns=kwargs["max_turns"])

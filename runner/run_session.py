@@ -24,7 +24,7 @@ from runner.workflow.model import TestCase, Workflow
 
 OFFLINE_BANNER = (
     "OFFLINE: the model's side is scripted from test case {case!r} of {file}; "
-    "no model is called. The tools are real."
+    "no model is called. The tools are real{mocked}."
 )
 
 
@@ -110,16 +110,19 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
         given_vars = dict(request.vars)
         message = request.message
         banner = None
+        mocks = None
         if request.offline:
             case = pick_case(workflow, request.case_name)
             given_vars = {**case.vars, **given_vars}
             if message is None:
                 message = case.input
-            server = start_offline_server(case)
+            server = start_scripted_server(workflow, case)
+            mocks = case_mocks(workflow, case)
             stack.callback(server.stop)
             overrides = Overrides(api=request.api, base_url=server.base_url, model=request.model)
             env = {**env, workflow.model.api_key_env: OFFLINE_KEY}
-            banner = OFFLINE_BANNER.format(case=case.name, file=request.file)
+            mocked = f" (HTTP tools {', '.join(sorted(mocks))} answer from the case's mock_http)" if mocks else ""
+            banner = OFFLINE_BANNER.format(case=case.name, file=request.file, mocked=mocked)
         inputs = resolve_inputs(workflow, given_vars)
         settings = model_settings(workflow, overrides, inputs, env)
         masker = build_masker(workflow, env, None if request.offline else settings.api_key)
@@ -170,6 +173,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
                 allow_python=request.allow_python,
                 max_turns=request.max_turns,
                 next_message=chat_reader(request, err) if request.chat else None,
+                mock_http=mocks,
             )
         except (KeyboardInterrupt, asyncio.CancelledError):
             if log is not None:
@@ -262,12 +266,30 @@ def chat_reader(request: RunRequest, err: TextIO):
     return next_message
 
 
-def start_offline_server(case: TestCase):
+def start_scripted_server(workflow: Workflow, case: TestCase):
+    """The embedded model server for --offline and ``flowrun test``, playing ``case``'s turns."""
     from runner.scripted import ScriptedServer
 
     server = ScriptedServer(list(case.turns))
+    if workflow.model.assistant_id:
+        server.add_assistant(workflow.model.assistant_id, name=workflow.name, model=workflow.model.name)
     server.start()
     return server
+
+
+def case_mocks(workflow: Workflow, case: TestCase, mode: str = "declared") -> dict | None:
+    """Canned HTTP answers: the case's ``mock_http`` (declared), those plus "no answer" for every
+    other HTTP tool (all: no network at all), or none (live)."""
+    if mode == "none":
+        return None
+    mocks: dict[str, Any] = dict(case.mock_http)
+    if mode == "all":
+        from runner.workflow.model import HttpResolver
+
+        for tool in workflow.tools:
+            if isinstance(tool.resolver, HttpResolver):
+                mocks.setdefault(tool.name, None)
+    return mocks
 
 
 def make_renderer(request: RunRequest, out: TextIO, err: TextIO):

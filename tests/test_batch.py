@@ -228,7 +228,6 @@ def test_a_429_pauses_the_whole_batch_for_its_retry_after(workflow: Path, tmp_pa
     assert code == 0, stderr
     assert "8 inputs: 8 completed, 0 failed" in stderr and "(1 rate-limit answers waited out)" in stderr
     assert all(r["status"] == "completed" for r in results(out))
-    print([round(t - times[0], 3) for t in times], [(r.turn_index, r.path) for r in server.requests][:6])
     limited_at = times[0]  # the first request of the batch got the 429
     assert [t for t in times if limited_at + 0.2 < t < limited_at + 0.95] == []  # nobody went in meanwhile
     assert len([t for t in times if t >= limited_at + 0.95]) >= 8  # then everything did

@@ -17,13 +17,17 @@ def _template(name: str) -> str:
     return resources.files("runner.templates").joinpath(name).read_text(encoding="utf-8")
 
 
-def schema_reference(target: Path) -> str:
-    """The modeline's path to the schema, relative to the new file, when the project has one."""
-    for folder in [target.parent.resolve(), *target.parent.resolve().parents]:
-        candidate = folder / "schemas" / "workflow.schema.json"
+def schema_reference(target: Path) -> tuple[str, Path | None]:
+    """The modeline's path to the schema, relative to the new file. When no folder above has
+    ``schemas/workflow.schema.json``, a copy is written beside the workflows folder (editors need
+    a file they can read; the copy is what `flowrun schema` prints)."""
+    folder = target.parent.resolve()
+    for candidate_dir in [folder, *folder.parents]:
+        candidate = candidate_dir / "schemas" / "workflow.schema.json"
         if candidate.exists():
-            return Path(os.path.relpath(candidate, target.parent.resolve())).as_posix()
-    return "https://raw.githubusercontent.com/flowrun/flowrun/main/schemas/workflow.schema.json"
+            return Path(os.path.relpath(candidate, folder)).as_posix(), None
+    copy = folder.parent / "schemas" / "workflow.schema.json"
+    return Path(os.path.relpath(copy, folder)).as_posix(), copy
 
 
 @click.command("init", epilog="\b\nExample:\n  flowrun init support-bot      # writes workflows/support-bot.yaml and workflows/support_bot_tools.py")
@@ -44,8 +48,15 @@ def init_command(name: str, folder: str, force: bool) -> None:
             click.echo(f"flowrun: error: {path} already exists (use --force to overwrite it)", err=True)
             sys.exit(2)
     target_dir.mkdir(parents=True, exist_ok=True)
+    schema_ref, schema_copy = schema_reference(target)
+    if schema_copy is not None:
+        from runner.workflow.schema_check import SCHEMA_PATH
+
+        schema_copy.parent.mkdir(parents=True, exist_ok=True)
+        schema_copy.write_text(Path(SCHEMA_PATH).read_text(encoding="utf-8"), encoding="utf-8")
+        click.echo(f"wrote {os.path.relpath(schema_copy)} (the schema your editor reads for help on hover)")
     text = _template("starter.yaml").format(
-        name=name, path=target.as_posix(), module=module, schema_ref=schema_reference(target)
+        name=name, path=target.as_posix(), module=module, schema_ref=schema_ref
     )
     target.write_text(text, encoding="utf-8")
     module_file.write_text(_template("starter_tools.py").format(name=name), encoding="utf-8")

@@ -73,13 +73,11 @@ async def run_case(
     max_turns: int = 10,
     extra_sinks: Iterable = (),
 ) -> CaseResult:
-    from runner.run_session import run_conversation
-    from runner.scripted import ScriptedServer
+    from runner.run_session import case_mocks, run_conversation, start_scripted_server
 
     started = time.monotonic()
     collector = _Collector()
-    server = ScriptedServer(list(case.turns))
-    server.start()
+    server = start_scripted_server(workflow, case)
     try:
         env = {workflow.model.api_key_env: OFFLINE_KEY}
         import os
@@ -89,9 +87,7 @@ async def run_case(
         settings = model_settings(workflow, Overrides(api=api, base_url=server.base_url), inputs, env)
         masker = build_masker(workflow, env, None)
         message = render_text(case.input if case.input is not None else workflow.input, inputs, "input") or ""
-        mocks = None if mock_http == "none" else dict(case.mock_http)
-        if mock_http == "all":
-            mocks = {t.name: case.mock_http.get(t.name) for t in workflow.tools if t.name not in mocks} | mocks
+        mocks = case_mocks(workflow, case, mock_http)
         emit = FanOut([collector, *extra_sinks], masker)
         outcome = await run_conversation(
             workflow, settings, [message], emit, run_id=new_run_id(), inputs=inputs, env=env,

@@ -90,6 +90,9 @@ class HttpTool:
             raise ToolFailure(str(e)) from None
         log.debug("http tool %s: %s", name, request.describe())
         if name in self._mock:
+            if self._mock[name] is None:  # --mock-http: every HTTP tool must have a canned answer
+                raise ToolFailure(f"no canned response for tool {name!r}: add it under the case's "
+                                  "`mock_http:` (network is off with --mock-http)")
             return interpret(spec, _mock_reply(self._mock[name], request.url.host))
         try:
             reply = await asyncio.wait_for(self._exchange(spec, request), spec.timeout)
