@@ -30,7 +30,7 @@ Emit = Callable[[Event], None]
 
 
 def new_run_id() -> str:
-    return "run_" + time.strftime("%Y%m%d%H%M%S") + "_" + uuid.uuid4().hex[:8]
+    return "run_" + uuid.uuid4().hex[:16]
 
 
 class _Dispatcher:  # the part of runner.tools.dispatcher.Dispatcher the loop uses
@@ -84,14 +84,18 @@ class RunLoop:
         self.tool_call_count = 0
         self.usage: dict[str, int] | None = None
         self.results: list[ToolResult] = []
+        self._partial: list[str] = []  # text of the turn in flight, kept if the turn never ends
         self._started = time.monotonic()
 
     async def _consume(self, stream: AsyncIterator[TurnEvent]) -> TurnResult:
         result: TurnResult | None = None
+        self._partial = []
         async for ev in stream:
             if isinstance(ev, TurnResult):
                 result = ev
             else:
+                if isinstance(ev, TextDelta):
+                    self._partial.append(ev.text)
                 self.emit(ev)
         if result is None:  # a provider must end every turn with a result
             raise ProviderError("the server's stream ended before the turn finished")
@@ -136,9 +140,9 @@ class RunLoop:
                 await asyncio.shield(self.provider.cancel())
             except BaseException:  # noqa: BLE001 - best effort while interrupted
                 pass
-            return self._fail("interrupted", "interrupted by the user", 130, "")
+            return self._fail("interrupted", "interrupted by the user", 130, "".join(self._partial))
         except FlowrunError as exc:
-            return self._fail("error", str(exc), exc.exit_code, "")
+            return self._fail("error", str(exc), exc.exit_code, "".join(self._partial))
 
     def _tool_done(self, result: ToolResult) -> None:
         self.emit(

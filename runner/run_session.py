@@ -174,6 +174,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
                 max_turns=request.max_turns,
                 next_message=chat_reader(request, err) if request.chat else None,
                 mock_http=mocks,
+                show_requests=request.verbose,
             )
         except (KeyboardInterrupt, asyncio.CancelledError):
             if log is not None:
@@ -217,6 +218,7 @@ async def run_conversation(
     max_turns: int = 10,
     mock_http: Mapping[str, Any] | None = None,
     next_message: Callable[[], Any] | None = None,
+    show_requests: bool = False,
 ) -> RunOutcome:
     """The run path every caller shares: provider + dispatcher + loop. Each message after the
     first (and each one ``next_message`` returns, until it returns None) continues the same
@@ -225,7 +227,13 @@ async def run_conversation(
     from runner.tools.dispatcher import Dispatcher
 
     async with contextlib.AsyncExitStack() as stack:
-        provider = create_provider(settings, masker=masker, on_notice=emit)
+        http_client = None
+        if show_requests:
+            from runner.verbose_http import logging_http_client
+
+            http_client = logging_http_client(emit, masker, settings.timeout)
+            stack.push_async_callback(http_client.aclose)
+        provider = create_provider(settings, http_client=http_client, masker=masker, on_notice=emit)
         stack.push_async_callback(provider.aclose)
         dispatcher = Dispatcher(
             workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http
