@@ -22,7 +22,7 @@ import inspect
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping
 
@@ -117,9 +117,16 @@ class _Collector:
 class Batch:
     """One batch: the plan (workflow, inputs, what to skip) and the run of it."""
 
-    def __init__(self, options: BatchOptions, *, on_result: Callable[[dict, BatchSummary], None] | None = None):
+    def __init__(
+        self,
+        options: BatchOptions,
+        *,
+        on_result: Callable[[dict, BatchSummary], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
+    ):
         self.options = options
-        self.on_result = on_result
+        self.on_result = on_result  # after each result line is written
+        self.on_notice = on_notice or (lambda text: None)  # things a person should know
         self.summary = BatchSummary()
         # a snapshot: each run's dispatcher copies it, and copying os.environ decodes every entry
         self.env: Mapping[str, str] = dict(os.environ if options.env is None else options.env)
@@ -201,6 +208,10 @@ class Batch:
                 self.mocks = case_mocks(self.workflow, self.case)
                 self.overrides = Overrides(api=o.api, base_url=server.base_url, model=o.model)
                 self.env = {**self.env, self.workflow.model.api_key_env: OFFLINE_KEY}
+                self.on_notice(
+                    f"OFFLINE: the model's side of every run is scripted from test case {self.case.name!r} of "
+                    f"{o.file}; no model is called. The tools are real."
+                )
             self._preflight(todo)
             self.writer = ResultWriter(o.out, append=o.resume)
             stack.callback(self.writer.close)

@@ -27,6 +27,7 @@ from runner.events import (
 from runner.providers.base import Provider, ToolCall, ToolResult, TurnEvent, TurnResult
 
 Emit = Callable[[Event], None]
+CANCEL_TIMEOUT = 10.0  # seconds given to the server to cancel a run after Ctrl-C
 
 
 def new_run_id() -> str:
@@ -136,8 +137,8 @@ class RunLoop:
                 self.results.extend(results)
                 start = lambda r=results: self.provider.submit_tool_outputs(r)  # noqa: E731
         except (asyncio.CancelledError, KeyboardInterrupt):
-            try:
-                await asyncio.shield(self.provider.cancel())
+            try:  # bounded: a server that hangs on cancel must not keep the user waiting
+                await asyncio.wait_for(asyncio.shield(self.provider.cancel()), CANCEL_TIMEOUT)
             except BaseException:  # noqa: BLE001 - best effort while interrupted
                 pass
             return self._fail("interrupted", "interrupted by the user", 130, "".join(self._partial))

@@ -251,7 +251,9 @@ def test_offline_batch_scripts_the_model_from_the_first_test_case(workflow: Path
     done = flowrun("batch", str(workflow), "--inputs", str(inputs), "--out", str(out), "--offline", cwd=tmp_path)
     assert done.code == 1, done.err
     assert done.out == ""
-    assert done.err.strip().splitlines()[-1].startswith("3 inputs: 2 completed, 1 failed in ")
+    said = done.err.strip().splitlines()
+    assert said[0].startswith("flowrun: OFFLINE: the model's side of every run is scripted from test case 'demo'")
+    assert said[-1].startswith("3 inputs: 2 completed, 1 failed in ")
     texts = sorted(r["final_text"] for r in results(out) if r["status"] == "completed")
     assert texts == ["It is 21C in Oslo.", "It is 21C in Oslo."]
 
@@ -328,7 +330,7 @@ def test_the_progress_bar_rewrites_one_line() -> None:
     from runner.batch import BatchSummary
 
     err = _Tty()
-    bar = ProgressBar(err, total=4, skipped=0)
+    bar = ProgressBar(err, total=4)
     bar({}, BatchSummary(total=4, completed=4))
     bar.clear()
     assert err.text.startswith("\r[########################] 4/4  0 failed") and err.text.endswith("\r\x1b[K")

@@ -29,10 +29,9 @@ class ProgressBar:
 
     WIDTH = 24
 
-    def __init__(self, err: TextIO, total: int, skipped: int):
+    def __init__(self, err: TextIO, total: int):
         self.err = err
         self.total = total
-        self.skipped = skipped
         self.started = time.monotonic()
         self._shown = 0.0
 
@@ -116,10 +115,14 @@ def execute(options, *, err: TextIO) -> int:
         nonlocal bar
         if tty:
             if bar is None:
-                bar = ProgressBar(err, summary.total, summary.skipped)
+                bar = ProgressBar(err, summary.total)
             bar(record, summary)
 
-    batch = Batch(options, on_result=on_result)
+    def on_notice(text: str) -> None:
+        err.write(f"flowrun: {text}\n")
+        err.flush()
+
+    batch = Batch(options, on_result=on_result, on_notice=on_notice)
     try:
         summary = asyncio.run(batch.run())
     except KeyboardInterrupt:

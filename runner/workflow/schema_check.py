@@ -1,4 +1,5 @@
-"""Check loaded data against schemas/workflow.schema.json and explain each failure to a person.
+"""Check loaded data against schemas/workflow.schema.json (or, for a NAME.test.yaml file beside a
+workflow, schemas/tests.schema.json) and explain each failure to a person.
 
 jsonschema's own messages are written for programmers (``'ten' is not of type 'number'``) and
 print whole values, which could be a pasted key. We rewrite each error from its keyword: where it is
@@ -18,11 +19,14 @@ from typing import Any, Iterable
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 from runner.errors import Problem
 from runner.workflow.yaml_loader import Document, JsonPath
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "workflow.schema.json"
+TESTS_SCHEMA_PATH = SCHEMA_PATH.with_name("tests.schema.json")  # $refs the test case in workflow.schema.json
 
 # Keys people put in the wrong place: unknown key -> where it belongs, by the schema it appeared in.
 _MOVED = {
@@ -42,8 +46,23 @@ def workflow_schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
+def tests_schema() -> dict[str, Any]:
+    """The schema of a test file (only ``tests:``), read once."""
+    return json.loads(TESTS_SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(workflow_schema())
+
+
+@lru_cache(maxsize=None)
+def _tests_validator() -> Draft202012Validator:
+    # tests.schema.json refers to "workflow.schema.json#..." relative to its own location, as an
+    # editor resolves it; here that name is served from the schema already in memory (same
+    # objects, so the wording rules keyed on them apply).
+    registry = Registry().with_resource(SCHEMA_PATH.name, DRAFT202012.create_resource(workflow_schema()))
+    return Draft202012Validator(tests_schema(), registry=registry)
 
 
 @lru_cache(maxsize=None)
@@ -69,12 +88,18 @@ def _defs_by_id() -> dict[int, str]:
     schema = workflow_schema()
     names = {id(sub): name for name, sub in schema["$defs"].items()}
     names[id(schema)] = "workflow"
+    names[id(tests_schema())] = "tests_file"
     return names
 
 
 def schema_problems(doc: Document) -> list[Problem]:
-    """Every schema violation in the document, one Problem each."""
+    """Every schema violation in the workflow document, one Problem each."""
     return explain_errors(_validator().iter_errors(doc.data), doc)
+
+
+def tests_schema_problems(doc: Document) -> list[Problem]:
+    """Every schema violation in a test file (``NAME.test.yaml``), one Problem each."""
+    return explain_errors(_tests_validator().iter_errors(doc.data), doc)
 
 
 def explain_errors(errors: Iterable[ValidationError], doc: Document, prefix: JsonPath = ()) -> list[Problem]:
@@ -235,14 +260,26 @@ def _unknown_key(doc: Document, path: JsonPath, key: str, schema: dict) -> Probl
         )
     home = _MOVED.get(where, {}).get(key)
     guess = suggest(key, allowed)
-    message = f"unknown key '{key}'" + (f" (did you mean '{guess}'?)" if guess and not home else "")
-    if home:
+    placed = _test_file_hint(key) if where == "tests_file" else None
+    message = f"unknown key '{key}'" + (f" (did you mean '{guess}'?)" if guess and not (home or placed) else "")
+    if placed:
+        hint = placed
+    elif home:
         hint = f"put {key} under {home}:"
     elif allowed:
         hint = "allowed keys here: " + ", ".join(allowed)
     else:
         hint = "remove it"
     return doc.problem(path + (key,), message, hint, key=True)
+
+
+def _test_file_hint(key: str) -> str | None:
+    """Where a key found at the top of a test file belongs."""
+    if key in workflow_schema()["$defs"]["test"]["properties"]:
+        return f"a test file lists its cases under tests:, so indent {key} under an item: tests:, then - name: ..."
+    if key in workflow_schema()["properties"]:
+        return f"{key} belongs in the workflow file; a test file holds only tests:"
+    return None
 
 
 def suggest(word: str, options: Iterable[str]) -> str | None:

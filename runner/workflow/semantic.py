@@ -1,6 +1,6 @@
 """Checks the workflow JSON Schema cannot express: unique names, each tool's parameters as a JSON
-Schema of its own, Python entrypoints, test cases that refer to tools and inputs, and keys pasted
-into the file.
+Schema of its own, Python entrypoints, test cases that refer to tools and inputs (in the workflow
+or in its NAME.test.yaml), and keys pasted into the file.
 
 Every check reads the data defensively (a value may have the wrong shape, which the schema check
 reports), so all problems are found in one pass.
@@ -48,14 +48,40 @@ def semantic_problems(doc: Document, *, folder: Path, resolve: bool = False) -> 
         out += _parameter_problems(doc, i, tool)
         out += _python_problems(doc, i, tool, folder, resolve)
     out += template_problems(doc)
-    out += _test_problems(doc, [t for _, t in tools])
+    out += _test_problems(doc, [t for _, t in tools], list(_dict(data.get("inputs"))))
     out += _model_problems(doc)
-    for path, text in strings(data):
-        if KEY_LIKE.search(text):
-            out.append(doc.problem(path, LITERAL_KEY,
-                                   "remove it and rotate the key; put it in an environment variable and refer to "
-                                   "it with api_key_env (model) or ${{ env.NAME }} (tools)"))
+    out += _pasted_keys(doc)
     return out
+
+
+def test_file_problems(doc: Document, workflow: Document) -> list[Problem]:
+    """The checks of a workflow's ``tests:``, for its test file (NAME.test.yaml): tool and input
+    names refer to ``workflow``, and a case name may not repeat one of the workflow's own."""
+    data = _dict(workflow.data)
+    tools = [t for t in _list(data.get("tools")) if isinstance(t, dict)]
+    out = _duplicates(doc, "tests", "test name", "give each test case its own name")
+    own = {}
+    for i, case in enumerate(_list(data.get("tests"))):
+        name = _dict(case).get("name")
+        if isinstance(name, str):
+            own.setdefault(name, workflow.position(("tests", i, "name"))[0])
+    for i, case in enumerate(_list(doc.data.get("tests"))):
+        name = _dict(case).get("name")
+        if isinstance(name, str) and name in own:
+            out.append(doc.problem(("tests", i, "name"),
+                                   f"duplicate test name '{name}' (also at {workflow.file}:{own[name]})",
+                                   "give each test case its own name, across the workflow and its test file"))
+    out += template_problems(doc, workflow=data)
+    out += _test_problems(doc, tools, list(_dict(data.get("inputs"))))
+    out += _pasted_keys(doc)
+    return out
+
+
+def _pasted_keys(doc: Document) -> list[Problem]:
+    return [doc.problem(path, LITERAL_KEY,
+                        "remove it and rotate the key; put it in an environment variable and refer to "
+                        "it with api_key_env (model) or ${{ env.NAME }} (tools)")
+            for path, text in strings(doc.data) if KEY_LIKE.search(text)]
 
 
 def _duplicates(doc: Document, section: str, what: str, hint: str) -> list[Problem]:
@@ -208,9 +234,9 @@ def _python_problems(doc: Document, i: int, tool: dict, folder: Path, resolve: b
     return []
 
 
-def _test_problems(doc: Document, tools: list[dict]) -> list[Problem]:
+def _test_problems(doc: Document, tools: list[dict], inputs: list[str]) -> list[Problem]:
+    """Test cases (``doc``'s ``tests:``) against the workflow's ``tools`` and ``inputs``."""
     by_name = {t["name"]: t for t in tools if isinstance(t.get("name"), str)}
-    inputs = list(_dict(doc.data.get("inputs")))
     out: list[Problem] = []
 
     def unknown_tool(path: JsonPath, name: Any, severity: str, *, key: bool = False) -> None:

@@ -60,12 +60,16 @@ def strings(value: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
             yield from strings(v, path + (i,))
 
 
-def template_problems(doc: Document) -> list[Problem]:
-    """Problems with expressions anywhere in the document, and with HTTP tools' URLs."""
+def template_problems(doc: Document, *, workflow: Any = None) -> list[Problem]:
+    """Problems with expressions anywhere in the document, and with HTTP tools' URLs.
+    ``workflow`` is the data of the workflow whose tools and inputs expressions may name, when
+    ``doc`` is its test file (NAME.test.yaml); by default ``doc`` is the workflow itself."""
     data = doc.data
     tools = data.get("tools") if isinstance(data.get("tools"), list) else []
-    inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
-    tool_names = [t["name"] for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    owner = data if workflow is None else workflow
+    inputs = owner.get("inputs") if isinstance(owner.get("inputs"), dict) else {}
+    owner_tools = owner.get("tools") if isinstance(owner.get("tools"), list) else []
+    tool_names = [t["name"] for t in owner_tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
     out: list[Problem] = []
     for path, text in strings(data):
         if "${{" not in text:

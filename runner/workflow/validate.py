@@ -3,10 +3,16 @@
 load (safe YAML with marks) -> schema check -> semantic checks -> build. Every problem is collected
 before anything is reported, so one run of ``flowrun validate`` shows them all. Nothing here imports
 ``openai``: validation must stay quick to start.
+
+A workflow ``NAME.yaml`` may keep test cases beside it in ``NAME.test.yaml`` (or ``.test.yml``), a
+file with only ``tests:``. It is loaded, checked with the same rigor (its own line numbers, tool
+names against the workflow) and its cases follow the workflow's own in ``Workflow.tests``. Given a
+test file, ``validate_file`` checks it against its workflow and returns that workflow.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -25,43 +31,142 @@ from runner.workflow.model import (
     ToolSpec,
     Workflow,
 )
-from runner.workflow.schema_check import schema_problems
-from runner.workflow.semantic import LITERAL_KEY, semantic_problems
+from runner.workflow.schema_check import schema_problems, tests_schema_problems
+from runner.workflow.semantic import LITERAL_KEY, semantic_problems, test_file_problems
 from runner.workflow.yaml_loader import Document, load_file
 
 NO_PARAMETERS = {"type": "object", "properties": {}}
+TEST_SUFFIXES = (".test.yaml", ".test.yml")
+WORKFLOW_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LocatedTestCase(TestCase):
+    """A TestCase that knows the file it is written in: the workflow, or its NAME.test.yaml."""
+
+    file: str = ""
+
+
+def is_test_file(path: str | PathLike[str]) -> bool:
+    return Path(path).name.endswith(TEST_SUFFIXES)
+
+
+def test_files_for(workflow_path: str | PathLike[str]) -> list[Path]:
+    """The sibling test files of a workflow that exist (normally none or one)."""
+    p = Path(workflow_path)
+    if is_test_file(p) or p.suffix not in WORKFLOW_SUFFIXES:
+        return []
+    return [q for q in (p.with_name(p.stem + s) for s in TEST_SUFFIXES) if q.is_file()]
+
+
+test_files_for.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def workflow_for(test_path: str | PathLike[str]) -> Path | None:
+    """The workflow a test file belongs to (``weather.test.yaml`` -> ``weather.yaml``), if it exists."""
+    p = Path(test_path)
+    stem = next((p.name[: -len(s)] for s in TEST_SUFFIXES if p.name.endswith(s)), None)
+    if not stem:
+        return None
+    return next((q for q in (p.with_name(stem + s) for s in WORKFLOW_SUFFIXES) if q.is_file()), None)
 
 
 def validate_file(path: str | PathLike[str], *, resolve: bool = False) -> tuple[Workflow | None, list[Problem]]:
-    """Check a workflow file. Returns the Workflow (None if any problem is an error) and every
-    problem found, warnings included, in file order. ``resolve`` also imports Python entrypoints,
-    which runs their modules' code. Never raises for a bad file."""
-    file = str(path)
-    doc, problems = load_file(path, file=file)
+    """Check a workflow file (with its NAME.test.yaml, if any) or a test file (with its workflow).
+    Returns the Workflow (None if any problem is an error) and every problem found, warnings
+    included, in file order. ``resolve`` also imports Python entrypoints, which runs their
+    modules' code. Never raises for a bad file."""
+    if is_test_file(path):
+        return _validate_test_file(str(path), resolve=resolve)
+    return _validate(str(path), resolve=resolve)
+
+
+def _validate(file: str, *, resolve: bool) -> tuple[Workflow | None, list[Problem]]:
+    doc, problems = _check_workflow(file, resolve=resolve)
+    siblings = test_files_for(file)
+    test_doc = None
+    if len(siblings) > 1:
+        shown = [str(Path(file).with_name(q.name)) for q in siblings]
+        problems.append(Problem(shown[1], 0, 0, f"both {shown[0]} and {shown[1]} hold test cases for {file}", "$",
+                                f"merge them into {shown[0]}"))
+    if siblings:
+        test_doc, test_problems = _check_tests(str(Path(file).with_name(siblings[0].name)), doc)
+        problems += test_problems
+    if doc is None or any(p.severity == "error" for p in problems):
+        return None, problems
+    try:
+        return build_workflow(doc, Path(file), test_doc), problems
+    except Exception as e:
+        problems.append(Problem(file, 0, 0, f"internal error while reading the file: {type(e).__name__}: {e}",
+                                "$", "please report this with the workflow file"))
+        return None, problems
+
+
+def _validate_test_file(file: str, *, resolve: bool) -> tuple[Workflow | None, list[Problem]]:
+    """A test file checked against its workflow. The workflow's own problems are summed up in one
+    line (``flowrun validate workflows/*.yaml`` reports them for the workflow already)."""
+    owner = workflow_for(file)
+    if owner is None:
+        stem = Path(file).name.rsplit(".test.", 1)[0]
+        _, problems = _check_tests(file, None)
+        problems.append(Problem(file, 0, 0, f"no workflow file for this test file (looked for {stem}.yaml and "
+                                f"{stem}.yml beside it)", "$",
+                                "a test file NAME.test.yaml holds the test cases of NAME.yaml in the same folder"))
+        return None, problems
+    owner_file = str(Path(file).with_name(owner.name))
+    workflow, problems = _validate(owner_file, resolve=resolve)
+    mine = [p for p in problems if p.file == file]
+    errors = sum(p.severity == "error" for p in problems if p.file != file)
+    if errors:
+        mine.append(Problem(file, 0, 0, f"its workflow {owner_file} has {errors} error{'s' if errors > 1 else ''}",
+                            "$", f"run flowrun validate {owner_file}"))
+    return workflow, mine
+
+
+def _check_workflow(file: str, *, resolve: bool) -> tuple[Document | None, list[Problem]]:
+    """The loaded workflow document (None if unusable) and its problems, in file order."""
+    doc, problems = load_file(file, file=file)
     if doc is None:
         return None, problems
     if not isinstance(doc.data, dict):
         problems.append(doc.problem((), "the workflow must be a mapping of keys (version, name, model, tools, ...)",
                                     "start from workflows/weather.yaml"))
         return None, problems
-    checked: list[Problem] = []
-    for check in (lambda: schema_problems(doc),
-                  lambda: semantic_problems(doc, folder=Path(path).parent, resolve=resolve)):
-        try:
-            checked += check()
-        except Exception as e:  # a bug of ours must not become a traceback for the user
-            checked.append(Problem(file, 0, 0, f"internal error while checking the file: {type(e).__name__}: {e}",
-                                   "$", "please report this with the workflow file"))
+    checked = _guarded(file, [lambda: schema_problems(doc),
+                              lambda: semantic_problems(doc, folder=Path(file).parent, resolve=resolve)])
     problems = _drop_repeats(problems, checked)
     problems.sort(key=lambda p: (p.line, p.column))
-    if any(p.severity == "error" for p in problems):
+    return doc, problems
+
+
+def _check_tests(file: str, workflow: Document | None) -> tuple[Document | None, list[Problem]]:
+    """A test file's document and problems. Names are checked against ``workflow`` when it could
+    be read; the schema is checked regardless."""
+    doc, problems = load_file(file, file=file)
+    if doc is None:
         return None, problems
-    try:
-        return build_workflow(doc, Path(path)), problems
-    except Exception as e:
-        problems.append(Problem(file, 0, 0, f"internal error while reading the file: {type(e).__name__}: {e}",
-                                "$", "please report this with the workflow file"))
+    if not isinstance(doc.data, dict):
+        problems.append(doc.problem((), "a test file must be a mapping with one key, tests:",
+                                    "write tests: and the list of test cases under it, as in a workflow file"))
         return None, problems
+    checks = [lambda: tests_schema_problems(doc)]
+    if workflow is not None and isinstance(workflow.data, dict):
+        checks.append(lambda: test_file_problems(doc, workflow))
+    problems = _drop_repeats(problems, _guarded(file, checks))
+    problems.sort(key=lambda p: (p.line, p.column))
+    return doc, problems
+
+
+def _guarded(file: str, checks) -> list[Problem]:
+    """Run checks; a bug of ours becomes a problem to report, never a traceback for the user."""
+    out: list[Problem] = []
+    for check in checks:
+        try:
+            out += check()
+        except Exception as e:
+            out.append(Problem(file, 0, 0, f"internal error while checking the file: {type(e).__name__}: {e}",
+                               "$", "please report this with the workflow file"))
+    return out
 
 
 def _drop_repeats(loaded: list[Problem], checked: list[Problem]) -> list[Problem]:
@@ -83,8 +188,9 @@ def load_workflow(path: str | PathLike[str], *, resolve: bool = False) -> Workfl
     return workflow
 
 
-def build_workflow(doc: Document, path: Path) -> Workflow:
-    """Frozen spec objects from data that passed validation."""
+def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None) -> Workflow:
+    """Frozen spec objects from data that passed validation; ``tests_doc``'s cases (the
+    workflow's test file) follow the workflow's own."""
     data = doc.data
     tools = tuple(_tool(doc, i, t) for i, t in enumerate(data.get("tools", [])))
     inputs = tuple(
@@ -92,6 +198,8 @@ def build_workflow(doc: Document, path: Path) -> Workflow:
         for name, spec in data.get("inputs", {}).items()
     )
     tests = tuple(_test(doc, i, t) for i, t in enumerate(data.get("tests", [])))
+    if tests_doc is not None:
+        tests += tuple(_test(tests_doc, i, t) for i, t in enumerate(tests_doc.data.get("tests", [])))
     model = dict(data.get("model", {}))
     if "timeout" in model:
         model["timeout"] = float(model["timeout"])
@@ -135,7 +243,7 @@ def _resolver(spec: dict[str, Any]) -> Resolver:
     return HttpResolver(**http)
 
 
-def _test(doc: Document, i: int, t: dict[str, Any]) -> TestCase:
+def _test(doc: Document, i: int, t: dict[str, Any]) -> LocatedTestCase:
     turns = tuple(
         ScriptedTurn(
             tool_calls=tuple(ScriptedCall(c["name"], c.get("arguments", {})) for c in turn.get("tool_calls", [])),
@@ -143,7 +251,7 @@ def _test(doc: Document, i: int, t: dict[str, Any]) -> TestCase:
         )
         for turn in t["turns"]
     )
-    return TestCase(
+    return LocatedTestCase(
         name=t["name"],
         turns=turns,
         input=t.get("input"),
@@ -151,4 +259,5 @@ def _test(doc: Document, i: int, t: dict[str, Any]) -> TestCase:
         expect=t.get("expect", {}),
         mock_http=t.get("mock_http", {}),
         line=doc.position(("tests", i))[0],
+        file=doc.file,
     )
