@@ -1,16 +1,17 @@
 """flowrun performance figures, each a ratio measured side by side in this one run.
 
-    .venv/bin/python bench/run.py            # all five figures (about a minute on 2 cores)
+    .venv/bin/python bench/run.py            # all five figures (about two minutes on 2 cores)
     .venv/bin/python bench/run.py --only 1,4 --quick
 
 1. Run overhead: the weather workflow (2 turns, 2 parallel tools) 200 times through flowrun
-   (the batch engine, one run at a time) vs a hand-written loop on the raw ``openai`` SDK sending
-   the same requests, per API, against the same scripted server with no latency.
+   (the batch engine's path for one input, one run at a time) vs a hand-written loop on the raw
+   ``openai`` SDK sending the same requests, per API, against the same scripted server with no
+   latency; runs interleaved one by one, ratio of the median run times.
 2. Start-up: ``flowrun validate`` and ``flowrun --help`` vs ``python -c "import yaml, jsonschema, click"``.
 3. Parallel tools: one turn of 8 HTTP tool calls, each answered after 200 ms.
 4. Batch: ``flowrun batch`` over 1,000 inputs, concurrency 100, 100 ms per model turn.
-5. Cost growth: flowrun's client CPU per tool round for 10 / 100 / 1,000 rounds, and per output
-   byte for tool outputs of 1 KB / 100 KB / 1 MB.
+5. Cost growth: flowrun's client CPU per tool round for 10 / 100 / 1,000 rounds, and per MB of
+   tool output for outputs of 1 KB / 100 KB / 1 MB (both flat unless something is quadratic).
 
 The scripted server runs in its own process (bench/serve.py) so each side has a core; a benchmark,
 not a test: figures vary a little from run to run.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -97,29 +99,6 @@ def write_inputs(path: Path, lines: list[str]) -> Path:
     return path
 
 
-async def flowrun_block(workflow_file: Path, api: str, url: str, inputs: Path, tmp: Path, *, max_turns: int = 10):
-    """One batch, one run at a time: flowrun's own way of doing many runs in one process."""
-    out = tmp / f"out-{time.monotonic_ns()}.jsonl"
-    options = BatchOptions(file=str(workflow_file), inputs=str(inputs), out=str(out), concurrency=1, api=api,
-                           base_url=url, max_turns=max_turns, env={k: v for k, v in os.environ.items()
-                                                                   if not k.startswith("OPENAI_")})
-    summary = await Batch(options).run()
-    if summary.failed:
-        raise RuntimeError(f"flowrun runs failed: {summary.first_failure}")
-    return summary
-
-
-async def raw_block(api: str, url: str, spec: dict, message: str, n: int, call_tool, expect: str) -> None:
-    client = rawloop.openai.AsyncOpenAI(base_url=url, api_key="bench")  # once per "program", as the docs do
-    try:
-        for _ in range(n):
-            text = await rawloop.RUNS[api](client, spec, message, call_tool)
-            if expect not in text:
-                raise RuntimeError(f"raw loop got {text!r}")
-    finally:
-        await client.close()
-
-
 def show_progress(text: str) -> None:
     sys.stderr.write(f"  {text}\n")
     sys.stderr.flush()
@@ -128,47 +107,58 @@ def show_progress(text: str) -> None:
 # --- 1. run overhead --------------------------------------------------------------------------
 
 
+def paired_runs(workflow_file: Path, api: str, url: str, message: str, runs: int, call_tool, expect: str,
+                tmp: Path, *, clock=time.perf_counter, max_turns: int = 10, warm: int = 10):
+    """``runs`` flowrun runs and as many raw-SDK runs, interleaved one by one and alternating
+    who goes first (so load from anything else on the machine hits both alike); returns the
+    per-run ``clock`` readings of each side, warm-up runs left out. flowrun's side is the batch
+    engine's own path for one input (``Batch.run_input``), its set-up done once, as the raw
+    loop makes its client once."""
+    workflow = load_workflow(workflow_file)
+    spec = rawloop.spec_for(api, workflow)
+    line = json.dumps({"message": message})
+    inputs = write_inputs(tmp / f"paired-{time.monotonic_ns()}.jsonl", [line] * (runs + warm))
+
+    async def measure() -> tuple[list[float], list[float]]:
+        out = tmp / f"paired-{time.monotonic_ns()}.out.jsonl"
+        batch = Batch(BatchOptions(file=str(workflow_file), inputs=str(inputs), out=str(out), concurrency=1,
+                                   api=api, base_url=url, max_turns=max_turns, env=_no_openai_env()))
+        client = rawloop.openai.AsyncOpenAI(base_url=url, api_key="bench")
+        flow, raw = [], []
+        try:
+            async with batch.session() as todo:
+                for i, item in enumerate(todo):
+                    for side in (("flow", "raw") if i % 2 == 0 else ("raw", "flow")):
+                        t = clock()
+                        if side == "flow":
+                            await batch.run_input(item)
+                            flow.append(clock() - t)
+                        else:
+                            text = await rawloop.RUNS[api](client, spec, message, call_tool)
+                            raw.append(clock() - t)
+                            if expect not in text:
+                                raise RuntimeError(f"the raw loop answered {text!r}")
+        finally:
+            await client.close()
+        if batch.summary.failed:
+            raise RuntimeError(f"flowrun runs failed: {batch.summary.first_failure}")
+        return flow[warm:], raw[warm:]
+
+    return asyncio.run(measure())
+
+
 def figure_1(runs: int, tmp: Path) -> list[Row]:
-    """Per-run wall time, flowrun and raw runs interleaved one by one (so load from anything
-    else on the machine hits both alike); the ratio of the medians."""
+    """Per-run wall time; the ratio of the medians."""
     workflow = load_workflow(WEATHER)
-    message = workflow.input
     static = {"get_current_temperature": "57", "get_rain_probability": "0.06"}
 
     async def call_tool(name: str, args: dict) -> str:
         return static[name]
 
-    inputs = write_inputs(tmp / "weather-inputs.jsonl", ['{"vars": {}}'] * (runs + 10))
     rows = []
     with server_process("weather") as url:
         for api in APIS:
-            spec = rawloop.spec_for(api, workflow)
-
-            async def measure() -> tuple[list[float], list[float]]:
-                out = tmp / f"fig1-{api}.jsonl"
-                batch = Batch(BatchOptions(file=str(WEATHER), inputs=str(inputs), out=str(out), concurrency=1,
-                                           api=api, base_url=url, env=_no_openai_env()))
-                client = rawloop.openai.AsyncOpenAI(base_url=url, api_key="bench")  # once, as the docs do
-                flow, raw = [], []
-                try:
-                    async with batch.session() as todo:
-                        for i, item in enumerate(todo):
-                            for side in (("flow", "raw") if i % 2 == 0 else ("raw", "flow")):
-                                t = time.perf_counter()
-                                if side == "flow":
-                                    await batch.run_input(item)
-                                    flow.append(time.perf_counter() - t)
-                                else:
-                                    text = await rawloop.RUNS[api](client, spec, message, call_tool)
-                                    raw.append(time.perf_counter() - t)
-                                    assert "57" in text, text
-                finally:
-                    await client.close()
-                if batch.summary.failed:
-                    raise RuntimeError(f"flowrun runs failed: {batch.summary.first_failure}")
-                return flow[10:], raw[10:]  # the first 10 of each warm up
-
-            flow, raw = asyncio.run(measure())
+            flow, raw = paired_runs(WEATHER, api, url, workflow.input, runs, call_tool, "57", tmp)
             f, r = statistics.median(flow), statistics.median(raw)
             ratio = f / r
             show_progress(f"1 {api}: flowrun {f * 1000:.2f} ms/run, raw {r * 1000:.2f} ms/run (medians)")
@@ -389,38 +379,22 @@ tools:
 
 
 def figure_5(tmp: Path, quick: bool) -> list[Row]:
+    """Client CPU (``process_time``: the server is another process), per run, medians."""
     workflow_file = blob_workflow(tmp)
-    workflow = load_workflow(workflow_file)
-    spec = rawloop.spec_for("responses", workflow)
 
     async def call_tool(name: str, args: dict) -> str:
         return "x" * int(args["size"])
 
-    total = 300 if quick else 1000
-
-    def cpu_per_run(url: str, rounds: int, size: int, runs: int) -> tuple[float, float]:
-        message = f"rounds={rounds} size={size}"
-        inputs = write_inputs(tmp / f"blob-{rounds}-{size}.jsonl", [f'{{"message": "{message}"}}'] * runs)
-
-        async def measure() -> tuple[float, float]:
-            c = time.process_time()
-            await flowrun_block(workflow_file, "responses", url, inputs, tmp, max_turns=rounds + 1)
-            flow = time.process_time() - c
-            c = time.process_time()
-            await raw_block("responses", url, spec, message, runs, call_tool, "done")
-            raw = time.process_time() - c
-            return flow / runs, raw / runs
-
-        return asyncio.run(measure())
+    def cpu(url: str, rounds: int, size: int, runs: int) -> tuple[float, float]:
+        flow, raw = paired_runs(workflow_file, "responses", url, f"rounds={rounds} size={size}", runs, call_tool,
+                                "done", tmp, clock=time.process_time, max_turns=rounds + 1, warm=min(3, runs))
+        return statistics.median(flow), statistics.median(raw)
 
     rows = []
     with server_process("rounds") as url:
-        cpu_per_run(url, 2, 100, 5)  # warm-up
         per_round = {}
-        for rounds in (10, 100, 1000):
-            if quick and rounds == 1000:
-                rounds = 300
-            flow, raw = cpu_per_run(url, rounds, 1000, max(1, total // rounds))
+        for rounds, runs in ((10, 30), (100, 5), (300 if quick else 1000, 1)):
+            flow, raw = cpu(url, rounds, 1000, runs)
             per_round[rounds] = (flow / rounds, raw / rounds)
             show_progress(f"5 rounds={rounds}: flowrun {flow / rounds * 1000:.2f} ms CPU/round, "
                           f"raw {raw / rounds * 1000:.2f}")
@@ -432,19 +406,20 @@ def figure_5(tmp: Path, quick: bool) -> list[Row]:
                         growth <= 1.5, f"flowrun client CPU per round: {detail} (raw loop: {raw_detail} ms)"))
         per_size = {}
         for size in (1_000, 100_000, 1_000_000):
-            runs = 20 if size < 1_000_000 else 10
-            per_size[size] = cpu_per_run(url, 1, size, 5 if quick else runs)
+            per_size[size] = cpu(url, 1, size, 10 if quick else 40)
             show_progress(f"5 size={size}: flowrun {per_size[size][0] * 1000:.2f} ms CPU/run, "
                           f"raw {per_size[size][1] * 1000:.2f}")
-        base = per_size[1_000][0]
-        slope_mid = (per_size[100_000][0] - base) / 99_000
-        slope_big = (per_size[1_000_000][0] - base) / 999_000
-        growth = slope_big / slope_mid if slope_mid > 0 else 0.0
+        # cost per output MB from 100 KB to 1 MB against the same from 1 KB to 100 KB: about 1x
+        # (or less) when the cost is linear in the output size, about 11x if it were quadratic
+        per_mb_low = (per_size[100_000][0] - per_size[1_000][0]) / 0.099
+        per_mb_top = (per_size[1_000_000][0] - per_size[100_000][0]) / 0.9
+        growth = per_mb_top / per_mb_low if per_mb_low > 0 else 0.0
         detail = ", ".join(f"{_size(s)} {v[0] * 1000:.1f} ms" for s, v in per_size.items())
         raw_detail = ", ".join(f"{v[1] * 1000:.1f}" for v in per_size.values())
-        rows.append(Row("5b", "cost per output byte, 1 MB vs 100 KB outputs", f"{growth:.2f}x", "<= 1.5x",
-                        growth <= 1.5, f"flowrun client CPU per run: {detail} (raw loop: {raw_detail} ms; "
-                        "flowrun sends at most 100,000 characters of a tool's output)"))
+        rows.append(Row("5b", "cost per output MB, 0.1-1 MB vs 1-100 KB", f"{growth:.2f}x", "<= 1.5x",
+                        growth <= 1.5, f"flowrun client CPU per run: {detail}; {per_mb_low * 1000:.1f} then "
+                        f"{per_mb_top * 1000:.1f} ms per MB of output (raw loop: {raw_detail} ms; flowrun sends "
+                        "at most 100,000 characters of a tool's output)"))
     return rows
 
 
@@ -480,7 +455,7 @@ def main() -> int:
     import platform
 
     print(f"flowrun bench: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"openai {rawloop.openai.__version__}", flush=True)
+          f"openai {rawloop.openai.__version__}, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     with tempfile.TemporaryDirectory(prefix="flowrun-bench-") as name:
         tmp = Path(name)
         steps = {

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import time
 from collections import deque
@@ -168,8 +167,8 @@ class Batch:
             workers = [asyncio.ensure_future(self._worker(pending)) for _ in range(min(self.gate.ceiling, len(todo)))]
             try:
                 await asyncio.gather(*workers)
-            except BaseException:
-                self.summary.interrupted = True
+            except BaseException as exc:
+                self.summary.interrupted = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
                 for w in workers:
                     w.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
@@ -213,7 +212,10 @@ class Batch:
                     f"{o.file}; no model is called. The tools are real."
                 )
             self._preflight(todo)
-            self.writer = ResultWriter(o.out, append=o.resume)
+            try:
+                self.writer = ResultWriter(o.out, append=o.resume)
+            except OSError as exc:
+                raise UsageError(f"cannot write the results to {o.out}: {exc.strerror or exc}") from None
             stack.callback(self.writer.close)
             yield todo
 
@@ -262,7 +264,10 @@ class Batch:
         return True
 
     def _record(self, record: dict) -> None:
-        self.writer.write(record)
+        try:
+            self.writer.write(record)
+        except OSError as exc:  # disk full, file gone: stop, --resume picks up from what is written
+            raise FlowrunError(f"cannot write the results to {self.options.out}: {exc.strerror or exc}") from None
         s = self.summary
         if record["status"] == "completed":
             s.completed += 1
@@ -329,37 +334,10 @@ class Batch:
 
 
 async def converse(workflow, settings, message: str, emit, *, http_client, **kwargs):
-    """One conversation through the shared run path, on the batch's HTTP client.
-
-    ``run_conversation`` gains an ``http_client`` parameter in the lead's plan; until it has one,
-    the same three pieces it wires (provider, dispatcher, loop) are wired here with the client."""
+    """One conversation through the shared run path, on the batch's HTTP client."""
     from runner.run_session import run_conversation
 
-    if "http_client" in _params(run_conversation):
-        return await run_conversation(workflow, settings, [message], emit, http_client=http_client, **kwargs)
-    from runner.loop import RunLoop
-    from runner.providers.factory import create_provider
-    from runner.tools.dispatcher import Dispatcher
-
-    async with contextlib.AsyncExitStack() as stack:
-        provider = create_provider(settings, http_client=http_client, masker=kwargs["masker"], on_notice=emit)
-        stack.push_async_callback(provider.aclose)
-        dispatcher = Dispatcher(
-            workflow, inputs=kwargs["inputs"], env=kwargs["env"], masker=kwargs["masker"],
-            allow_python=kwargs["allow_python"], mock_http=kwargs["mock_http"],
-        )
-        stack.push_async_callback(dispatcher.aclose)
-        loop = RunLoop(provider, dispatcher, emit, run_id=kwargs["run_id"], max_turns=kwargs["max_turns"])
-        return await loop.run(message)
-
-
-_PARAMS: dict[Any, frozenset[str]] = {}
-
-
-def _params(fn) -> frozenset[str]:
-    if fn not in _PARAMS:
-        _PARAMS[fn] = frozenset(inspect.signature(fn).parameters)
-    return _PARAMS[fn]
+    return await run_conversation(workflow, settings, [message], emit, http_client=http_client, **kwargs)
 
 
 async def run_batch(options: BatchOptions, *, on_result=None) -> BatchSummary:

@@ -30,7 +30,7 @@ JITTER = 0.25  # waiters come back spread over this fraction of the pause
 
 @dataclass
 class RunTrace:
-    """What the transport saw for one run (set per run task through ``CURRENT_RUN``)."""
+    """What the client hooks saw of one run (each run task sets its own through ``CURRENT_RUN``)."""
 
     rate_limited: int = 0  # 429 answers
     last_status: int = 0  # of the last response

@@ -13,15 +13,17 @@ import click
 
 from runner import __version__
 
+# name -> (module, attribute, one-line help). The help is here so that `flowrun --help` lists the
+# commands without importing them.
 COMMANDS = {
-    "run": ("runner.commands.run", "run_command"),
-    "validate": ("runner.commands.validate", "validate_command"),
-    "schema": ("runner.commands.validate", "schema_command"),
-    "tools": ("runner.commands.tools", "tools_group"),
-    "test": ("runner.commands.test", "test_command"),
-    "logs": ("runner.commands.logs", "logs_group"),
-    "init": ("runner.commands.init", "init_command"),
-    "batch": ("runner.commands.batch", "batch_command"),
+    "run": ("runner.commands.run", "run_command", "Run a workflow (same as `flowrun FILE`)."),
+    "validate": ("runner.commands.validate", "validate_command", "Check workflow files; exit 2 on any problem."),
+    "test": ("runner.commands.test", "test_command", "Run the workflows' test cases offline, for CI."),
+    "tools": ("runner.commands.tools", "tools_group", "List a workflow's tools, or call one without a model."),
+    "logs": ("runner.commands.logs", "logs_group", "List recent runs, or replay one from the run log."),
+    "batch": ("runner.commands.batch", "batch_command", "Run a workflow over many inputs (JSONL), concurrently."),
+    "init": ("runner.commands.init", "init_command", "Write a commented starter workflow."),
+    "schema": ("runner.commands.validate", "schema_command", "Print the workflow JSON Schema."),
 }
 
 HELP = """Run LLM assistants whose tools are declared in a YAML file.
@@ -41,7 +43,11 @@ class FlowrunGroup(click.Group):
     """A group whose unknown first word is a workflow file for ``run``."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if self._load(name) is not None]
+        return list(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, entry[2]) for name, entry in COMMANDS.items()])
 
     def get_command(self, ctx: click.Context, name: str):
         return self._load(name)
@@ -50,13 +56,7 @@ class FlowrunGroup(click.Group):
         target = COMMANDS.get(name)
         if target is None:
             return None
-        try:
-            module = importlib.import_module(target[0])
-        except ModuleNotFoundError as exc:
-            if exc.name == target[0]:
-                return None  # a command not built yet
-            raise
-        return getattr(module, target[1], None)
+        return getattr(importlib.import_module(target[0]), target[1])
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h", "--version"):

@@ -117,7 +117,7 @@ class RunFailed(_Event):
     ts: float = field(default_factory=_now)
 
 
-Event = Union[
+ALL_EVENTS = (
     RunStarted,
     TurnStarted,
     TextDelta,
@@ -127,19 +127,6 @@ Event = Union[
     Notice,
     RunCompleted,
     RunFailed,
-]
-
-EVENT_TYPES: dict[str, type] = {
-    cls.type: cls
-    for cls in (
-        RunStarted,
-        TurnStarted,
-        TextDelta,
-        ToolCallRequested,
-        ToolCallCompleted,
-        TurnCompleted,
-        Notice,
-        RunCompleted,
-        RunFailed,
-    )
-}
+)
+Event = Union[ALL_EVENTS]  # type: ignore[valid-type]
+EVENT_TYPES: dict[str, type] = {cls.type: cls for cls in ALL_EVENTS}

@@ -127,6 +127,14 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
         settings = model_settings(workflow, overrides, inputs, env)
         masker = build_masker(workflow, env, None if request.offline else settings.api_key)
         holder["masker"] = masker
+        recorder = None
+        if request.record:  # checked before the run, so a refused target costs no model call
+            from runner.testing.record import Recorder, check_target
+
+            if request.chat:
+                raise UsageError("--record saves one message and its answer; it cannot be used with --chat")
+            check_target(Path(request.record), workflow.path)
+            recorder = Recorder(vars=given_vars, mock_http=mocks)
         message = render_text(message if message is not None else workflow.input, inputs, "input")
         if not message:
             raise UsageError(
@@ -149,11 +157,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
                 offline=request.offline,
             )
             sinks.append(lambda ev, _log=log: _log.record(run_id, ev))
-        recorder = None
-        if request.record:
-            from runner.testing.record import Recorder
-
-            recorder = Recorder()
+        if recorder is not None:
             sinks.append(recorder)
         emit = FanOut(sinks, masker)
         if banner:
@@ -186,10 +190,9 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
             raise
         holder["outcome"] = outcome
         if recorder is not None:
-            from runner.testing.record import save_case
+            from runner.testing.record import finish
 
-            save_case(recorder.case(), Path(request.record))
-            err.write(f"flowrun: recorded this run as a test case in {request.record}\n")
+            finish(recorder, outcome.status, Path(request.record), workflow, err)
         if log is not None:
             log.finish_run(
                 run_id,
@@ -219,16 +222,16 @@ async def run_conversation(
     mock_http: Mapping[str, Any] | None = None,
     next_message: Callable[[], Any] | None = None,
     show_requests: bool = False,
+    http_client: Any = None,
 ) -> RunOutcome:
     """The run path every caller shares: provider + dispatcher + loop. Each message after the
     first (and each one ``next_message`` returns, until it returns None) continues the same
-    conversation."""
+    conversation. ``http_client`` (owned by the caller) lets many runs share one connection pool."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
 
     async with contextlib.AsyncExitStack() as stack:
-        http_client = None
-        if show_requests:
+        if show_requests and http_client is None:
             from runner.verbose_http import logging_http_client
 
             http_client = logging_http_client(emit, masker, settings.timeout)

@@ -259,3 +259,31 @@ def test_recorded_streams_replay_through_the_chat_path(recorded_dir, tmp_path):
         ("call_DNYTawLBoN8fj3KN6qU9N1Ou", "get_stock_price", {"ticker": "AAPL", "exchange": "NASDAQ"}),
     ]
     assert submissions(server, "chat") == [{"call_JMW1whyEaYG438VE1OIflxA2": "12", "call_DNYTawLBoN8fj3KN6qU9N1Ou": "190"}]
+
+
+def test_every_command_has_help_with_a_worked_example():
+    from runner.cli import COMMANDS
+
+    top = flowrun("--help")
+    assert top.code == 0 and "flowrun workflows/weather.yaml --offline" in top.out
+    for name in COMMANDS:
+        r = flowrun(name, "--help")
+        assert r.code == 0, (name, r.err)
+        assert "Example" in r.out, name
+        assert COMMANDS[name][2] in top.out
+
+
+def test_help_and_validate_do_not_import_openai():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from runner.cli import main\n"
+        "try:\n    main(sys.argv[1:])\n"
+        "except SystemExit:\n    pass\n"
+        "print('openai' in sys.modules)\n"
+    )
+    for args in (["--help"], ["validate", "workflows/weather.yaml"]):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO).stdout
+        assert out.strip().endswith("False"), (args, out)

@@ -80,7 +80,13 @@ def _open(path: Path | None) -> tuple[Path, RunLog | None]:
     return path, RunLog.open_reader(path)
 
 
-@click.group("logs", invoke_without_command=True)
+@click.group("logs", invoke_without_command=True, epilog="""
+\b
+Examples:
+  flowrun logs                       # the 20 most recent runs
+  flowrun logs show run_3fa2         # replay one (a unique prefix of its id is enough)
+  flowrun logs --json --limit 100 | jq '.[] | select(.status != "completed")'
+""")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON array.")
 @_LOG_DB

@@ -20,7 +20,13 @@ from runner.workflow.validate import validate_file
 _KEY_VALUE = re.compile(r"^(\s*(?:-\s+)?[\"']?([^\s:\"'][^:\"']*)[\"']?\s*:\s*)(\S.*)$")
 
 
-@click.command("validate")
+@click.command("validate", epilog="""
+\b
+Examples:
+  flowrun validate workflows/*.yaml            # one OK line per file, or every problem at once
+  flowrun validate --resolve workflows/city_weather.yaml   # also import python tools
+  flowrun validate --format json bad.yaml | jq '.files[].problems'
+""")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--resolve", is_flag=True,
               help="Also import python: resolvers to check they exist (this runs their modules' code).")
@@ -52,7 +58,11 @@ def validate_command(ctx: click.Context, files: tuple[str, ...], resolve: bool, 
     ctx.exit(0 if all(r["valid"] for r in report) else 2)
 
 
-@click.command("schema")
+@click.command("schema", epilog="""
+\b
+Example:
+  flowrun schema > schemas/workflow.schema.json   # for editors: see the modeline in workflows/*.yaml
+""")
 def schema_command() -> None:
     """Print the workflow JSON Schema (for editors and other tools)."""
     click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
