@@ -35,7 +35,7 @@ def new_run_id() -> str:
 
 
 class _Dispatcher:  # the part of runner.tools.dispatcher.Dispatcher the loop uses
-    async def run_all(self, calls, *, on_start=None, on_done=None) -> list[ToolResult]: ...
+    async def run_all(self, calls, *, on_start=None, on_done=None, deadline=None) -> list[ToolResult]: ...
 
 
 @dataclass
@@ -132,7 +132,10 @@ class RunLoop:
                         1,
                         result.text,
                     )
-                results = await self.dispatcher.run_all(calls, on_done=self._tool_done)
+                # An Assistants run expires (expires_at): tools are cut short to submit in time.
+                deadline = (result.meta or {}).get("expires_at")
+                extra = {"deadline": float(deadline)} if isinstance(deadline, (int, float)) else {}
+                results = await self.dispatcher.run_all(calls, on_done=self._tool_done, **extra)
                 self.tool_call_count += len(results)
                 self.results.extend(results)
                 start = lambda r=results: self.provider.submit_tool_outputs(r)  # noqa: E731

@@ -56,7 +56,8 @@ def pick_case(workflow: Workflow, name: str | None) -> TestCase:
     if not workflow.tests:
         raise UsageError(
             f"{workflow.path} has no test case to script the model from",
-            hint="add a `tests:` entry with `turns:` (see workflows/weather.yaml), or run without --offline",
+            hint="add a `tests:` entry with `turns:` (see workflows/weather.yaml) or a sibling "
+            f"{workflow.path.with_suffix('.test.yaml').name}, or run without --offline",
         )
     if name is None:
         return workflow.tests[0]

@@ -11,6 +11,7 @@ def test_init_writes_a_valid_starter_that_runs_offline(tmp_path):
     wf = tmp_path / "workflows" / "support-bot.yaml"
     assert wf.read_text().startswith("# yaml-language-server: $schema=../schemas/workflow.schema.json")
     assert (tmp_path / "schemas" / "workflow.schema.json").exists()
+    assert (tmp_path / "schemas" / "tests.schema.json").exists()
     assert (tmp_path / "workflows" / "support_bot_tools.py").exists()
     v = flowrun("validate", "workflows/support-bot.yaml", cwd=tmp_path)
     assert v.code == 0 and "OK (3 tools, 1 test case)" in v.out, v.err

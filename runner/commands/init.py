@@ -53,8 +53,10 @@ def init_command(name: str, folder: str, force: bool) -> None:
         from runner.workflow.schema_check import SCHEMA_PATH
 
         schema_copy.parent.mkdir(parents=True, exist_ok=True)
-        schema_copy.write_text(Path(SCHEMA_PATH).read_text(encoding="utf-8"), encoding="utf-8")
-        click.echo(f"wrote {os.path.relpath(schema_copy)} (the schema your editor reads for help on hover)")
+        for name in ("workflow.schema.json", "tests.schema.json"):  # tests: for NAME.test.yaml files
+            source = Path(SCHEMA_PATH).with_name(name)
+            (schema_copy.parent / name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+        click.echo(f"wrote {os.path.relpath(schema_copy.parent)}/ (the schemas your editor reads for help on hover)")
     text = _template("starter.yaml").format(
         name=name, path=target.as_posix(), module=module, schema_ref=schema_ref
     )

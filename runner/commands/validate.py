@@ -15,7 +15,7 @@ import click
 
 from runner.errors import Problem
 from runner.workflow.schema_check import SCHEMA_PATH, SECRET_KEY, known_keys, redact
-from runner.workflow.validate import validate_file
+from runner.workflow.validate import is_test_file, validate_file, workflow_for
 
 _KEY_VALUE = re.compile(r"^(\s*(?:-\s+)?[\"']?([^\s:\"'][^:\"']*)[\"']?\s*:\s*)(\S.*)$")
 
@@ -37,7 +37,11 @@ Examples:
 def validate_command(ctx: click.Context, files: tuple[str, ...], resolve: bool, strict: bool, fmt: str) -> None:
     """Check workflow files: YAML, schema, tools, templates and tests. Nothing is run or sent."""
     report = []
+    listed = {Path(f).resolve() for f in files}
     for file in files:
+        owner = workflow_for(Path(file)) if is_test_file(Path(file)) else None
+        if owner is not None and owner.resolve() in listed:
+            continue  # checked (and reported) with its workflow, which is listed too
         workflow, problems = validate_file(file, resolve=resolve)
         errors = sum(p.severity == "error" for p in problems)
         if strict and len(problems) > errors:
@@ -60,20 +64,25 @@ def validate_command(ctx: click.Context, files: tuple[str, ...], resolve: bool, 
 
 @click.command("schema", epilog="""
 \b
-Example:
-  flowrun schema > schemas/workflow.schema.json   # for editors: see the modeline in workflows/*.yaml
+Examples:
+  flowrun schema > schemas/workflow.schema.json        # for editors: see the modeline in workflows/*.yaml
+  flowrun schema --tests > schemas/tests.schema.json   # the schema of NAME.test.yaml files
 """)
-def schema_command() -> None:
+@click.option("--tests", "tests_only", is_flag=True, help="Print the schema of sibling NAME.test.yaml files instead.")
+def schema_command(tests_only: bool) -> None:
     """Print the workflow JSON Schema (for editors and other tools)."""
-    click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
+    path = SCHEMA_PATH.with_name("tests.schema.json") if tests_only else SCHEMA_PATH
+    click.echo(path.read_text(encoding="utf-8"), nl=False)
 
 
 def _print_text(file: str, workflow, problems: list[Problem]) -> None:
-    lines = _source_lines(file) if any(p.line for p in problems) else []
+    sources: dict[str, list[str]] = {}  # a workflow's problems may be in its NAME.test.yaml
     for problem in problems:
         click.echo(redact(problem.format()), err=True)
-        for line in snippet(lines, problem.line, problem.column):
-            click.echo(line, err=True)
+        if problem.line:
+            lines = sources.setdefault(problem.file, _source_lines(problem.file))
+            for line in snippet(lines, problem.line, problem.column):
+                click.echo(line, err=True)
     if workflow is not None:
         tools, tests = len(workflow.tools), len(workflow.tests)
         click.echo(f"{file}: OK ({_plural(tools, 'tool')}, {_plural(tests, 'test case')})")

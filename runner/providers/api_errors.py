@@ -22,6 +22,35 @@ ASSISTANTS_GONE = (
 STREAM_CUT = "the stream from the server was cut before the turn finished"
 
 
+class StreamIdle(openai.APITimeoutError):
+    """No stream event for ``idle`` seconds (keepalive comments do not count). A timeout, so it
+    is retried before the first event and recovered like a cut connection after it."""
+
+    def __init__(self, request, idle: float):
+        super().__init__(request=request)
+        self.idle = idle
+        self.message = f"no event from the server for {idle:g}s"
+
+
+def is_permanent_connection_error(exc: BaseException) -> bool:
+    """A connection failure that retrying cannot fix: TLS refused (wrong protocol, bad
+    certificate) or a host name that does not exist."""
+    for cause in list(_causes(exc))[1:]:
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return True
+        if isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST:
+            return True
+        text = str(cause).lower()
+        if "certificate verify failed" in text or "wrong version number" in text:
+            return True
+        if "name or service not known" in text or "nodename nor servname" in text:
+            return True
+    return False
+
+
+_NO_SUCH_HOST = {getattr(socket, "EAI_NONAME", -2)}
+
+
 def is_quota_error(exc: BaseException) -> bool:
     """A 429 that waiting will not fix: the account is out of credit."""
     if not isinstance(exc, openai.APIStatusError) or exc.status_code != 429:
@@ -114,6 +143,10 @@ def _status_message(exc: openai.APIStatusError, *, api_key: str | None, key_env:
 def _connection_message(exc: openai.APIConnectionError, *, mid_stream: bool, timeout: float | None) -> tuple[str, str | None]:
     _, url, origin = _where(exc)
     causes = list(_causes(exc))
+    if isinstance(exc, StreamIdle):  # worded like a read timeout: either may fire first
+        where = STREAM_CUT if mid_stream else f"no answer from {url}"
+        return (f"{where}: the server sent nothing within the read timeout ({exc.idle:g}s; "
+                "keepalive comments do not count)", "raise model.timeout, or check the server")
     if isinstance(exc, openai.APITimeoutError):
         limit = f" ({timeout:g}s)" if timeout else ""
         if mid_stream:

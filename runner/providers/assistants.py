@@ -3,7 +3,9 @@
 A flat loop (PROTOCOLS §1.9), never nested streams: each leg is one raw stream, ending at
 ``requires_action`` or a final status. A leg whose stream ends early (G5 error swallowed, a cut
 connection) is recovered with ``runs.retrieve`` and polling, never by running tools again. A
-retried submission first checks whether the earlier one got through (G8).
+retried submission first checks whether the earlier one got through (G8). A submission the
+server refuses (400/422) ends the turn: as the run's own final state when it already ended (it
+expired while the tools ran), else as failed, after cancelling the run so the thread is free.
 
 OpenAI shut the Assistants API down on 2026-08-26; only compatible servers remain (§1.1).
 """
@@ -77,8 +79,8 @@ class AssistantsProvider(SDKProvider):
             if not isinstance(item, Started):
                 yield item
         params = run_params(self.settings, assistant_id=self.assistant_id, reused=not self._own_assistant)
-        async for event in self._leg(lambda: open_stream(lambda: self._runs.create(self.thread_id, **params)),
-                                     clear_active=True):
+        create = lambda: self._runs.create(self.thread_id, **params)  # noqa: E731
+        async for event in self._leg(lambda: open_stream(create, idle=self.settings.timeout), clear_active=True):
             yield event
 
     async def submit_tool_outputs(self, results: Sequence[ToolResult]) -> AsyncIterator[TurnEvent]:
@@ -106,11 +108,32 @@ class AssistantsProvider(SDKProvider):
                 if run.status != "requires_action":
                     return run
             return await open_stream(
-                lambda: self._runs.submit_tool_outputs(run_id, thread_id=thread_id, tool_outputs=outputs, stream=True)
+                lambda: self._runs.submit_tool_outputs(run_id, thread_id=thread_id, tool_outputs=outputs, stream=True),
+                idle=self.settings.timeout,
             )
 
-        async for event in self._leg(start, run_id=run_id):
-            yield event
+        try:
+            async for event in self._leg(start, run_id=run_id):
+                yield event
+        except ProviderError as err:
+            rejected = self.rejected_outputs(err)
+            if rejected is None:
+                raise
+            run = await self._settled(run_id, thread_id)
+            if run is not None and run.status in TERMINAL:  # e.g. expired while the tools ran
+                yield self._finish(result_from_run(run, thread_id=thread_id))
+                return
+            await self.cancel()  # the run still waits for outputs: free the thread
+            yield self._finish(rejected)
+
+    async def _settled(self, run_id: str, thread_id: str) -> Any:
+        """The run as the server sees it now, or None when it cannot be read."""
+        try:
+            run = await self._runs.retrieve(run_id, thread_id=thread_id)
+        except openai.OpenAIError:
+            return None
+        self._track(run)
+        return run
 
     async def _leg(self, start: Callable[[], Awaitable[Any]], *, clear_active: bool = False,
                    run_id: str | None = None) -> AsyncIterator[TurnEvent]:

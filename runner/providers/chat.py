@@ -38,7 +38,7 @@ class ChatProvider(SDKProvider):
             yield self.warn(w)
         self.messages.extend(messages)
         self._pending = ()
-        async for event in self._turn():
+        async for event in self.submission(self._turn()):
             yield event
 
     async def _turn(self) -> AsyncIterator[TurnEvent]:
@@ -46,7 +46,8 @@ class ChatProvider(SDKProvider):
         acc = ChatStreamAccumulator()
         opened: OpenedStream | None = None
         try:
-            async for item in self.attempt(lambda: open_stream(lambda: self.client.chat.completions.create(**kwargs))):
+            create = lambda: self.client.chat.completions.create(**kwargs)  # noqa: E731
+            async for item in self.attempt(lambda: open_stream(create, idle=self.settings.timeout)):
                 if isinstance(item, Started):
                     opened = item.value
                 else:

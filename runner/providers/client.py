@@ -2,7 +2,12 @@
 
 The SDK's own retries are switched off (``max_retries=0``): they are silent, and they would retry a
 streamed POST whose response we may already have started to read. We retry only the *start* of a
-request, before any stream event arrived, and report every retry as a ``Notice``.
+request, before any stream event arrived, and report every retry as a ``Notice``. Failures that
+waiting cannot fix (a TLS mismatch, an unknown host name) are not retried.
+
+Streams are read with an idle timeout on *events* (``StreamIdle``, the model's ``timeout``): the
+SDK's read timeout counts bytes, and a server sending only ``: keepalive`` comments would
+otherwise hold a turn forever.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import httpx2
 import openai
 
 from runner.events import Notice
-from runner.providers.api_errors import is_quota_error, map_api_error  # re-exported
+from runner.providers.api_errors import StreamIdle, is_quota_error, is_permanent_connection_error, map_api_error
 from runner.providers.base import ModelSettings
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "open_stream",
     "OpenedStream",
     "Started",
+    "StreamIdle",
     "map_api_error",
 ]
 
@@ -116,6 +122,8 @@ def retry_delay(
     elif isinstance(exc, openai.APITimeoutError):
         reason = "the server did not answer in time"
     elif isinstance(exc, openai.APIConnectionError):
+        if is_permanent_connection_error(exc):
+            return None  # a TLS mismatch or an unknown host name: waiting will not fix it
         reason = "connection failed"
     else:
         return None
@@ -177,14 +185,47 @@ async def with_retries(
 _EMPTY = object()
 
 
+async def _next_event(stream: Any, idle: float | None) -> Any:
+    """The stream's next event, or ``StreamIdle`` when none arrives within ``idle`` seconds.
+
+    The SDK's read timeout counts bytes, so a server that sends only ``: keepalive`` comments
+    would hold a turn forever; this counts events (content), which comments never are."""
+    if not idle or idle <= 0:
+        return await stream.__anext__()
+    try:
+        if _timeout is not None:
+            async with _timeout(idle):
+                return await stream.__anext__()
+        return await asyncio.wait_for(_anext(stream), idle)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise StreamIdle(_request_of(stream), idle) from None
+
+
+_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+; cheaper than a task per event
+
+
+async def _anext(stream: Any) -> Any:
+    return await stream.__anext__()
+
+
+def _request_of(stream: Any) -> httpx2.Request:
+    response = getattr(stream, "response", None)
+    request = getattr(response, "request", None)
+    return request if isinstance(request, httpx2.Request) else httpx2.Request("GET", "http://stream.invalid/")
+
+
 class OpenedStream:
     """An SDK stream whose first event has already arrived, so a failure before that event can
-    be retried like a failed request. Iterate it once; always ``close`` it."""
+    be retried like a failed request. Iterate it once; always ``close`` it.
 
-    def __init__(self, stream: Any, first: Any):
+    ``idle``: seconds without an event (keepalive comments do not count) before the stream is
+    given up with ``StreamIdle``, an ``openai.APITimeoutError``; None waits as long as the SDK."""
+
+    def __init__(self, stream: Any, first: Any, idle: float | None = None):
         self.stream = stream
         self._first = first
         self._done = first is _EMPTY
+        self._idle = idle
 
     def __aiter__(self) -> "OpenedStream":
         return self
@@ -196,7 +237,7 @@ class OpenedStream:
         if self._done:
             raise StopAsyncIteration
         try:
-            return await self.stream.__anext__()
+            return await _next_event(self.stream, self._idle)
         except StopAsyncIteration:
             self._done = True
             raise
@@ -208,12 +249,13 @@ class OpenedStream:
             pass
 
 
-async def open_stream(create: Callable[[], Awaitable[Any]]) -> OpenedStream:
-    """Make the request and wait for the first event. A connection error before it is raised
-    here (retryable); an empty stream gives an ``OpenedStream`` with no events."""
+async def open_stream(create: Callable[[], Awaitable[Any]], *, idle: float | None = None) -> OpenedStream:
+    """Make the request and wait for the first event. A connection error (or ``idle`` seconds
+    without an event) before it is raised here, retryable; an empty stream gives an
+    ``OpenedStream`` with no events."""
     stream = await create()
     try:
-        first = await stream.__anext__()
+        first = await _next_event(stream, idle)
     except StopAsyncIteration:
         first = _EMPTY
     except BaseException:
@@ -222,4 +264,4 @@ async def open_stream(create: Callable[[], Awaitable[Any]]) -> OpenedStream:
         except Exception:  # noqa: BLE001
             pass
         raise
-    return OpenedStream(stream, first)
+    return OpenedStream(stream, first, idle)

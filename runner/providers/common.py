@@ -145,6 +145,30 @@ class SDKProvider(Provider):
         said = self.masker.mask(server_message(exc) or "the server reported an error")
         return TurnResult(status="failed", error=said, error_code=exc.code, meta=meta)
 
+    def rejected_outputs(self, err: ProviderError) -> TurnResult | None:
+        """The failed turn for a 400/422 answer to a submission of tool outputs: the run cannot
+        go on, and saying which request the server refused beats a generic "bad request"."""
+        cause = err.__cause__
+        if not isinstance(cause, openai.APIStatusError) or cause.status_code not in (400, 422):
+            return None
+        said = self.masker.mask(server_message(cause))
+        return TurnResult(
+            status="failed",
+            error=f"the server rejected the tool outputs (HTTP {cause.status_code})" + (f": {said}" if said else ""),
+            error_code="tool_outputs_rejected",
+        )
+
+    async def submission(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Pass a submission's turn through, turning a rejection (400/422) into a failed turn."""
+        try:
+            async for event in stream:
+                yield event
+        except ProviderError as err:
+            rejected = self.rejected_outputs(err)
+            if rejected is None:
+                raise
+            yield rejected
+
     def warn(self, message: str) -> Notice:
         return Notice("warning", self.masker.mask(message))
 

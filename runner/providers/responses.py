@@ -61,7 +61,7 @@ class ResponsesProvider(SDKProvider):
         else:
             self.history.extend(outputs)
             items = self.history
-        async for event in self._turn(items):
+        async for event in self.submission(self._turn(items)):
             yield event
 
     async def _turn(self, items: list[dict[str, Any]]) -> AsyncIterator[TurnEvent]:
@@ -79,7 +79,7 @@ class ResponsesProvider(SDKProvider):
             opened: OpenedStream | None = None
             cut: openai.APIConnectionError | None = None
             try:
-                async for item in self.attempt(lambda: open_stream(create)):
+                async for item in self.attempt(lambda: open_stream(create, idle=self.settings.timeout)):
                     if isinstance(item, Started):
                         opened = item.value
                     else:
@@ -104,7 +104,11 @@ class ResponsesProvider(SDKProvider):
             if not (self.background and state.response_id and resumes < MAX_RESUMES):
                 self._live = None
                 if cut is not None:
-                    raise self.error(cut, mid_stream=True) from cut
+                    err = self.error(cut, mid_stream=True)
+                    err.hint = err.hint or (
+                        "a Responses stream can only be resumed in background mode; nothing after the "
+                        "cut was used, so run the workflow again")
+                    raise err from cut
                 break  # ended cleanly without a terminal event: result() says so
             resumes += 1
             yield self.warn(

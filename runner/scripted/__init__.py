@@ -7,6 +7,7 @@ of Chat Completions, Responses and Assistants v2 from a script (tests, ``--offli
         client = OpenAI(base_url=server.base_url, api_key="test")
 """
 
+from .echo import EchoRequest, EchoServer
 from .faults import ActiveFaults, Fault
 from .script import CallResult, PreparedCall, PreparedTurn, RawSSE, ScriptError, TurnContext, render_text
 from .server import RecordedRequest, ScriptedServer
@@ -14,6 +15,8 @@ from .server import RecordedRequest, ScriptedServer
 __all__ = [
     "ActiveFaults",
     "CallResult",
+    "EchoRequest",
+    "EchoServer",
     "Fault",
     "PreparedCall",
     "PreparedTurn",

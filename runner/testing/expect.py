@@ -1,11 +1,15 @@
 """Check what a run did against a test case's ``expect:`` block.
 
 Each failed expectation becomes one ``Mismatch`` that says what was expected and what happened,
-with a diff for long text, so a failing case reads like a pytest failure.
+aligned like pytest's assertion output, with a diff for multi-line text:
+
+    output of get_rain_probability: expected '0.07'
+                                    got      '0.06'
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import re
@@ -18,17 +22,29 @@ from runner.events import ToolCallCompleted, ToolCallRequested
 @dataclass(frozen=True)
 class Mismatch:
     what: str  # e.g. "output of get_rain_probability"
-    expected: str
+    expected: str  # already rendered for reading: a repr, "to contain ...", JSON, ...
     actual: str
+    note: str = ""  # one more line of context, e.g. why the run ended
 
     def format(self) -> str:
-        lines = [f"{self.what}: expected {self.expected}", f"{' ' * len(self.what)}  got      {self.actual}"]
-        if "\n" in self.expected + self.actual:
-            diff = difflib.unified_diff(
-                self.expected.splitlines(), self.actual.splitlines(), "expected", "actual", lineterm=""
-            )
+        pad = " " * len(self.what)
+        lines = [f"{self.what}: expected {self.expected}", f"{pad}  got      {self.actual}"]
+        if self.note:
+            lines.append(f"{pad}  ({self.note})")
+        expected, actual = _unrepr(self.expected), _unrepr(self.actual)
+        if "\n" in expected + actual:
+            diff = difflib.unified_diff(expected.splitlines(), actual.splitlines(), "expected", "actual", lineterm="")
             lines += ["  " + d for d in diff]
         return "\n".join(lines)
+
+
+def _unrepr(text: str) -> str:
+    """A repr'd string back to its text, so the diff shows lines rather than one escaped line."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    return value if isinstance(value, str) else text
 
 
 class _Missing:
@@ -41,19 +57,30 @@ MISSING = _Missing()
 
 def json_pointer(doc: Any, pointer: str) -> Any:
     """RFC 6901. Returns MISSING when the pointer does not resolve."""
-    if pointer in ("", "/"):
-        return doc if pointer == "" else (doc.get("", MISSING) if isinstance(doc, dict) else MISSING)
+    if pointer == "":
+        return doc
     if not pointer.startswith("/"):
         return MISSING
     for raw in pointer[1:].split("/"):
         token = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(doc, dict) and token in doc:
             doc = doc[token]
-        elif isinstance(doc, list) and token.isdigit() and int(token) < len(doc):
+        elif isinstance(doc, list) and token.isdigit() and (token == "0" or not token.startswith("0")) and int(token) < len(doc):
             doc = doc[int(token)]
         else:
             return MISSING
     return doc
+
+
+def same(expected: Any, actual: Any) -> bool:
+    """JSON equality: 1 equals 1.0, but true is not 1 (Python's ``==`` says it is)."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(expected) is type(actual) and expected == actual
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return expected.keys() == actual.keys() and all(same(v, actual[k]) for k, v in expected.items())
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(expected) == len(actual) and all(same(a, b) for a, b in zip(expected, actual))
+    return expected == actual
 
 
 def match_text(matcher: Mapping[str, Any], actual: str, what: str) -> list[Mismatch]:
@@ -70,14 +97,17 @@ def match_text(matcher: Mapping[str, Any], actual: str, what: str) -> list[Misma
         try:
             doc = json.loads(actual)
         except ValueError as exc:
-            return out + [Mismatch(what, "valid JSON", f"{actual!r} ({exc})")]
+            return out + [Mismatch(what, "valid JSON", repr(actual), f"not JSON: {exc}")]
         pointer = spec.get("pointer", "")
         value = json_pointer(doc, pointer)
-        if "equals" in spec and value != spec["equals"]:
-            out.append(
-                Mismatch(f"{what} at {pointer or '/'}", json.dumps(spec["equals"]), "missing" if value is MISSING else json.dumps(value))
-            )
+        if "equals" in spec and (value is MISSING or not same(spec["equals"], value)):
+            shown = "nothing there" if value is MISSING else _json(value)
+            out.append(Mismatch(f"{what} at {pointer or '/'}", _json(spec["equals"]), shown))
     return out
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _parsed(arguments: str) -> Any:
@@ -87,6 +117,13 @@ def _parsed(arguments: str) -> Any:
         return arguments
 
 
+def _arguments_match(wanted: Any, raw: str) -> bool:
+    """A mapping compares as JSON; a string (scripted invalid JSON) compares as the exact text."""
+    if isinstance(wanted, str):
+        return wanted == raw
+    return same(wanted, _parsed(raw))
+
+
 def check(
     expect: Mapping[str, Any],
     *,
@@ -94,27 +131,38 @@ def check(
     completed: Sequence[ToolCallCompleted],
     final_text: str,
     status: str,
+    message: str = "",
 ) -> list[Mismatch]:
+    """Every way the run differs from ``expect``. ``message`` says why a run did not complete.
+
+    ``tool_calls`` compares names in order (for parallel calls, the order the model listed them)
+    and, where given, arguments. ``outputs`` checks the last output of each named tool (its final
+    state when the model called it several times)."""
     out: list[Mismatch] = []
     if "status" in expect and status != expect["status"]:
-        out.append(Mismatch("status", repr(expect["status"]), repr(status)))
+        out.append(Mismatch("status", repr(expect["status"]), repr(status), message))
     if "tool_calls" in expect:
         wanted = list(expect["tool_calls"])
-        got = [(c.name, _parsed(c.arguments)) for c in requested]
-        if [w["name"] for w in wanted] != [g[0] for g in got]:
-            out.append(Mismatch("tool calls", repr([w["name"] for w in wanted]), repr([g[0] for g in got])))
+        names = [c.name for c in requested]
+        if [w["name"] for w in wanted] != names:
+            out.append(Mismatch("tool calls", repr([w["name"] for w in wanted]), repr(names)))
         else:
-            for i, (w, (name, args)) in enumerate(zip(wanted, got)):
-                if "arguments" in w and w["arguments"] != args:
-                    out.append(Mismatch(f"arguments of call {i + 1} ({name})", json.dumps(w["arguments"], ensure_ascii=False), json.dumps(args, ensure_ascii=False)))
-    outputs: dict[str, str] = {}
+            for i, (w, call) in enumerate(zip(wanted, requested)):
+                if "arguments" in w and not _arguments_match(w["arguments"], call.arguments):
+                    shown = call.arguments if isinstance(w["arguments"], str) else _parsed(call.arguments)
+                    out.append(Mismatch(f"arguments of call {i + 1} ({call.name})",
+                                        _shown(w["arguments"]), _shown(shown)))
+    outputs: dict[str, list[str]] = {}
     for c in completed:
-        outputs[c.name] = c.output
+        outputs.setdefault(c.name, []).append(c.output)
     for tool, matcher in (expect.get("outputs") or {}).items():
-        if tool not in outputs:
-            out.append(Mismatch(f"output of {tool}", "a call to it", "no call"))
-        else:
-            out += match_text(matcher, outputs[tool], f"output of {tool}")
+        got = outputs.get(tool)
+        if not got:
+            called = ", ".join(sorted(outputs)) or "none"
+            out.append(Mismatch(f"output of {tool}", "a call to it", "no call", f"tools that ran: {called}"))
+            continue
+        what = f"output of {tool}" + (f" (last of {len(got)} calls)" if len(got) > 1 else "")
+        out += match_text(matcher, got[-1], what)
     if "final_text" in expect:
         out += match_text(expect["final_text"], final_text, "final text")
     if expect.get("no_error_outputs"):
@@ -122,3 +170,7 @@ def check(
             if c.is_error:
                 out.append(Mismatch(f"output of {c.name}", "no error", repr(c.output)))
     return out
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else _json(value)

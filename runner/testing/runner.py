@@ -1,15 +1,20 @@
 """Run test cases through the real run path: the embedded scripted server speaks the chosen API's
-wire protocol to the real provider code and ``openai`` client; the resolvers are the real ones."""
+wire protocol to the real provider code and ``openai`` client; the resolvers are the real ones.
+
+Nothing a case does may stop the others: a file that does not load, a ``vars`` value an input
+refuses, even a bug of ours, each becomes one failed result with its message.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
-from runner.errors import FlowrunError, WorkflowError
+from runner.errors import FlowrunError, UsageError, WorkflowError
 from runner.events import Event, RunCompleted, RunFailed, TextDelta, ToolCallCompleted, ToolCallRequested
 from runner.loop import new_run_id
 from runner.secret_sources import build_masker
@@ -18,32 +23,59 @@ from runner.sinks import FanOut
 from runner.testing.expect import Mismatch, check
 from runner.workflow.model import APIS, TestCase, Workflow
 
+NO_TURN = "scripted model has no turn"  # what the scripted server says when a case's turns run out
+MOCK_MODES = ("declared", "all", "none")  # the case's mock_http / every HTTP tool mocked / live HTTP
+
 
 @dataclass
 class CaseResult:
-    file: str
+    file: str  # where the case is written: the workflow, or its NAME.test.yaml
     case: str
-    api: str
+    api: str  # "" when the file could not be loaded
     passed: bool
     duration_ms: float
     mismatches: list[Mismatch] = field(default_factory=list)
-    error: str | None = None  # the run could not even start (invalid file, bad --var)
+    error: str | None = None  # the case could not run: invalid file, bad vars, internal error
 
     @property
     def title(self) -> str:
-        return f"{self.case} [{self.api}]"
+        return f"{self.case} [{self.api}]" if self.api else self.case
+
+    @property
+    def nodeid(self) -> str:
+        """``workflows/weather.yaml::both tools [responses]``, as pytest names a test."""
+        return f"{self.file}::{self.title}" if self.api else self.file
+
+    def report(self) -> str:
+        """Why the case failed, for a person: the error, or one block per mismatch."""
+        if self.error:
+            return self.error
+        return "\n".join(m.format() for m in self.mismatches)
 
 
 def discover(paths: Sequence[str]) -> list[Path]:
-    """Workflow files under the given files or folders (``*.yaml`` / ``*.yml``, sorted)."""
+    """Workflow files under the given files or folders (``*.yaml`` / ``*.yml``, sorted, each
+    once). A test file (NAME.test.yaml) stands for its workflow, whose cases include it; hidden
+    folders (.git, .venv) are skipped. A path that does not exist is a UsageError."""
+    from runner.workflow.validate import is_test_file, workflow_for
+
     found: list[Path] = []
     for raw in paths or ["workflows"]:
         p = Path(raw)
         if p.is_dir():
-            found += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and not q.name.endswith((".test.yaml", ".test.yml")))
+            found += sorted(
+                q for q in p.rglob("*")
+                if q.suffix in (".yaml", ".yml") and q.is_file() and not is_test_file(q)
+                and not any(part.startswith(".") for part in q.relative_to(p).parts[:-1])
+            )
+        elif p.is_file():
+            found.append(workflow_for(p) or p if is_test_file(p) else p)
         else:
-            found.append(p)
-    return found
+            raise UsageError(f"{raw}: no such file or folder", hint="give workflow files or folders that hold them")
+    unique: dict[Path, None] = {}
+    for q in found:
+        unique.setdefault(q, None)
+    return list(unique)
 
 
 class _Collector:
@@ -64,29 +96,42 @@ class _Collector:
             self.end = ev
 
 
+def case_file(workflow: Workflow, case: TestCase) -> str:
+    """The file a case is written in (cases from a NAME.test.yaml know it)."""
+    return getattr(case, "file", "") or str(workflow.path)
+
+
 async def run_case(
     workflow: Workflow,
     case: TestCase,
     api: str,
     *,
-    mock_http: str = "declared",  # declared | all | none
+    mock_http: str = "declared",
     max_turns: int = 10,
     extra_sinks: Iterable = (),
 ) -> CaseResult:
+    """Play one case on one API and check its expectations."""
     from runner.run_session import case_mocks, run_conversation, start_scripted_server
 
     started = time.monotonic()
+    file = case_file(workflow, case)
     collector = _Collector()
-    server = start_scripted_server(workflow, case)
-    try:
-        env = {workflow.model.api_key_env: OFFLINE_KEY}
-        import os
 
-        env = {**os.environ, **env}
-        inputs = resolve_inputs(workflow, {k: str(v) for k, v in case.vars.items()})
+    def failed(error: str) -> CaseResult:
+        return CaseResult(file, case.name, api, False, _ms(started), error=error)
+
+    try:
+        server = start_scripted_server(workflow, case)
+    except Exception as exc:  # noqa: BLE001 - reported as this case's failure
+        return failed(f"the scripted model server did not start: {type(exc).__name__}: {exc}")
+    try:
+        env = {**os.environ, workflow.model.api_key_env: OFFLINE_KEY}
+        inputs = resolve_inputs(workflow, {k: _var_text(v) for k, v in case.vars.items()})
         settings = model_settings(workflow, Overrides(api=api, base_url=server.base_url), inputs, env)
         masker = build_masker(workflow, env, None)
         message = render_text(case.input if case.input is not None else workflow.input, inputs, "input") or ""
+        if not message:
+            return failed(f"the case has no user message: give it `input:`, or set `input:` in {workflow.path}")
         mocks = case_mocks(workflow, case, mock_http)
         emit = FanOut([collector, *extra_sinks], masker)
         outcome = await run_conversation(
@@ -94,21 +139,32 @@ async def run_case(
             masker=masker, max_turns=max_turns, mock_http=mocks,
         )
     except FlowrunError as exc:
-        return CaseResult(str(workflow.path), case.name, api, False, _ms(started), error=str(exc))
+        return failed(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug must fail this case, not the whole run
+        return failed(f"internal error: {type(exc).__name__}: {exc}")
     finally:
         server.stop()
     expect = dict(case.expect)
     expect.setdefault("status", "completed")
+    why = outcome.message
+    if NO_TURN in why:
+        why += "; the case's turns ran out: end them with a text turn, the model's answer"
     mismatches = check(
         expect,
         requested=collector.requested,
         completed=collector.completed,
         final_text=outcome.final_text,
         status=outcome.status,
+        message=why,
     )
-    if outcome.status != expect["status"] and outcome.message:
-        mismatches.append(Mismatch("run", "no error", outcome.message))
-    return CaseResult(str(workflow.path), case.name, api, not mismatches, _ms(started), mismatches)
+    return CaseResult(file, case.name, api, not mismatches, _ms(started), mismatches)
+
+
+def _var_text(value: object) -> str:
+    """A ``vars:`` value as ``--var`` would give it (YAML true is the text true, not True)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def _ms(started: float) -> float:
@@ -121,28 +177,45 @@ def apis_for(workflow: Workflow, choice: str | None) -> list[str]:
     return [choice or workflow.model.api]
 
 
+def selected(file: str, case: TestCase, name_filter: str | None) -> bool:
+    """``-k TEXT``: the case's ``file::name`` contains TEXT, ignoring case (as pytest's -k does)."""
+    return not name_filter or name_filter.lower() in f"{file}::{case.name}".lower()
+
+
 async def run_file(path: Path, *, api: str | None, mock_http: str, name_filter: str | None = None):
-    """Yield CaseResults for one file (a load failure is one failed result)."""
+    """Yield CaseResults for one workflow file and its test file (a load failure is one failed
+    result)."""
     from runner.workflow.validate import load_workflow
 
     try:
         workflow = load_workflow(path)
     except WorkflowError as exc:
-        yield CaseResult(str(path), "(load)", "-", False, 0.0, error=str(exc))
+        yield CaseResult(str(path), "(could not be loaded)", "", False, 0.0, error=str(exc))
         return
     for case in workflow.tests:
-        if name_filter and name_filter not in case.name:
+        if not selected(case_file(workflow, case), case, name_filter):
             continue
         for which in apis_for(workflow, api):
             yield await run_case(workflow, case, which, mock_http=mock_http)
 
 
-def run_all(paths: Sequence[Path], *, api: str | None, mock_http: str, name_filter: str | None, on_result) -> list[CaseResult]:
+def run_all(
+    paths: Sequence[Path],
+    *,
+    api: str | None,
+    mock_http: str = "declared",
+    name_filter: str | None = None,
+    on_result: Callable[[Path, CaseResult], None] = lambda path, result: None,
+) -> list[CaseResult]:
+    """Every selected case of every file, in order; ``on_result(workflow_path, result)`` as each ends."""
+    if mock_http not in MOCK_MODES:
+        raise ValueError(f"mock_http must be one of {MOCK_MODES}")
+
     async def main() -> list[CaseResult]:
         results = []
         for path in paths:
             async for r in run_file(path, api=api, mock_http=mock_http, name_filter=name_filter):
-                on_result(r)
+                on_result(path, r)
                 results.append(r)
         return results
 

@@ -7,7 +7,9 @@ each becomes an output starting with ``error: `` so the model can react, and not
 Only cancellation of the dispatcher itself (Ctrl-C) propagates.
 
 Arguments are checked before anything runs: no side effect happens for a call the tool's schema
-rejects. Outputs are masked (secrets) and then capped at ``max_output_chars``.
+rejects. Outputs are masked (secrets) and then capped at ``max_output_chars``; what Python tools
+print is masked too (``stdout_guard``). A run that expires (Assistants ``expires_at``) passes its
+deadline, and each tool's timeout is cut so the outputs still reach the run in time.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from runner.workflow.model import HttpResolver, PythonResolver, StaticResolver, 
 
 MAX_ARGUMENT_BYTES = 1_000_000
 MAX_LISTED_VIOLATIONS = 20
+DEADLINE_MARGIN = 2.0  # seconds kept, before a run's deadline, to submit the outputs
+MIN_TOOL_SECONDS = 0.5  # a tool clamped by a deadline still gets this long
 
 
 class _BadArguments(Exception):
@@ -79,15 +83,19 @@ class Dispatcher:
         *,
         on_start: Callable[[ToolCall], None] | None = None,
         on_done: Callable[[ToolResult], None] | None = None,
+        deadline: float | None = None,
     ) -> list[ToolResult]:
         """Run every call concurrently (at most ``max_concurrency`` at once); results in call
         order. ``on_start``/``on_done`` are called as each call starts and finishes; an exception
-        raised by one of them is the caller's and propagates (the other calls are cancelled)."""
+        raised by one of them is the caller's and propagates (the other calls are cancelled).
+
+        ``deadline`` (epoch seconds, e.g. an Assistants run's ``expires_at``): each tool's timeout
+        is cut so its output can still be submitted ``DEADLINE_MARGIN`` seconds before it."""
 
         async def one(call: ToolCall) -> ToolResult:
             if on_start is not None:
                 on_start(call)
-            result = await self.run_one(call)
+            result = await self.run_one(call, deadline=deadline)
             if on_done is not None:
                 on_done(result)
             return result
@@ -100,12 +108,12 @@ class Dispatcher:
                 task.cancel()
             raise
 
-    async def run_one(self, call: ToolCall) -> ToolResult:
+    async def run_one(self, call: ToolCall, *, deadline: float | None = None) -> ToolResult:
         """One call, never raising (except when cancelled from outside)."""
         started = time.perf_counter()
         try:
             async with self._semaphore:
-                output, is_error = await self._dispatch(call)
+                output, is_error = await self._dispatch(call, deadline)
         except asyncio.CancelledError:
             raise
         except BaseException as e:  # noqa: BLE001 - a bug of ours must not lose the call's output
@@ -115,20 +123,29 @@ class Dispatcher:
         return ToolResult(call.call_id, call.name, output, is_error, duration)
 
     async def aclose(self) -> None:
+        if self._python is not None:
+            from runner.tools import stdout_guard
+
+            stdout_guard.remove_masker(self.masker)
         if self._http is not None:
             await self._http.aclose()
 
-    async def _dispatch(self, call: ToolCall) -> tuple[str, bool]:
-        tool = self.workflow.tool(call.name) if call.name else None
+    async def _dispatch(self, call: ToolCall, deadline: float | None = None) -> tuple[str, bool]:
+        name = call.name if call.name and call.name.strip() else ""
+        tool = self.workflow.tool(name) if name else None
         if tool is None:
-            return self._unknown_tool(call.name), True
+            return self._unknown_tool(name), True
         try:
             args = parse_arguments(call.arguments)
             self._validate(tool, args)
         except _BadArguments as e:
             return error_text(str(e)), True
-        outcome = await _guard(self._resolve(tool, args), tool.timeout)
+        limit, clamped = time_limit(tool.timeout, deadline)
+        outcome = await _guard(self._resolve(tool, args), limit)
         if outcome[0] == "timeout":
+            if clamped:
+                return (f"error: tool {tool.name!r} was stopped after {limit:.1f} s so that the outputs "
+                        "reach the run before it expires"), True
             return f"error: tool {tool.name!r} timed out after {tool.timeout:g} s", True
         if outcome[0] == "raised":
             exc = outcome[1]
@@ -151,15 +168,17 @@ class Dispatcher:
             if not self._allow_python:
                 raise ToolFailure("python resolvers are disabled (--no-python)")
             if self._python is None:
+                from runner.tools import stdout_guard
                 from runner.tools.python_tool import PythonTool
 
                 self._python = PythonTool(self.workflow.folder)
+                stdout_guard.add_masker(self.masker)  # what the tools print is masked too
             return await self._python.call(resolver.entrypoint, args)
         if isinstance(resolver, HttpResolver):
             if self._http is None:
                 from runner.tools.http_tool import HttpTool
 
-                self._http = HttpTool(self._mock_http)
+                self._http = HttpTool(self._mock_http, masker=self.masker)
             return await self._http.call(tool.name, resolver, context)
         raise ToolFailure(f"tool {tool.name!r} has no resolver flowrun knows")
 
@@ -191,6 +210,16 @@ class Dispatcher:
             lines.append(f"- …and {len(errors) - MAX_LISTED_VIOLATIONS} more")
         raise _BadArguments(f"the arguments do not match the parameters of tool {tool.name!r}:\n"
                             + "\n".join(lines) + "\nFix these and call the tool again.")
+
+
+def time_limit(timeout: float, deadline: float | None) -> tuple[float, bool]:
+    """The seconds a tool may run, and whether ``deadline`` cut its own ``timeout`` short."""
+    if deadline is None:
+        return timeout, False
+    left = max(deadline - time.time() - DEADLINE_MARGIN, MIN_TOOL_SECONDS)
+    if timeout and 0 < timeout <= left:
+        return timeout, False
+    return left, True
 
 
 def parse_arguments(raw: str | None) -> dict[str, Any]:

@@ -62,8 +62,9 @@ class _Retry(Exception):
 
 class HttpTool:
     def __init__(self, mock_http: Mapping[str, Mapping] | None = None, *,
-                 transport: httpx2.AsyncBaseTransport | None = None):
+                 transport: httpx2.AsyncBaseTransport | None = None, masker: Any = None):
         self._mock = dict(mock_http or {})
+        self._masker = masker  # for the debug log line: a URL may carry a secret in its query
         self._transport = transport  # tests only; None: the real network
         self._client: httpx2.AsyncClient | None = None
 
@@ -88,7 +89,9 @@ class HttpTool:
             request = prepare(spec, context)
         except RequestError as e:
             raise ToolFailure(str(e)) from None
-        log.debug("http tool %s: %s", name, request.describe())
+        if log.isEnabledFor(logging.DEBUG):
+            shown = str(request.describe())
+            log.debug("http tool %s: %s", name, self._masker.mask(shown) if self._masker is not None else shown)
         if name in self._mock:
             if self._mock[name] is None:  # --mock-http: every HTTP tool must have a canned answer
                 raise ToolFailure(f"no canned response for tool {name!r}: add it under the case's "

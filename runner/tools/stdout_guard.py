@@ -6,8 +6,12 @@ itself) keep writing, so we replace ``sys.stdout`` once with a proxy that sends 
 *inside a tool* (a context variable marks them; it is set in the tool's worker thread and in the
 task of an async tool) to ``sys.stderr``, and everything else to the real stdout.
 
+What a tool prints is masked with every masker a live dispatcher registered (``add_masker``): a
+tool that prints a secret it read from the environment must not put it on the terminal.
+
 Not covered: a tool that writes to file descriptor 1 directly (``os.write(1, ...)``) or starts a
-subprocess that inherits it.
+subprocess that inherits it, or that writes to ``sys.stderr`` itself (that is not redirected, so
+not masked either).
 """
 
 from __future__ import annotations
@@ -19,6 +23,26 @@ from typing import Any, TextIO
 
 in_tool: contextvars.ContextVar[bool] = contextvars.ContextVar("flowrun_in_tool", default=False)
 _lock = threading.Lock()
+_maskers: list[Any] = []  # objects with .mask(str) -> str, one per live dispatcher
+
+
+def add_masker(masker: Any) -> None:
+    with _lock:
+        _maskers.append(masker)
+
+
+def remove_masker(masker: Any) -> None:
+    with _lock:
+        for i, m in enumerate(_maskers):
+            if m is masker:
+                del _maskers[i]
+                break
+
+
+def _mask(text: str) -> str:
+    for masker in list(_maskers):
+        text = masker.mask(text)
+    return text
 
 
 class ToolStdout:
@@ -34,10 +58,14 @@ class ToolStdout:
         return self._real
 
     def write(self, text: str) -> int:
-        return self._target().write(text)
+        if in_tool.get():
+            self._target().write(_mask(text) if isinstance(text, str) else text)
+            return len(text)
+        return self._real.write(text)
 
     def writelines(self, lines: Any) -> None:
-        self._target().writelines(lines)
+        for line in lines:
+            self.write(line)
 
     def flush(self) -> None:
         self._target().flush()

@@ -46,7 +46,7 @@ def workflow_schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
-def tests_schema() -> dict[str, Any]:
+def cases_schema() -> dict[str, Any]:
     """The schema of a test file (only ``tests:``), read once."""
     return json.loads(TESTS_SCHEMA_PATH.read_text(encoding="utf-8"))
 
@@ -57,12 +57,12 @@ def _validator() -> Draft202012Validator:
 
 
 @lru_cache(maxsize=None)
-def _tests_validator() -> Draft202012Validator:
+def _cases_validator() -> Draft202012Validator:
     # tests.schema.json refers to "workflow.schema.json#..." relative to its own location, as an
     # editor resolves it; here that name is served from the schema already in memory (same
     # objects, so the wording rules keyed on them apply).
     registry = Registry().with_resource(SCHEMA_PATH.name, DRAFT202012.create_resource(workflow_schema()))
-    return Draft202012Validator(tests_schema(), registry=registry)
+    return Draft202012Validator(cases_schema(), registry=registry)
 
 
 @lru_cache(maxsize=None)
@@ -88,7 +88,7 @@ def _defs_by_id() -> dict[int, str]:
     schema = workflow_schema()
     names = {id(sub): name for name, sub in schema["$defs"].items()}
     names[id(schema)] = "workflow"
-    names[id(tests_schema())] = "tests_file"
+    names[id(cases_schema())] = "tests_file"
     return names
 
 
@@ -97,9 +97,9 @@ def schema_problems(doc: Document) -> list[Problem]:
     return explain_errors(_validator().iter_errors(doc.data), doc)
 
 
-def tests_schema_problems(doc: Document) -> list[Problem]:
+def cases_schema_problems(doc: Document) -> list[Problem]:
     """Every schema violation in a test file (``NAME.test.yaml``), one Problem each."""
-    return explain_errors(_tests_validator().iter_errors(doc.data), doc)
+    return explain_errors(_cases_validator().iter_errors(doc.data), doc)
 
 
 def explain_errors(errors: Iterable[ValidationError], doc: Document, prefix: JsonPath = ()) -> list[Problem]:

@@ -54,7 +54,7 @@ def semantic_problems(doc: Document, *, folder: Path, resolve: bool = False) -> 
     return out
 
 
-def test_file_problems(doc: Document, workflow: Document) -> list[Problem]:
+def sibling_problems(doc: Document, workflow: Document) -> list[Problem]:
     """The checks of a workflow's ``tests:``, for its test file (NAME.test.yaml): tool and input
     names refer to ``workflow``, and a case name may not repeat one of the workflow's own."""
     data = _dict(workflow.data)

@@ -12,7 +12,7 @@ test file, ``validate_file`` checks it against its workflow and returns that wor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,8 @@ from runner.workflow.model import (
     ToolSpec,
     Workflow,
 )
-from runner.workflow.schema_check import schema_problems, tests_schema_problems
-from runner.workflow.semantic import LITERAL_KEY, semantic_problems, test_file_problems
+from runner.workflow.schema_check import cases_schema_problems, schema_problems
+from runner.workflow.semantic import LITERAL_KEY, semantic_problems, sibling_problems
 from runner.workflow.yaml_loader import Document, load_file
 
 NO_PARAMETERS = {"type": "object", "properties": {}}
@@ -51,15 +51,12 @@ def is_test_file(path: str | PathLike[str]) -> bool:
     return Path(path).name.endswith(TEST_SUFFIXES)
 
 
-def test_files_for(workflow_path: str | PathLike[str]) -> list[Path]:
+def sibling_test_files(workflow_path: str | PathLike[str]) -> list[Path]:
     """The sibling test files of a workflow that exist (normally none or one)."""
     p = Path(workflow_path)
     if is_test_file(p) or p.suffix not in WORKFLOW_SUFFIXES:
         return []
     return [q for q in (p.with_name(p.stem + s) for s in TEST_SUFFIXES) if q.is_file()]
-
-
-test_files_for.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def workflow_for(test_path: str | PathLike[str]) -> Path | None:
@@ -83,7 +80,7 @@ def validate_file(path: str | PathLike[str], *, resolve: bool = False) -> tuple[
 
 def _validate(file: str, *, resolve: bool) -> tuple[Workflow | None, list[Problem]]:
     doc, problems = _check_workflow(file, resolve=resolve)
-    siblings = test_files_for(file)
+    siblings = sibling_test_files(file)
     test_doc = None
     if len(siblings) > 1:
         shown = [str(Path(file).with_name(q.name)) for q in siblings]
@@ -115,12 +112,20 @@ def _validate_test_file(file: str, *, resolve: bool) -> tuple[Workflow | None, l
         return None, problems
     owner_file = str(Path(file).with_name(owner.name))
     workflow, problems = _validate(owner_file, resolve=resolve)
-    mine = [p for p in problems if p.file == file]
-    errors = sum(p.severity == "error" for p in problems if p.file != file)
+    mine = [p for p in problems if Path(p.file) == Path(file)]
+    errors = sum(p.severity == "error" for p in problems if Path(p.file) != Path(file))
     if errors:
         mine.append(Problem(file, 0, 0, f"its workflow {owner_file} has {errors} error{'s' if errors > 1 else ''}",
                             "$", f"run flowrun validate {owner_file}"))
     return workflow, mine
+
+
+def check_test_file(test_path: str | PathLike[str], workflow_path: str | PathLike[str]) -> list[Problem]:
+    """The problems of a test file checked against a given workflow, wherever the two are (for
+    ``--record`` into a file of any name)."""
+    workflow, _ = _check_workflow(str(workflow_path), resolve=False)
+    _, problems = _check_tests(str(test_path), workflow)
+    return problems
 
 
 def _check_workflow(file: str, *, resolve: bool) -> tuple[Document | None, list[Problem]]:
@@ -144,17 +149,25 @@ def _check_tests(file: str, workflow: Document | None) -> tuple[Document | None,
     be read; the schema is checked regardless."""
     doc, problems = load_file(file, file=file)
     if doc is None:
-        return None, problems
+        return None, [_test_file_wording(p) for p in problems]
     if not isinstance(doc.data, dict):
         problems.append(doc.problem((), "a test file must be a mapping with one key, tests:",
                                     "write tests: and the list of test cases under it, as in a workflow file"))
         return None, problems
-    checks = [lambda: tests_schema_problems(doc)]
+    checks = [lambda: cases_schema_problems(doc)]
     if workflow is not None and isinstance(workflow.data, dict):
-        checks.append(lambda: test_file_problems(doc, workflow))
+        checks.append(lambda: sibling_problems(doc, workflow))
     problems = _drop_repeats(problems, _guarded(file, checks))
     problems.sort(key=lambda p: (p.line, p.column))
     return doc, problems
+
+
+def _test_file_wording(problem: Problem) -> Problem:
+    """The loader speaks of workflow files; an empty test file deserves its own advice."""
+    if problem.message == "workflow file is empty":
+        return replace(problem, message="test file is empty",
+                       hint="write tests: and a list of test cases under it, or delete the file")
+    return problem
 
 
 def _guarded(file: str, checks) -> list[Problem]:
