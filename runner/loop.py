@@ -132,8 +132,9 @@ class RunLoop:
                         1,
                         result.text,
                     )
-                # An Assistants run expires (expires_at): tools are cut short to submit in time.
-                deadline = (result.meta or {}).get("expires_at")
+                # meta "deadline" (epoch seconds, our clock): when the server stops accepting the
+                # outputs (an Assistants run's expires_at); tools are cut short to submit in time.
+                deadline = (result.meta or {}).get("deadline")
                 extra = {"deadline": float(deadline)} if isinstance(deadline, (int, float)) else {}
                 results = await self.dispatcher.run_all(calls, on_done=self._tool_done, **extra)
                 self.tool_call_count += len(results)

@@ -28,6 +28,14 @@ from reliability_support import (
 from runner.scripted import EchoServer, Fault, ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 
+# The SDK warns on every Assistants call; flowrun hides that from users, but pytest resets the
+# warning filters for each test, so say it again here.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The Assistants API is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning"),
+]
+
+
 NOTE = python_tool("note", "note", params="{type: object, properties: {text: {type: string}}}")
 FINAL = "The final answer arrives in several small pieces of text."
 NOTE_THEN_TEXT = [ScriptedTurn(tool_calls=(ScriptedCall("note", {"text": "a"}),)), ScriptedTurn(text=FINAL)]

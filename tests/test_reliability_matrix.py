@@ -267,6 +267,7 @@ E. Network and API faults
                              test_reliability_api.py::test_assistants_run_expired_while_a_tool_was_slow_is_exit_1_and_the_log_is_complete
                              test_providers_assistants.py::test_an_expired_run_is_reported_instead_of_submitting_late
                              test_reliability_units.py::test_a_deadline_cuts_a_tools_timeout_and_leaves_a_margin
+                             test_reliability_units.py::test_the_assistants_deadline_is_on_our_clock_even_when_the_servers_clock_differs
                              (no "start a new run" option: not done)
   59 single submit ........ test_reliability_tools.py::test_one_submission_answers_every_call_even_when_tools_fail
   60 thread locked ........ test_providers_assistants.py::test_an_active_run_is_cancelled_with_a_notice_then_the_run_is_retried_once

@@ -21,6 +21,14 @@ from reliability_support import (
 from runner.scripted import ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 
+# The SDK warns on every Assistants call; flowrun hides that from users, but pytest resets the
+# warning filters for each test, so say it again here.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The Assistants API is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning"),
+]
+
+
 STRICT_NOTE = """
 - name: note
   description: append a note (a side effect)

@@ -24,6 +24,14 @@ from reliability_support import flowrun_in_process, write_workflow
 from runner.scripted import EchoServer, Fault, ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 
+# The SDK warns on every Assistants call; flowrun hides that from users, but pytest resets the
+# warning filters for each test, so say it again here.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The Assistants API is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning"),
+]
+
+
 API_KEY = "sk-canary-" + _random.token_hex(16)
 TOKEN = "tok-canary+/=" + _random.token_hex(12)  # characters that every encoding changes
 

@@ -27,6 +27,13 @@ from reliability_support import (
 from runner.scripted import EchoServer, ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 
+# The SDK warns on every Assistants call; flowrun hides that from users, but pytest resets the
+# warning filters for each test, so say it again here.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The Assistants API is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning"),
+]
+
 
 def outputs_of(result) -> dict[str, tuple[bool, str]]:
     return {e["name"]: (e["is_error"], e["output"]) for e in result.jsonl() if e["type"] == "tool_call.completed"}

@@ -17,6 +17,14 @@ from runner.providers.client import open_stream, retry_delay
 from runner.secrets import Masker
 from runner.tools.dispatcher import DEADLINE_MARGIN, MIN_TOOL_SECONDS, time_limit
 
+# The SDK warns on every Assistants call; flowrun hides that from users, but pytest resets the
+# warning filters for each test, so say it again here.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The Assistants API is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning"),
+]
+
+
 REQUEST = httpx2.Request("POST", "https://api.example.test/v1/chat/completions")
 
 
@@ -97,3 +105,17 @@ def test_a_deadline_cuts_a_tools_timeout_and_leaves_a_margin():
     assert cut and 30 - DEADLINE_MARGIN - 1 < limit <= 30 - DEADLINE_MARGIN
     assert time_limit(60.0, now - 5) == (MIN_TOOL_SECONDS, True)  # never less than a moment
     assert time_limit(0, now + 30)[1]  # "no timeout" still ends before the deadline
+
+
+def test_the_assistants_deadline_is_on_our_clock_even_when_the_servers_clock_differs():
+    from runner.providers.base import ModelSettings
+    from runner.providers.factory import create_provider
+
+    settings = ModelSettings(api="assistants", model="m", base_url="http://127.0.0.1:9/v1", api_key="k")
+    provider = create_provider(settings, now=lambda: 1_000.0)
+    server_now = 5_000  # the server's clock is 4,000 s ahead of ours
+    provider._track({"id": "run_1", "status": "requires_action", "created_at": server_now,
+                     "expires_at": server_now + 600})
+    assert provider.expires_at == server_now + 600
+    assert provider.deadline == 1_600.0  # ten minutes from when we saw the run
+    asyncio.run(provider.aclose())

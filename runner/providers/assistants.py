@@ -45,7 +45,9 @@ class AssistantsProvider(SDKProvider):
         self.thread_id: str | None = None
         self.run_id: str | None = None
         self.run_status: str | None = None
-        self.expires_at: int | None = None
+        self.expires_at: int | None = None  # the server's clock
+        self.deadline: float | None = None  # the same moment on our clock (servers' clocks drift)
+        self._seen: dict[str, float] = {}  # run id -> when we first heard of it, our clock
         self._own_assistant = False
         self._name = assistant_name
         self._poll = poll_interval
@@ -206,15 +208,20 @@ class AssistantsProvider(SDKProvider):
         run = as_dict(run)
         if run.get("id"):
             self.run_id, self.run_status = run["id"], run.get("status")
+            seen = self._seen.setdefault(run["id"], self._now())
             if run.get("expires_at"):
                 self.expires_at = run["expires_at"]
+                created = run.get("created_at")
+                ttl = self.expires_at - created if isinstance(created, (int, float)) else None
+                self.deadline = seen + ttl if ttl is not None and ttl >= 0 else float(self.expires_at)
 
     def _finish(self, result: TurnResult) -> TurnResult:
         """Remember the calls to answer, and stamp the ids and the deadline on the result."""
         if result.status == "tool_calls":
             self._pending = result.tool_calls
+        waiting = result.status == "tool_calls"
         meta = {**result.meta, "thread_id": self.thread_id, "assistant_id": self.assistant_id,
-                "expires_at": self.expires_at if result.status == "tool_calls" else None}
+                "expires_at": self.expires_at if waiting else None, "deadline": self.deadline if waiting else None}
         return replace(result, meta=meta)
 
     async def _wait_for(self, run_id: str) -> AsyncIterator[Notice | Started[Any]]:

@@ -5,6 +5,9 @@ of Chat Completions, Responses and Assistants v2 from a script (tests, ``--offli
     with ScriptedServer([ScriptedTurn(tool_calls=(ScriptedCall("get_temp", {"city": "Paris"}),)),
                          ScriptedTurn(text="It is ${{ outputs.get_temp }}.")]) as server:
         client = OpenAI(base_url=server.base_url, api_key="test")
+
+Faults (``Fault``) make it misbehave on purpose; ``EchoServer`` is the other side of HTTP tools:
+a loopback server that records and counts every request and quotes headers back.
 """
 
 from .echo import EchoRequest, EchoServer
