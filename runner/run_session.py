@@ -52,6 +52,20 @@ class RunRequest:
     read_line: Callable[[str], str | None] | None = None  # for --chat; default reads stdin
 
 
+def require_env(workflow: Workflow, env: Mapping[str, str]) -> None:
+    """Every ``${{ env.NAME }}`` a tool reads must be set before anything is sent: a missing token
+    found halfway through a run would cost model calls and leave a half-done conversation."""
+    from runner.secret_sources import env_names
+
+    missing = sorted(name for name in env_names(workflow) if not env.get(name))
+    if missing:
+        names = ", ".join(missing)
+        raise UsageError(
+            f"{workflow.path} reads {names} from the environment, and {'it is' if len(missing) == 1 else 'they are'} not set",
+            hint=f"export {missing[0]}=... before running (the value is never written to logs or output)",
+        )
+
+
 def pick_case(workflow: Workflow, name: str | None) -> TestCase:
     if not workflow.tests:
         raise UsageError(
@@ -125,6 +139,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
             mocked = f" (HTTP tools {', '.join(sorted(mocks))} answer from the case's mock_http)" if mocks else ""
             banner = OFFLINE_BANNER.format(case=case.name, file=request.file, mocked=mocked)
         inputs = resolve_inputs(workflow, given_vars)
+        require_env(workflow, env)
         settings = model_settings(workflow, overrides, inputs, env)
         masker = build_masker(workflow, env, None if request.offline else settings.api_key)
         holder["masker"] = masker
@@ -184,6 +199,10 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
         except (KeyboardInterrupt, asyncio.CancelledError):
             if log is not None:
                 log.finish_run(run_id, status="interrupted", final_text="", usage=None, exit_code=130, error="interrupted by the user")
+            raise
+        except FlowrunError as exc:  # e.g. the API client could not be set up: exit 3, not a crash
+            if log is not None:
+                log.finish_run(run_id, status="error", final_text="", usage=None, exit_code=exc.exit_code, error=masker.mask(str(exc)))
             raise
         except BaseException as exc:
             if log is not None:

@@ -287,3 +287,19 @@ def test_help_and_validate_do_not_import_openai():
     for args in (["--help"], ["validate", "workflows/weather.yaml"]):
         out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO).stdout
         assert out.strip().endswith("False"), (args, out)
+
+
+def test_an_unset_environment_variable_a_tool_needs_stops_the_run_before_any_request(tmp_path):
+    wf = tmp_path / "env.yaml"
+    wf.write_text(
+        "version: 1\nname: e\nmodel: {api: chat, name: m}\ninput: hi\ntools:\n"
+        "  - name: t\n    description: d\n    parameters: {type: object}\n"
+        "    resolve: {static: 'key ${{ env.SERVICE_TOKEN }}'}\n"
+    )
+    with ScriptedServer([ScriptedTurn(text="x")]) as server:
+        r = flowrun(str(wf), "--base-url", server.base_url, env=KEY)
+        assert r.code == 2
+        assert "SERVICE_TOKEN" in r.err and "not set" in r.err
+        assert server.requests == []
+        ok = flowrun(str(wf), "--base-url", server.base_url, env={**KEY, "SERVICE_TOKEN": "tok-123456"})
+    assert ok.code == 0, ok.err
