@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 T = TypeVar("T")
 
 
-async def in_daemon_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def in_daemon_thread(fn: Callable[..., T], *args: Any, thread_name: str | None = None, **kwargs: Any) -> T:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
     ctx = contextvars.copy_context()
@@ -38,5 +38,6 @@ async def in_daemon_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T
             except RuntimeError:
                 pass
 
-    threading.Thread(target=work, name=f"flowrun-{getattr(fn, '__name__', 'work')}", daemon=True).start()
+    name = thread_name or f"flowrun-{getattr(fn, '__name__', 'work')}"
+    threading.Thread(target=work, name=name, daemon=True).start()
     return await future

@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from runner.aio import in_daemon_thread
 from runner.tools import stdout_guard
 from runner.tools.outputs import ToolFailure
 from runner.workflow.entrypoints import EntrypointError, load_entrypoint
@@ -84,27 +85,11 @@ async def _in_tool_context(awaitable: Any) -> Any:
 
 
 async def run_in_daemon_thread(fn: Callable[[], Any], *, name: str) -> Any:
-    """Run ``fn`` in a new daemon thread; re-raise whatever it raised (BaseException included)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future = loop.create_future()
+    """Run ``fn`` in a new daemon thread, its prints routed away from stdout; re-raise whatever it
+    raised (BaseException included). Daemon, so an abandoned tool never holds up flowrun's exit."""
 
-    def deliver(outcome: tuple[bool, Any]) -> None:
-        if not future.done():
-            future.set_result(outcome)
-
-    def target() -> None:
+    def as_tool() -> Any:
         stdout_guard.in_tool.set(True)
-        try:
-            outcome: tuple[bool, Any] = (True, fn())
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
-            outcome = (False, e)
-        try:
-            loop.call_soon_threadsafe(deliver, outcome)
-        except RuntimeError:  # the loop is closed: the call was abandoned long ago
-            pass
+        return fn()
 
-    threading.Thread(target=target, name=f"flowrun-tool {name}", daemon=True).start()
-    ok, value = await future
-    if ok:
-        return value
-    raise value
+    return await in_daemon_thread(as_tool, thread_name=f"flowrun-tool {name}")
