@@ -9,7 +9,8 @@
    latency; runs interleaved one by one, ratio of the median run times.
 2. Start-up: ``flowrun validate`` and ``flowrun --help`` vs ``python -c "import yaml, jsonschema, click"``.
 3. Parallel tools: one turn of 8 HTTP tool calls, each answered after 200 ms.
-4. Batch: ``flowrun batch`` over 1,000 inputs, concurrency 100, 100 ms per model turn.
+4. Batch: ``flowrun batch`` over 1,000 inputs, concurrency 100, 100 ms per model turn; for scale,
+   the raw SDK loop and a bare httpx2 loop (no SDK at all) doing the same runs in-process.
 5. Cost growth: flowrun's client CPU per tool round for 10 / 100 / 1,000 rounds, and per MB of
    tool output for outputs of 1 KB / 100 KB / 1 MB (both flat unless something is quadratic).
 
@@ -294,7 +295,8 @@ tools:
 
 def figure_4(tmp: Path, n: int, concurrency: int, latency: float) -> list[Row]:
     """``flowrun batch`` as a user runs it (a child process, start-up included); then, for
-    scale, the raw SDK loop doing the same n runs at the same concurrency in this process."""
+    scale, the raw SDK loop and a bare HTTP loop doing the same n runs at the same concurrency
+    in this process. On one client core the client's CPU per run sets the pace."""
     inputs = write_inputs(tmp / "batch-inputs.jsonl",
                           [f'{{"message": "Weather in city {i}?", "id": {i}}}' for i in range(n)])
     out = tmp / "batch-results.jsonl"
@@ -311,6 +313,7 @@ def figure_4(tmp: Path, n: int, concurrency: int, latency: float) -> list[Row]:
         err.seek(0)
         said = err.read().strip().splitlines()
         floor, floor_cpu = raw_concurrent(url, n, concurrency)
+        bare, bare_cpu = bare_http_concurrent(url, n, concurrency)
     lines = out.read_text().splitlines()
     peak_mb = usage.ru_maxrss / 1024
     cpu_ms = (usage.ru_utime + usage.ru_stime) / n * 1000
@@ -322,7 +325,8 @@ def figure_4(tmp: Path, n: int, concurrency: int, latency: float) -> list[Row]:
                 f"{took:.2f} s wall (process start included) vs ideal {ideal:.1f} s; peak RSS {peak_mb:.0f} MB;"
                 f" {cpu_ms:.1f} ms CPU per input; {len(lines)} result lines; exit {proc.returncode};"
                 f" it said: {summary!r}. The raw openai loop, same runs and concurrency, in-process:"
-                f" {floor:.2f} s, {floor_cpu:.1f} ms CPU per run")]
+                f" {floor:.2f} s, {floor_cpu:.1f} ms CPU per run; a bare httpx2 loop (no SDK, no flowrun: post,"
+                f" read SSE lines, json.loads), same runs: {bare:.2f} s, {bare_cpu:.1f} ms CPU per run")]
 
 
 def raw_concurrent(url: str, n: int, concurrency: int) -> tuple[float, float]:
@@ -346,6 +350,49 @@ def raw_concurrent(url: str, n: int, concurrency: int) -> tuple[float, float]:
             await asyncio.gather(*(one(i) for i in range(n)))
         finally:
             await client.close()
+
+    t, c = time.perf_counter(), time.process_time()
+    asyncio.run(main())
+    return time.perf_counter() - t, (time.process_time() - c) / n * 1000
+
+
+def bare_http_concurrent(url: str, n: int, concurrency: int) -> tuple[float, float]:
+    """The floor under figure 4 on this machine: the same two Responses turns per run with
+    nothing but the HTTP library (what any Python client pays at least)."""
+    import httpx2
+
+    workflow = load_workflow(WEATHER)
+    tools = rawloop.tools_for("responses", workflow)
+
+    async def main() -> None:
+        client = httpx2.AsyncClient(limits=httpx2.Limits(max_connections=concurrency + 10,
+                                                         max_keepalive_connections=concurrency + 10), timeout=60)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def turn(body: dict) -> list[dict]:
+            events = []
+            async with client.stream("POST", url + "/responses", json=body,
+                                     headers={"authorization": "Bearer bench"}) as r:
+                async for line in r.aiter_lines():
+                    if line.startswith("data: "):
+                        events.append(json.loads(line[6:]))
+            return events
+
+        async def one(i: int) -> None:
+            async with gate:
+                base = {"model": workflow.model.name, "instructions": workflow.instructions, "tools": tools,
+                        "stream": True}
+                events = await turn({**base, "input": [{"role": "user", "content": f"Weather in city {i}?"}]})
+                done = [e for e in events if e.get("type") == "response.completed"]
+                calls = [e["item"] for e in events
+                         if e.get("type") == "response.output_item.done" and e["item"].get("type") == "function_call"]
+                outputs = [{"type": "function_call_output", "call_id": c["call_id"], "output": "57"} for c in calls]
+                await turn({**base, "input": outputs, "previous_response_id": done[0]["response"]["id"]})
+
+        try:
+            await asyncio.gather(*(one(i) for i in range(n)))
+        finally:
+            await client.aclose()
 
     t, c = time.perf_counter(), time.process_time()
     asyncio.run(main())

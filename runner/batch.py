@@ -4,9 +4,12 @@ Every input is one ordinary run (``run_session.run_conversation``: provider, dis
 batch behaves exactly like ``flowrun run`` once per line. What the batch adds:
 
 - asyncio workers, at most ``concurrency`` runs in flight;
-- ONE HTTP connection pool for every run (an SDK client costs ~18 ms of TLS set-up, more than a
-  whole scripted run), with a batch-wide ``RateGate`` on it: a 429 pauses every request for its
-  ``Retry-After`` and narrows the concurrency, so the batch slows down instead of failing inputs;
+- shared HTTP connection pools (a new client costs ~18 ms of TLS set-up, more than a whole
+  scripted run): one per ``POOL_SHARD`` workers, each worker keeping to its own, because the
+  HTTP library checks every pooled connection on each request (one pool of N connections costs
+  O(N) CPU per request); one SDK client per pool (``SharedClient.sdk_clients``); a batch-wide
+  ``RateGate`` on all pools: a 429 pauses every request for its ``Retry-After`` and narrows the
+  concurrency, so the batch slows down instead of failing inputs;
   a run that still ends on a 429 before any tool ran is queued again (nothing was done twice);
 - results appended to the out file as each input finishes (``batch_io`` has the format and the
   durability policy), so ``--resume`` skips the inputs already there;
@@ -164,7 +167,10 @@ class Batch:
         started = time.monotonic()
         async with self.session() as todo:
             pending = deque(todo)
-            workers = [asyncio.ensure_future(self._worker(pending)) for _ in range(min(self.gate.ceiling, len(todo)))]
+            workers = [
+                asyncio.ensure_future(self._worker(pending, self.clients[i % len(self.clients)]))
+                for i in range(min(self.gate.ceiling, len(todo)))
+            ]
             try:
                 await asyncio.gather(*workers)
             except BaseException as exc:
@@ -183,7 +189,7 @@ class Batch:
         """Everything the runs share (workflow, HTTP client and gate, offline server, results
         file), open for the duration; yields the inputs still to do. ``run`` uses it, and so
         does the benchmark, which interleaves ``run_input`` calls with a baseline's runs."""
-        from runner.batch_gate import RateGate, shared_client
+        from runner.batch_gate import RateGate, shared_clients
 
         o = self.options
         self.workflow, items, todo = self._load()
@@ -193,8 +199,10 @@ class Batch:
         async with contextlib.AsyncExitStack() as stack:
             concurrency = max(1, o.concurrency)
             self.gate = RateGate(concurrency)
-            self.client = shared_client(self.gate, concurrency)
-            stack.push_async_callback(self.client.shutdown)  # after the offline server stops
+            self.clients = shared_clients(self.gate, concurrency)
+            self.client = self.clients[0]
+            for client in self.clients:
+                stack.push_async_callback(client.shutdown)  # after the offline server stops
             self.case = None
             self.mocks = None
             self.overrides = Overrides(api=o.api, base_url=o.base_url, model=o.model)
@@ -236,22 +244,23 @@ class Batch:
             return dict(item.vars)
         return {**{k: str(v) for k, v in self.case.vars.items()}, **item.vars}
 
-    async def _worker(self, pending: deque) -> None:
+    async def _worker(self, pending: deque, client) -> None:
         while pending:
             item = pending.popleft()
-            if not await self.run_input(item):
+            if not await self.run_input(item, client=client):
                 pending.append(item)
 
-    async def run_input(self, item: BatchInput) -> bool:
+    async def run_input(self, item: BatchInput, *, client=None) -> bool:
         """Run one input inside ``session`` and record its result. False: it was rate-limited
-        before any tool ran and should be queued again."""
+        before any tool ran and should be queued again. ``client``: which of the batch's
+        connection pools to use (each worker keeps to one); the first by default."""
         from runner.batch_gate import CURRENT_RUN, RunTrace
 
         trace = RunTrace()
         await self.gate.acquire()
         token = CURRENT_RUN.set(trace)
         try:
-            record = await self._run_one(item, trace)
+            record = await self._run_one(item, trace, client or self.client)
         finally:
             CURRENT_RUN.reset(token)
             await self.gate.release(ok=trace.last_status != 429)
@@ -278,7 +287,7 @@ class Batch:
         if self.on_result is not None:
             self.on_result(record, s)
 
-    async def _run_one(self, item: BatchInput, trace) -> dict | None:
+    async def _run_one(self, item: BatchInput, trace, client) -> dict | None:
         """The result line for one input, or None to queue it again (rate-limited at start)."""
         from runner.loop import new_run_id
         from runner.secret_sources import build_masker
@@ -306,7 +315,7 @@ class Batch:
             outcome = await converse(
                 self.workflow, settings, message, emit, run_id=new_run_id(), inputs=inputs, env=self.env,
                 masker=masker, allow_python=o.allow_python, max_turns=o.max_turns, mock_http=self.mocks,
-                http_client=self.client,
+                http_client=client,
             )
         except FlowrunError as exc:
             record = empty_record(item, "error", masker.mask(str(exc)))

@@ -20,7 +20,10 @@ from runner.workflow.model import ScriptedCall, ScriptedTurn
 from runner.workflow.validate import load_workflow, validate_file
 
 # Recorded cases replay on every API, Assistants included: the SDK warns on each Assistants call.
-pytestmark = pytest.mark.filterwarnings("ignore:The Assistants API is deprecated:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The Assistants API is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning"),  # assistants.create / delete
+]
 from runner.workflow.yaml_loader import load_file
 
 WEATHER = REPO / "workflows" / "weather.yaml"

@@ -26,6 +26,7 @@ from runner.providers.assistants_stream import ACTIVE, TERMINAL, RunStreamMapper
 from runner.providers.base import ToolCall, ToolResult, TurnEvent, TurnResult
 from runner.providers.client import OpenedStream, Started, open_stream
 from runner.providers.common import SDKProvider, as_dict
+from runner.providers.raw_stream import run_stream, submit_stream
 
 # The SDK warns on every Assistants call. The warning is about the API we chose on purpose, so
 # hide it for calls made from this module, and the duplicate the SDK raises from its own frames
@@ -81,7 +82,7 @@ class AssistantsProvider(SDKProvider):
             if not isinstance(item, Started):
                 yield item
         params = run_params(self.settings, assistant_id=self.assistant_id, reused=not self._own_assistant)
-        create = lambda: self._runs.create(self.thread_id, **params)  # noqa: E731
+        create = lambda: run_stream(self.client, self.thread_id, params)  # noqa: E731
         async for event in self._leg(lambda: open_stream(create, idle=self.settings.timeout), clear_active=True):
             yield event
 
@@ -110,7 +111,7 @@ class AssistantsProvider(SDKProvider):
                 if run.status != "requires_action":
                     return run
             return await open_stream(
-                lambda: self._runs.submit_tool_outputs(run_id, thread_id=thread_id, tool_outputs=outputs, stream=True),
+                lambda: submit_stream(self.client, thread_id, run_id, outputs),
                 idle=self.settings.timeout,
             )
 
@@ -158,6 +159,7 @@ class AssistantsProvider(SDKProvider):
                         yield out
                     self._track(mapper.run)
                     if mapper.finished:
+                        await opened.drain()  # so the connection can be reused
                         break
         except openai.APIConnectionError:
             pass  # cut mid-stream: recovered below from the run's state on the server

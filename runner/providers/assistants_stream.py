@@ -4,7 +4,7 @@ Raw ``runs.create(stream=True)`` / ``runs.submit_tool_outputs(stream=True)`` eve
 helpers: the helpers swallow ``error`` events and raise raw transport errors (§1.8 G5, G6). Tool
 calls are read from ``thread.run.requires_action`` itself (G2), never from step deltas.
 
-Events may be SDK objects or ``{"event", "data"}`` dicts (tests).
+Events are ``{"event", "data"}`` dicts (``raw_stream``) or SDK objects.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from runner.providers.chat_convert import (
 from runner.providers.chat_stream import ChatStreamAccumulator
 from runner.providers.client import OpenedStream, Started, open_stream
 from runner.providers.common import SDKProvider
+from runner.providers.raw_stream import chat_stream
 
 
 class ChatProvider(SDKProvider):
@@ -46,7 +47,7 @@ class ChatProvider(SDKProvider):
         acc = ChatStreamAccumulator()
         opened: OpenedStream | None = None
         try:
-            create = lambda: self.client.chat.completions.create(**kwargs)  # noqa: E731
+            create = lambda: chat_stream(self.client, kwargs)  # noqa: E731
             async for item in self.attempt(lambda: open_stream(create, idle=self.settings.timeout)):
                 if isinstance(item, Started):
                     opened = item.value

@@ -5,7 +5,7 @@ shifted ``index`` and emits no ``.done`` when a whole call arrives with ``finish
 keys calls on ``index`` but falls back to position when the index is missing or reused for a new
 id, sets id / name / type once, concatenates only ``arguments``, and invents ``call_<n>`` ids.
 
-Chunks may be SDK objects or plain dicts (tests).
+Chunks are plain dicts (``raw_stream``: no pydantic object per chunk) or SDK objects.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from runner.events import TextDelta
 from runner.providers.base import ToolCall, ToolResult, TurnEvent, TurnResult
 from runner.providers.client import OpenedStream, Started, open_stream
 from runner.providers.common import SDKProvider
+from runner.providers.raw_stream import responses_stream
 from runner.providers.responses_convert import build_request, function_call_outputs, replay_items, user_item
 from runner.providers.responses_stream import ResponsesStreamState
 
@@ -73,7 +74,7 @@ class ResponsesProvider(SDKProvider):
         )
         state = ResponsesStreamState()
         self._live = state
-        create = lambda: self.client.responses.create(**kwargs)  # noqa: E731
+        create = lambda: responses_stream(self.client, kwargs)  # noqa: E731
         resumes = 0
         while True:
             opened: OpenedStream | None = None
@@ -89,6 +90,7 @@ class ResponsesProvider(SDKProvider):
                     for out in state.feed(event):
                         yield out
                     if state.finished:
+                        await opened.drain()  # so the connection can be reused
                         break
             except openai.APIConnectionError as exc:
                 cut = exc

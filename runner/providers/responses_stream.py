@@ -6,7 +6,8 @@ Raw events, not ``client.responses.stream``: the helper raises on compatible ser
 its arguments from the final output, else ``.done``, else the accumulated deltas. A stream that
 ends without ``response.completed`` / ``.failed`` / ``.incomplete`` / ``error`` is not a result.
 
-Events may be SDK objects or plain dicts (tests).
+Events are plain dicts (``raw_stream``: no pydantic object per event) or SDK objects (a resumed
+background stream).
 """
 
 from __future__ import annotations

@@ -196,8 +196,7 @@ class Dispatcher:
         validator = self._validators.get(tool.name)
         if validator is None:
             try:
-                validator = Draft202012Validator(tool.parameters)
-                validator.check_schema(tool.parameters)
+                validator = validator_for(tool.parameters)
             except SchemaError as e:
                 raise _BadArguments(f"the parameters schema of tool {tool.name!r} is invalid: "
                                     f"{e.message}") from None
@@ -210,6 +209,28 @@ class Dispatcher:
             lines.append(f"- …and {len(errors) - MAX_LISTED_VIOLATIONS} more")
         raise _BadArguments(f"the arguments do not match the parameters of tool {tool.name!r}:\n"
                             + "\n".join(lines) + "\nFix these and call the tool again.")
+
+
+_VALIDATORS: dict[int, tuple[Any, Draft202012Validator]] = {}  # id(schema) -> (schema, validator)
+MAX_CACHED_VALIDATORS = 512
+
+
+def validator_for(schema: Any) -> Draft202012Validator:
+    """A checked validator for a tool's parameters schema, built once per schema object.
+
+    ``check_schema`` costs ~1-2 ms, more than a whole run against a local server, and a batch
+    makes a dispatcher per input from the same loaded workflow: so validators are kept per schema
+    *object* (a workflow's schemas are not changed after loading). The entry holds the schema
+    itself, so its id cannot be reused while cached. Raises ``SchemaError``; not cached then."""
+    hit = _VALIDATORS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    validator = Draft202012Validator(schema)
+    validator.check_schema(schema)
+    if len(_VALIDATORS) >= MAX_CACHED_VALIDATORS:
+        _VALIDATORS.clear()  # many workflows in one process (flowrun test): start over
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
 
 
 def time_limit(timeout: float, deadline: float | None) -> tuple[float, bool]:
@@ -276,10 +297,17 @@ async def _guard(coro: Any, timeout: float) -> tuple[str, Any]:
         except BaseException as e:  # noqa: BLE001 - the tool's failure becomes its output
             return "raised", e
 
+    limit = timeout if timeout and timeout > 0 else None
     try:
-        return await asyncio.wait_for(inner(), timeout if timeout and timeout > 0 else None)
-    except asyncio.TimeoutError:
+        if _timeout is not None:  # Python 3.11+: no extra task per call, unlike wait_for
+            async with _timeout(limit):
+                return await inner()
+        return await asyncio.wait_for(inner(), limit)
+    except (asyncio.TimeoutError, TimeoutError):
         return "timeout", None
+
+
+_timeout = getattr(asyncio, "timeout", None)
 
 
 def _describe(e: BaseException) -> str:

@@ -21,6 +21,8 @@ import codecs
 import email.utils
 import json
 import logging
+import os
+import ssl
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -60,6 +62,22 @@ class _Retry(Exception):
         self.delay, self.failure = delay, failure
 
 
+_SSL_CONTEXTS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
+def ssl_context() -> ssl.SSLContext:
+    """The TLS context for tool requests, made once per process (per ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR``): loading the CA bundle takes ~18 ms, more than a whole run against a local
+    model, and a batch makes a dispatcher, so an HTTP client, for every input. Sharing the
+    context shares no connection: keep-alive stays off, each request still connects afresh to
+    the address that was checked, with its own SNI name."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    ctx = _SSL_CONTEXTS.get(key)
+    if ctx is None:
+        ctx = _SSL_CONTEXTS[key] = httpx2.create_ssl_context(trust_env=True)
+    return ctx
+
+
 class HttpTool:
     def __init__(self, mock_http: Mapping[str, Mapping] | None = None, *,
                  transport: httpx2.AsyncBaseTransport | None = None, masker: Any = None):
@@ -72,7 +90,7 @@ class HttpTool:
         if self._client is None:
             self._client = httpx2.AsyncClient(
                 follow_redirects=False, trust_env=False, timeout=None, transport=self._transport,
-                verify=httpx2.create_ssl_context(trust_env=True),  # SSL_CERT_FILE still counts
+                verify=ssl_context(),  # SSL_CERT_FILE still counts
                 headers={"User-Agent": f"flowrun/{__version__}"},
                 limits=httpx2.Limits(max_keepalive_connections=0),
             )
