@@ -102,15 +102,10 @@ async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_pyt
 
 
 def _inputs(workflow, pairs: tuple[str, ...]) -> dict[str, Any]:
+    from runner.commands.run import parse_vars
     from runner.settings import resolve_inputs
 
-    given = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--var {pair!r} is not NAME=VALUE", hint="write it as --var city=Paris")
-        given[name.strip()] = value
-    return resolve_inputs(workflow, given)
+    return resolve_inputs(workflow, parse_vars(pairs))
 
 
 def resolver_kind(resolver) -> str:

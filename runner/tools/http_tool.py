@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import httpx2
 
 from runner import __version__
+from runner.jsonpointer import MISSING, resolve
 from runner.tools import netguard
 from runner.tools.http_request import PreparedRequest, RequestError, host_allowed, origin_of, prepare
 from runner.tools.outputs import ToolFailure
@@ -248,20 +249,11 @@ def interpret(spec: HttpResolver, reply: Reply) -> Any:
 
 def json_pointer(document: Any, pointer: str) -> Any:
     """RFC 6901: ``/a/0/b~1c`` names document["a"][0]["b/c"]. Raises ToolFailure if absent."""
-    if pointer == "":
-        return document
-    if not pointer.startswith("/"):
+    if pointer and not pointer.startswith("/"):
         raise ToolFailure(f"extract {pointer!r} is not a JSON Pointer (it must start with /)")
-    value = document
-    for token in pointer[1:].split("/"):
-        token = token.replace("~1", "/").replace("~0", "~")
-        if isinstance(value, dict) and token in value:
-            value = value[token]
-        elif isinstance(value, list) and token.isdigit() and (token == "0" or token[0] != "0") \
-                and int(token) < len(value):
-            value = value[int(token)]
-        else:
-            raise ToolFailure(f"the response has no value at {pointer}")
+    value = resolve(document, pointer)
+    if value is MISSING:
+        raise ToolFailure(f"the response has no value at {pointer}")
     return value
 
 

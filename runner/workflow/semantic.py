@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from jsonschema import Draft202012Validator
 
 from runner.errors import Problem
+from runner.jsonpointer import MISSING, resolve
 from runner.workflow.entrypoints import EntrypointError, load_entrypoint, parse_entrypoint
 from runner.workflow.schema_check import KEY_LIKE, explain_errors, suggest, workflow_schema
 from runner.workflow.template_check import strings, template_problems
@@ -185,8 +186,8 @@ def _ref_problems(doc: Document, root: dict, path: JsonPath, node: dict, cycles:
 
 def _pointer(doc: Any, pointer: str) -> Any:
     """Resolve a JSON Pointer, or None."""
-    if pointer == "":
-        return doc
+    value = resolve(doc, pointer)
+    return None if value is MISSING else value
     if not pointer.startswith("/"):
         return None
     for part in pointer[1:].split("/"):
