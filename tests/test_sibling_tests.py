@@ -158,7 +158,8 @@ def test_test_file_mistakes_are_explained(folder, text, expected):
 
 
 def test_a_key_pasted_into_a_test_file_is_an_error(folder):
-    write(folder / "weather.test.yaml", "tests:\n  - name: x\n    input: use sk-abcdefghijklmnopqrstuvwxyz123456\n"
+    fake_key = "sk-" + "abcdefghijklmnopqrstuvwxyz123456"  # built here so no key-like text sits in the repo
+    write(folder / "weather.test.yaml", f"tests:\n  - name: x\n    input: use {fake_key}\n"
                                         "    turns: [{text: hi}]\n")
     _, problems = validate_file("workflows/weather.yaml")
     assert [(p.line, p.message) for p in problems] == [
