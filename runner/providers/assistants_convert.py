@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from runner.providers.base import ModelSettings, ToolCall, ToolResult
 from runner.providers.chat_convert import tool_param  # same nested shape as Chat tools
-from runner.providers.common import pair_results
+from runner.providers.common import given, pair_results
 
 _ACTIVE_RUN = re.compile(r"active run|while a run|run is active", re.IGNORECASE)
 _RUN_ID = re.compile(r"\brun_[A-Za-z0-9]+")
@@ -20,11 +20,7 @@ def assistant_params(settings: ModelSettings, *, name: str) -> dict[str, Any]:
         params["instructions"] = settings.instructions
     if settings.tools:
         params["tools"] = [tool_param(t) for t in settings.tools]
-    if settings.temperature is not None:
-        params["temperature"] = settings.temperature
-    if settings.top_p is not None:
-        params["top_p"] = settings.top_p
-    return params
+    return params | given(temperature=settings.temperature, top_p=settings.top_p)
 
 
 def run_params(settings: ModelSettings, *, assistant_id: str, reused: bool) -> dict[str, Any]:
@@ -37,16 +33,13 @@ def run_params(settings: ModelSettings, *, assistant_id: str, reused: bool) -> d
             params["instructions"] = settings.instructions
         if settings.tools:
             params["tools"] = [tool_param(t) for t in settings.tools]
-    if settings.temperature is not None:
-        params["temperature"] = settings.temperature
-    if settings.top_p is not None:
-        params["top_p"] = settings.top_p
-    if settings.max_output_tokens is not None:
-        params["max_completion_tokens"] = settings.max_output_tokens
-    if settings.tools and settings.parallel_tool_calls is not None:
-        params["parallel_tool_calls"] = settings.parallel_tool_calls
-    if settings.tools and settings.tool_choice is not None:
-        params["tool_choice"] = settings.tool_choice
+    params |= given(
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        max_completion_tokens=settings.max_output_tokens,
+    )
+    if settings.tools:
+        params |= given(parallel_tool_calls=settings.parallel_tool_calls, tool_choice=settings.tool_choice)
     return params
 
 

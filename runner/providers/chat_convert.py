@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from runner.providers.base import ModelSettings, ToolCall, ToolResult
-from runner.providers.common import is_openai, pair_results
+from runner.providers.common import given, is_openai, pair_results
 
 
 def tool_param(tool: dict[str, Any]) -> dict[str, Any]:
@@ -59,18 +59,9 @@ def build_request(settings: ModelSettings, messages: Sequence[dict[str, Any]]) -
     }
     if settings.tools:
         kwargs["tools"] = [tool_param(t) for t in settings.tools]
-        if settings.tool_choice is not None:
-            kwargs["tool_choice"] = settings.tool_choice
-        if settings.parallel_tool_calls is not None:
-            kwargs["parallel_tool_calls"] = settings.parallel_tool_calls
-    if settings.temperature is not None:
-        kwargs["temperature"] = settings.temperature
-    if settings.top_p is not None:
-        kwargs["top_p"] = settings.top_p
-    if settings.max_output_tokens is not None:
-        # OpenAI's reasoning models accept only the new name; local servers know the old one.
-        key = "max_completion_tokens" if is_openai(settings.base_url) else "max_tokens"
-        kwargs[key] = settings.max_output_tokens
-    if settings.seed is not None:
-        kwargs["seed"] = settings.seed
+        kwargs |= given(tool_choice=settings.tool_choice, parallel_tool_calls=settings.parallel_tool_calls)
+    # OpenAI's reasoning models accept only the new name; local servers know the old one.
+    max_key = "max_completion_tokens" if is_openai(settings.base_url) else "max_tokens"
+    kwargs |= given(temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed)
+    kwargs |= given(**{max_key: settings.max_output_tokens})
     return kwargs

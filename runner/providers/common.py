@@ -72,6 +72,12 @@ def normalize_usage(usage: Any) -> dict[str, int] | None:
     return {"input_tokens": inp, "output_tokens": out, "total_tokens": int(total if total is not None else inp + out)}
 
 
+def given(**values: Any) -> dict[str, Any]:
+    """The settings that are set: optional fields are sent only then, so servers that reject
+    unknown or unsupported fields are not bothered."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def pair_results(
     calls: Sequence[ToolCall], results: Sequence[ToolResult]
 ) -> tuple[list[tuple[ToolCall, str]], list[str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from runner.providers.base import ModelSettings, ToolCall, ToolResult
-from runner.providers.common import is_openai, pair_results
+from runner.providers.common import given, is_openai, pair_results
 
 
 def tool_param(tool: dict[str, Any]) -> dict[str, Any]:
@@ -88,18 +88,13 @@ def build_request(
         kwargs["previous_response_id"] = previous_response_id
     if settings.tools:
         kwargs["tools"] = [tool_param(t) for t in settings.tools]
-        if settings.tool_choice is not None:
-            kwargs["tool_choice"] = settings.tool_choice
-        if settings.parallel_tool_calls is not None:
-            kwargs["parallel_tool_calls"] = settings.parallel_tool_calls
-    if settings.temperature is not None:
-        kwargs["temperature"] = settings.temperature
-    if settings.top_p is not None:
-        kwargs["top_p"] = settings.top_p
-    if settings.max_output_tokens is not None:
-        kwargs["max_output_tokens"] = settings.max_output_tokens
-    if settings.store is not None:
-        kwargs["store"] = settings.store
+        kwargs |= given(tool_choice=settings.tool_choice, parallel_tool_calls=settings.parallel_tool_calls)
+    kwargs |= given(
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        max_output_tokens=settings.max_output_tokens,
+        store=settings.store,
+    )
     if settings.store is False and is_openai(settings.base_url):
         # without it, replayed reasoning items cannot be resolved when nothing is stored (§2.3)
         kwargs["include"] = ["reasoning.encrypted_content"]
