@@ -303,3 +303,16 @@ def test_an_unset_environment_variable_a_tool_needs_stops_the_run_before_any_req
         assert server.requests == []
         ok = flowrun(str(wf), "--base-url", server.base_url, env={**KEY, "SERVICE_TOKEN": "tok-123456"})
     assert ok.code == 0, ok.err
+
+
+def test_responses_background_mode_resumes_a_cut_stream(tmp_path):
+    wf = tmp_path / "bg.yaml"
+    wf.write_text((REPO / WEATHER).read_text().replace("  temperature: 0.2\n", "  temperature: 0.2\n  background: true\n"))
+    cut = Fault(kind="drop_after", turn=1, after=6, api="responses")
+    with ScriptedServer(WEATHER_TURNS, faults=[cut]) as server:
+        r = flowrun(str(wf), "--base-url", server.base_url, env=KEY)
+        resumed = [q for q in server.requests if q.method == "GET" and "starting_after" in q.query]
+    assert r.code == 0, r.err
+    assert r.out == "It is 57°F; rain chance 0.06.\n"  # no text lost or repeated across the cut
+    assert len(resumed) == 1
+    assert sum(1 for q in server.requests if q.path.endswith("/responses") and q.method == "POST") == 2

@@ -108,8 +108,8 @@ class ResponsesProvider(SDKProvider):
                 if cut is not None:
                     err = self.error(cut, mid_stream=True)
                     err.hint = err.hint or (
-                        "a Responses stream can only be resumed in background mode; nothing after the "
-                        "cut was used, so run the workflow again")
+                        "a Responses stream can only be resumed in background mode (`background: true` "
+                        "under `model:`, OpenAI); nothing after the cut was used, so run the workflow again")
                     raise err from cut
                 break  # ended cleanly without a terminal event: result() says so
             resumes += 1

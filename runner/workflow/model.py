@@ -26,6 +26,7 @@ class ModelSpec:
     tool_choice: str | None = None  # auto | none | required
     assistant_id: str | None = None  # Assistants only: reuse instead of creating
     store: bool | None = None  # Responses only: False re-sends the items each turn
+    background: bool = False  # Responses only: resume a cut stream with starting_after
     seed: int | None = None
     timeout: float = 600.0  # seconds for each API request
 
