@@ -44,10 +44,14 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, str]) -> dict[str, An
     declared = {i.name: i for i in workflow.inputs}
     unknown = sorted(set(given) - set(declared))
     if unknown:
+        import difflib
+
         names = ", ".join(declared) or "(none declared)"
+        close = difflib.get_close_matches(unknown[0], list(declared), n=1)
+        guess = f"did you mean {close[0]!r}? " if close else ""
         raise UsageError(
             f"--var {unknown[0]}=... names an input the workflow does not declare",
-            hint=f"declared inputs: {names}; add it under `inputs:` in {workflow.path}",
+            hint=f"{guess}declared inputs: {names}; add it under `inputs:` in {workflow.path}",
         )
     values: dict[str, Any] = {}
     for name, spec in declared.items():

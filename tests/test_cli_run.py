@@ -231,6 +231,8 @@ def test_var_and_message_options(tmp_path):
     assert users == ["Hello from Rome", "Hello from Oslo", "Just hi"]
     assert systems[1] == "Greet people from Oslo."
     assert bad.code == 2 and "town" in bad.err
+    typo = flowrun(str(wf), "--base-url", "http://127.0.0.1:9/v1", "--var", "cty=Oslo", env=KEY)
+    assert typo.code == 2 and "did you mean 'city'?" in typo.err
 
 
 def test_offline_demo_needs_no_key_and_says_so_loudly():
