@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+from .loopback import LoopbackServer
 
 
 @dataclass
@@ -41,49 +42,21 @@ class EchoRequest:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
-class EchoServer:
+class EchoServer(LoopbackServer):
     """``with EchoServer() as echo: ... echo.url("/echo") ... echo.hits("/count")``."""
 
+    thread_name = "echo-server"
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._requests: list[EchoRequest] = []
-        self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> "EchoServer":
-        if self._httpd is None:
-            httpd = _Server(("127.0.0.1", 0), _Handler)
-            httpd.daemon_threads = True
-            httpd.block_on_close = False
-            httpd.echo = self  # type: ignore[attr-defined]
-            self._httpd = httpd
-            self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="echo-server", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "EchoServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("the echo server is not running")
-        return self._httpd.server_address[1]
+    def _make_httpd(self) -> ThreadingHTTPServer:
+        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd.daemon_threads = True
+        httpd.block_on_close = False
+        httpd.echo = self  # type: ignore[attr-defined]
+        return httpd
 
     @property
     def base(self) -> str:

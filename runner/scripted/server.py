@@ -12,7 +12,6 @@ import json
 import re
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +22,7 @@ from . import chat_api
 from .assistants_api import AssistantsStore
 from .engine import Engine, FaultReply, Reply
 from .faults import Fault, FaultBook
+from .loopback import LoopbackServer
 from .responses_api import ResponsesStore
 from .script import Script, ScriptSource
 from .wire import ApiError, error_body
@@ -51,7 +51,7 @@ def _api_of(path: str) -> str:
     return ""
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """``with ScriptedServer(turns) as server: OpenAI(base_url=server.base_url, api_key="x")``."""
 
     def __init__(self, script: ScriptSource, *, latency_per_event: float = 0.0, latency_per_turn: float = 0.0,
@@ -65,33 +65,19 @@ class ScriptedServer:
         self.assistants = AssistantsStore(self.engine)
         self._requests: list[RecordedRequest] = []
         self.errors: list[str] = []  # unexpected exceptions inside the server (answered as HTTP 500)
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
+        super().__init__()
         self._connections: set[socket.socket] = set()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._routes = self._route_table()
 
-    # --- lifecycle --------------------------------------------------------------------------
-    def start(self) -> "ScriptedServer":
-        if self._httpd is not None:
-            return self
+    # --- lifecycle (start, stop, with, port: LoopbackServer) -------------------------------
+    thread_name = "scripted-model-server"
+
+    def _make_httpd(self) -> ThreadingHTTPServer:
         httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         httpd.scripted = self
-        self._httpd = httpd
-        self._stopping.clear()
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="scripted-model-server", daemon=True)
-        self._thread.start()
-        return self
+        return httpd
 
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
+    def _after_shutdown(self) -> None:
         with self._lock:
             conns, self._connections = list(self._connections), set()
         for conn in conns:  # idle keep-alive connections would otherwise keep their threads
@@ -99,20 +85,6 @@ class ScriptedServer:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "ScriptedServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("the scripted server is not running: use start() or a with block")
-        return self._httpd.server_address[1]
 
     @property
     def base_url(self) -> str:
