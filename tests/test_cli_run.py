@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 
 from cli_helpers import REPO, flowrun
+from reliability_support import submissions
 from runner.scripted import Fault, ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 
@@ -26,26 +27,6 @@ WEATHER_TURNS = [
     ),
     ScriptedTurn(text="It is ${{ outputs.get_current_temperature }}°F; rain chance ${{ outputs.get_rain_probability }}."),
 ]
-
-
-def submissions(server: ScriptedServer, api: str) -> list[dict]:
-    """The bodies that carried tool outputs back, in the API's own shape."""
-    found = []
-    for req in server.requests:
-        body = req.body if isinstance(req.body, dict) else {}
-        if api == "assistants" and req.path.endswith("/submit_tool_outputs"):
-            found.append({o["tool_call_id"]: o["output"] for o in body["tool_outputs"]})
-        elif api == "responses" and req.path.endswith("/responses") and req.method == "POST":
-            outs = {i["call_id"]: i["output"] for i in body.get("input", []) if isinstance(i, dict) and i.get("type") == "function_call_output"}
-            if outs:
-                found.append(outs)
-        elif api == "chat" and req.path.endswith("/chat/completions"):
-            msgs = body.get("messages", [])
-            last_assistant = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=-1)
-            outs = {m["tool_call_id"]: m["content"] for m in msgs[last_assistant + 1 :] if m.get("role") == "tool"}
-            if outs:
-                found.append(outs)
-    return found
 
 
 @pytest.mark.parametrize("api", APIS)
