@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import rawloop  # noqa: E402
 
-from runner.batch import Batch, BatchOptions  # noqa: E402
+from runner.batch.scheduler import Batch, BatchOptions  # noqa: E402
 from runner.workflow.validate import load_workflow  # noqa: E402
 
 WEATHER = ROOT / "workflows" / "weather.yaml"
@@ -239,7 +239,7 @@ class _SlowServer(ThreadingHTTPServer):
 
 
 def figure_3(tmp: Path, calls: int = 8, delay: float = 0.2) -> list[Row]:
-    from runner.providers.base import ToolCall
+    from runner.calls import ToolCall
     from runner.tools.dispatcher import Dispatcher
 
     server = _SlowServer(("127.0.0.1", 0), _SlowHandler)

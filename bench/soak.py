@@ -4,7 +4,7 @@ nothing leaks and nothing hangs. Not part of the default test suite (it takes mi
     .venv/bin/python bench/soak.py                    # 2,000 runs, concurrency 16, seed 1
     .venv/bin/python bench/soak.py --runs 200 --seed 7
 
-Every run goes through ``runner.run_session.run_conversation`` (the path the CLI takes) with the
+Every run goes through ``runner.run.session.run_conversation`` (the path the CLI takes) with the
 real ``openai`` client, against one of several scripted model servers on 127.0.0.1, each
 injecting a different fault (429s, 5xx, streams cut mid-answer or before the first event,
 stalls with keepalives past the model timeout, error events, failed or incomplete runs, 401,
@@ -54,15 +54,15 @@ sys.path.insert(0, str(ROOT))
 
 from runner.errors import FlowrunError  # noqa: E402
 from runner.events import RunStarted  # noqa: E402
-from runner.loop import new_run_id  # noqa: E402
+from runner.run.loop import new_run_id  # noqa: E402
 from runner.render.jsonl import JsonlRenderer  # noqa: E402
 from runner.render.terminal import TerminalRenderer  # noqa: E402
-from runner.run_session import run_conversation  # noqa: E402
-from runner.runlog import RunLog  # noqa: E402
+from runner.run.session import run_conversation  # noqa: E402
+from runner.runlog.log import RunLog  # noqa: E402
 from runner.scripted import EchoServer, Fault, ScriptedServer  # noqa: E402
-from runner.secret_sources import build_masker  # noqa: E402
-from runner.settings import Overrides, model_settings, resolve_inputs  # noqa: E402
-from runner.sinks import FanOut  # noqa: E402
+from runner.secrets.sources import build_masker  # noqa: E402
+from runner.run.settings import Overrides, model_settings, resolve_inputs  # noqa: E402
+from runner.run.fanout import FanOut  # noqa: E402
 from runner.workflow.model import ScriptedCall, ScriptedTurn  # noqa: E402
 from runner.workflow.validate import load_workflow  # noqa: E402
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-RECORDED = REPO.parent / "shared" / "fixtures" / "recorded"
+RECORDED = REPO / "tests" / "fixtures" / "recorded"
 sys.path.insert(0, str(REPO / "tests"))
 
 
@@ -63,6 +63,4 @@ def _hermetic(monkeypatch, tmp_path):
 
 @pytest.fixture
 def recorded_dir() -> Path:
-    if not RECORDED.is_dir():
-        pytest.skip(f"recorded fixtures not found at {RECORDED} (../shared must sit beside the repo)")
     return RECORDED

@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator
 
 from runner.providers.base import ModelSettings, TurnResult
 
-RECORDED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "recorded"
 API_KEY = "sk-test-canary-0123456789abcd"
 
 WEATHER_TOOL = {

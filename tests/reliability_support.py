@@ -113,7 +113,7 @@ def logged_run(run_id: str | None = None) -> dict:
     """A run from the run log ($FLOWRUN_LOG_DB, set per test by conftest): the newest, or ``run_id``."""
     import os
 
-    from runner.runlog import RunLog
+    from runner.runlog.log import RunLog
 
     reader = RunLog.open_reader(os.environ["FLOWRUN_LOG_DB"])
     try:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import REPO, flowrun
-from runner.batch_gate import RateGate
-from runner.batch_io import ResultWriter, parse_input, read_done, read_inputs, repair_tail
+from runner.batch.rate_gate import RateGate
+from runner.batch.files import ResultWriter, parse_input, read_done, read_inputs, repair_tail
 from runner.cli import main
 from runner.commands.batch import ProgressBar
 from runner.scripted import Fault, ScriptedServer, TurnContext
@@ -327,7 +327,7 @@ class _Tty:
 
 
 def test_the_progress_bar_rewrites_one_line() -> None:
-    from runner.batch import BatchSummary
+    from runner.batch.scheduler import BatchSummary
 
     err = _Tty()
     bar = ProgressBar(err, total=4)

@@ -8,7 +8,7 @@ from openai.types.chat import ChatCompletionChunk
 from provider_helpers import RECORDED, parse_sse_data
 from runner.errors import ProviderError
 from runner.events import TextDelta
-from runner.providers.base import ToolCall
+from runner.calls import ToolCall
 from runner.providers.chat_stream import ChatStreamAccumulator
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.providers.base import ToolCall
-from runner.secrets import Masker
+from runner.calls import ToolCall
+from runner.secrets.masker import Masker
 from runner.tools.dispatcher import Dispatcher
 from runner.workflow.model import HttpResolver, ModelSpec, PythonResolver, StaticResolver, ToolSpec, Workflow
 

@@ -18,7 +18,7 @@ import pytest
 from cli_helpers import REPO, flowrun
 
 from runner.errors import UsageError
-from runner.run_session import RunRequest, execute
+from runner.run.session import RunRequest, execute
 from runner.testing.junit import write_junit
 from runner.testing.runner import CaseResult, discover, run_all, run_case
 from runner.workflow.validate import load_workflow

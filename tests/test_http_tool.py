@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from runner.providers.base import ToolCall
+from runner.calls import ToolCall
 from runner.tools import netguard
 from runner.tools.dispatcher import Dispatcher
 from runner.tools.http_request import prepare

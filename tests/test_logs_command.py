@@ -23,8 +23,8 @@ from runner.events import (
     TurnCompleted,
     TurnStarted,
 )
-from runner.runlog import RunLog
-from runner.transcript import escape, render_transcript
+from runner.runlog.log import RunLog
+from runner.runlog.transcript import escape, render_transcript
 
 ROOT = Path(__file__).resolve().parents[1]
 DONE = "5e1f0c2a-done-0000"
@@ -182,7 +182,7 @@ def test_transcript_falls_back_to_final_text_without_deltas():
 
 
 def test_logs_command_does_not_import_openai():
-    code = "import sys, runner.commands.logs, runner.runlog, runner.transcript; print('openai' in sys.modules)"
+    code = "import sys, runner.commands.logs, runner.runlog.log, runner.runlog.transcript; print('openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr

@@ -11,7 +11,7 @@ import pytest
 from jsonschema.exceptions import SchemaError
 
 from provider_helpers import settings
-from runner.batch_gate import POOL_SHARD, RateGate, shared_clients
+from runner.batch.rate_gate import POOL_SHARD, RateGate, shared_clients
 from runner.providers import client as client_mod
 from runner.providers.client import StreamIdle, build_client, open_stream
 from runner.providers.raw_stream import _segment

@@ -1,6 +1,6 @@
 """The Assistants provider through the real SDK against a loopback server.
 
-No recorded Assistants streams exist (the API was shut down); these follow PROTOCOLS §1.4/§1.5
+No recorded Assistants streams exist (the API was shut down); these follow docs/protocols.md §1.4/§1.5
 and every event and object is validated against the SDK's pydantic types.
 """
 
@@ -22,7 +22,7 @@ from runner.errors import ProviderError
 from runner.events import Notice, TextDelta
 from runner.providers.api_errors import ASSISTANTS_GONE
 from runner.providers.assistants import AssistantsProvider
-from runner.providers.base import ToolResult
+from runner.calls import ToolResult
 from runner.providers.factory import create_provider
 from sse_replay import Canned, ReplayServer, error_response, json_response, sse
 

@@ -7,7 +7,7 @@ import pytest
 from provider_helpers import API_KEY, RECORDED, WEATHER_TOOL, FakeClock, collect, last_result, run, settings
 from runner.errors import ProviderError
 from runner.events import Notice, TextDelta
-from runner.providers.base import ToolResult
+from runner.calls import ToolResult
 from runner.providers.factory import create_provider
 from runner.providers.chat import ChatProvider
 from sse_replay import Canned, ReplayServer, error_response, sse

@@ -1,6 +1,6 @@
 """The Responses provider through the real SDK against a loopback server.
 
-No recorded Responses streams exist; these are written from PROTOCOLS §2.2 and every event is
+No recorded Responses streams exist; these are written from docs/protocols.md §2.2 and every event is
 validated against the SDK's own pydantic types, so the fakes cannot drift from the real shapes.
 """
 
@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from provider_helpers import WEATHER_TOOL, FakeClock, collect, last_result, run, settings
 from runner.errors import ProviderError
 from runner.events import Notice, TextDelta
-from runner.providers.base import ToolResult
+from runner.calls import ToolResult
 from runner.providers.factory import create_provider
 from runner.providers.responses import ResponsesProvider
 from sse_replay import Canned, ReplayServer, sse

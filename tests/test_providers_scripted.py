@@ -11,7 +11,7 @@ import pytest
 from provider_helpers import FakeClock, collect, last_result, run, settings
 from runner.errors import ProviderError
 from runner.events import Notice, TextDelta
-from runner.providers.base import ToolResult
+from runner.calls import ToolResult
 from runner.providers.factory import create_provider
 from runner.scripted import Fault, ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.providers.base import ToolCall
+from runner.calls import ToolCall
 from runner.tools.dispatcher import Dispatcher
 from runner.workflow.model import ModelSpec, PythonResolver, ToolSpec, Workflow
 
@@ -185,7 +185,7 @@ def test_tools_call_in_a_subprocess_keeps_stdout_to_the_output_only(tmp_path):
         import asyncio, sys
         sys.path.insert(0, {str(REPO)!r})
         from pathlib import Path
-        from runner.providers.base import ToolCall
+        from runner.calls import ToolCall
         from runner.tools.dispatcher import Dispatcher
         from runner.workflow.model import ModelSpec, PythonResolver, ToolSpec, Workflow
         wf = Workflow(path=Path({str(tmp_path / 'wf.yaml')!r}), name="t", model=ModelSpec(),

@@ -12,9 +12,9 @@ from cli_helpers import REPO, flowrun
 
 from runner.errors import UsageError
 from runner.events import RunCompleted, RunStarted, TextDelta, ToolCallCompleted, ToolCallRequested, TurnStarted
-from runner.run_session import RunRequest, execute
+from runner.run.session import RunRequest, execute
 from runner.scripted import ScriptedServer
-from runner.testing.record import Recorder, check_target, finish, save_case
+from runner.render.recording import Recorder, check_target, finish, save_case
 from runner.testing.runner import run_all
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 from runner.workflow.validate import load_workflow, validate_file

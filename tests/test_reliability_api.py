@@ -123,7 +123,7 @@ def test_assistants_cut_mid_answer_keeps_what_arrived_and_fetches_the_rest(tmp_p
 
 
 def test_assistants_submission_cut_after_the_server_took_it_is_not_sent_or_run_again(tmp_path):
-    """RELIABILITY #62: a POST tool succeeded; the connection drops right after the server
+    """docs/reliability.md #62: a POST tool succeeded; the connection drops right after the server
     accepted the outputs. The retry asks the run first, so nothing is submitted or run twice."""
     with EchoServer() as echo:
         wf = write_workflow(tmp_path, f"""
@@ -166,7 +166,7 @@ def test_responses_and_chat_cut_mid_answer_exit_3_and_the_log_holds_what_arrived
 
 @pytest.mark.parametrize("api", ["responses", "chat"])
 def test_a_cut_while_the_model_streams_tool_calls_runs_no_tool(api, tmp_path):
-    """RELIABILITY #21: arguments may be partial; no tool runs on them."""
+    """docs/reliability.md #21: arguments may be partial; no tool runs on them."""
     wf = write_workflow(tmp_path, NOTE, api=api)
     calls = tuple(ScriptedCall("note", {"text": f"call number {i}"}) for i in range(3))
     with ScriptedServer([ScriptedTurn(tool_calls=calls), ScriptedTurn(text="x")],
@@ -230,7 +230,7 @@ def test_assistants_run_expired_while_a_tool_was_slow_is_exit_1_and_the_log_is_c
 
 
 def test_assistants_tools_are_cut_short_to_submit_before_the_run_expires(tmp_path):
-    """RELIABILITY #58: the run's expires_at bounds the tools, so a slow tool costs its output,
+    """docs/reliability.md #58: the run's expires_at bounds the tools, so a slow tool costs its output,
     not the whole run."""
     wf = write_workflow(tmp_path, python_tool("slow", "slow", params="{type: object, properties: {seconds: {type: number}}}"),
                         api="assistants")
@@ -318,7 +318,7 @@ def test_tls_failure_is_exit_3_one_line_and_not_retried(tmp_path):
 
 @pytest.mark.parametrize("api,keepalive", [("responses", 0.2), ("chat", 0.2), ("chat", None)])
 def test_a_stall_longer_than_the_model_timeout_fails_with_exit_3(api, keepalive, tmp_path):
-    """RELIABILITY #53: a server that keeps the connection alive with comments but sends no
+    """docs/reliability.md #53: a server that keeps the connection alive with comments but sends no
     event is given up after model.timeout, like one that sends nothing at all."""
     wf = write_workflow(tmp_path, NOTE, api=api, model="timeout: 1")
     fault = Fault(kind="stall", turn=0, after=3, seconds=60, keepalive=keepalive)

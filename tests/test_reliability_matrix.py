@@ -1,10 +1,10 @@
 """Reliability coverage matrix: every bullet of issue 4 and every numbered case of
-RELIABILITY.md §7 (1-78), mapped to the tests that cover it, or why it does not apply, or
+docs/reliability.md §7 (1-78), mapped to the tests that cover it, or why it does not apply, or
 "not done". The test below keeps the map honest: every ``file.py::test_name`` named here must
 exist, so renaming or deleting a covering test fails the suite until the map is updated.
 
 Exit codes are the project's (0 completed, 1 the run ended otherwise, 2 invalid file or usage and
-nothing sent, 3 API/provider error, 130 interrupted); where RELIABILITY.md proposes another code
+nothing sent, 3 API/provider error, 130 interrupted); where docs/reliability.md proposes another code
 (its "exit 4"), flowrun uses 3, and for max turns 1.
 
 ISSUE 4: Model misbehaviour (the run goes on; the model gets a readable error output)
@@ -142,7 +142,7 @@ ISSUE 4: Done when
                              test_scripted_faults.py::test_faults_match_api_and_turn_and_count_per_conversation
   soak test ................ bench/soak.py (not in the default suite; figures in the README)
 
-RELIABILITY.md §7
+docs/reliability.md §7
 A. Config bad input
    1 malformed YAML ....... test_validate.py::test_invalid_file (unclosed_bracket.yaml)
                              test_yaml_loader.py::test_syntax_error_has_position_and_context
@@ -333,6 +333,6 @@ def test_every_test_the_matrix_names_exists():
 
 
 def test_every_numbered_case_of_reliability_section_7_is_in_the_matrix():
-    section = __doc__.split("\nRELIABILITY.md §7\n", 1)[1]
+    section = __doc__.split("\ndocs/reliability.md §7\n", 1)[1]
     numbers = [int(n) for n in re.findall(r"^\s{1,3}(\d{1,2}) \S", section, re.M)]
     assert numbers == list(range(1, 79))

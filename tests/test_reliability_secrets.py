@@ -1,4 +1,4 @@
-"""Issue 4, "Secrets" (RELIABILITY #70, #71, #72, #74): the canary sweep.
+"""Issue 4, "Secrets" (docs/reliability.md #70, #71, #72, #74): the canary sweep.
 
 Two planted secrets, the API key and a TOOL_TOKEN an HTTP tool sends in its headers, travel
 every path they can: the echo server quotes the token back in a body and in an error, a Python
@@ -174,10 +174,10 @@ def test_canary_sweep_failure_paths(api, tmp_path):
 
 
 def test_multi_line_secrets_are_masked_line_by_line_and_short_ones_do_not_shred_text():
-    """RELIABILITY #77: a PEM key is masked line by line (a tool may print one line of it),
+    """docs/reliability.md #77: a PEM key is masked line by line (a tool may print one line of it),
     blank lines are left alone, and a 3-character value is not masked at all (validate warns
     about it instead) rather than turning every "abc" in the transcript into ***."""
-    from runner.secrets import Masker
+    from runner.secrets.masker import Masker
 
     pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----"
     masker = Masker([pem, "abc"])
@@ -190,8 +190,8 @@ def test_multi_line_secrets_are_masked_line_by_line_and_short_ones_do_not_shred_
 def test_an_event_is_masked_once_for_every_sink():
     """Masking happens in FanOut, before any renderer or the run log sees an event."""
     from runner.events import Notice, ToolCallCompleted
-    from runner.secrets import Masker
-    from runner.sinks import FanOut
+    from runner.secrets.masker import Masker
+    from runner.run.fanout import FanOut
 
     seen: list = []
     emit = FanOut([seen.append, seen.append], Masker([TOKEN]))

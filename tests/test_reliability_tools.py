@@ -194,7 +194,7 @@ def test_hostile_arguments_never_leave_the_declared_host_and_path(tmp_path):
 
 @pytest.mark.parametrize("api", ["responses", "chat", "assistants"])
 def test_one_submission_answers_every_call_even_when_tools_fail(api, tmp_path):
-    """RELIABILITY #59: three parallel calls, one raises, one times out: exactly one submission
+    """docs/reliability.md #59: three parallel calls, one raises, one times out: exactly one submission
     with three outputs, every call id answered."""
     wf = write_workflow(tmp_path, python_tool("note", "note") + python_tool("boom", "boom")
                         + python_tool("hang", "hang", timeout=0.3), api=api)
@@ -226,7 +226,7 @@ def test_an_error_body_reaches_the_model_as_a_bounded_excerpt(tmp_path):
 
 
 def test_100_parallel_http_calls_to_a_slow_host_all_answer(tmp_path):
-    """RELIABILITY #69: a bounded number in flight, every call answered, no deadlock."""
+    """docs/reliability.md #69: a bounded number in flight, every call answered, no deadlock."""
     with EchoServer() as echo:
         wf = write_workflow(tmp_path, http_tool("slow", echo.url("/slow?s=0.1")), python=None)
         calls = tuple(ScriptedCall("slow", {}) for _ in range(100))

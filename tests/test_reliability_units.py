@@ -14,7 +14,7 @@ import pytest
 
 from runner.providers.api_errors import StreamIdle, is_permanent_connection_error, map_api_error
 from runner.providers.client import open_stream, retry_delay
-from runner.secrets import Masker
+from runner.secrets.masker import Masker
 from runner.tools.dispatcher import DEADLINE_MARGIN, MIN_TOOL_SECONDS, time_limit
 
 # The SDK warns on every Assistants call; flowrun hides that from users, but pytest resets the

@@ -1,4 +1,4 @@
-"""Visible retries of a request's start, and the error messages people see (RELIABILITY §E 56-57)."""
+"""Visible retries of a request's start, and the error messages people see (docs/reliability.md §E 56-57)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from runner.events import Notice
 from runner.providers.api_errors import ASSISTANTS_GONE, map_api_error
 from runner.providers.client import parse_retry_after, retry_delay, with_retries
 from runner.providers.factory import create_provider
-from runner.secrets import Masker
+from runner.secrets.masker import Masker
 from sse_replay import Canned, ReplayServer, error_response, sse
 
 URL = "http://127.0.0.1:9/v1/chat/completions"

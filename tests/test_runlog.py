@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import runlog as runlog_module
+from runner.runlog import log as runlog_module
 from runner.events import (
     Notice,
     RunCompleted,
@@ -25,9 +25,9 @@ from runner.events import (
     TurnCompleted,
     TurnStarted,
 )
-from runner.runlog import RunLog, RunLogError, RunNotFound, default_log_path
-from runner.runlog_db import SCHEMA_VERSION
-from runner.secrets import Masker
+from runner.runlog.log import RunLog, RunLogError, RunNotFound, default_log_path
+from runner.runlog.db import SCHEMA_VERSION
+from runner.secrets.masker import Masker
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -36,7 +36,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 CHILD = r"""
 import os, signal, sys, time
 from runner.events import RunStarted, TextDelta, ToolCallRequested, TurnStarted
-from runner.runlog import RunLog
+from runner.runlog.log import RunLog
 db, run_id, mode = sys.argv[1:4]
 log = RunLog.open(db)
 log.start_run(run_id=run_id, workflow_path="wf.yaml", workflow_sha256="00", api="chat",
@@ -61,7 +61,7 @@ time.sleep(60)  # a stalled stream; the parent kills us
 WRITER = r"""
 import sys
 from runner.events import TextDelta, ToolCallCompleted, ToolCallRequested, TurnStarted
-from runner.runlog import RunLog
+from runner.runlog.log import RunLog
 db, run_id = sys.argv[1:3]
 sys.stdin.read()
 log = RunLog.open(db)

@@ -25,7 +25,7 @@ def client(server: ScriptedServer, **kw) -> OpenAI:
 
 
 def accumulate_chat(stream) -> tuple[str, list[dict], str | None]:
-    """The robust accumulator of PROTOCOLS.md §3.4: key on index, concatenate only arguments."""
+    """The robust accumulator of docs/protocols.md §3.4: key on index, concatenate only arguments."""
     text, calls, finish = "", {}, None
     for chunk in stream:
         for choice in chunk.choices:
@@ -75,7 +75,7 @@ def test_chat_rejects_unanswered_tool_calls_like_openai():
 
 @pytest.mark.parametrize("path", recorded_chat_files(), ids=lambda p: p.stem)
 def test_recorded_streams_served_raw_parse_in_the_sdk(path):
-    expected = {  # from shared/fixtures/recorded/README.md
+    expected = {  # from tests/fixtures/recorded/README.md
         "one_tool_call_nonstrict": [("call_4XzlGBLtUe9dy3GVNV4jhq7h", "get_weather", {"city": "New York City"})],
         "one_tool_call_strict": [("call_CTf1nWJLqSeRgDqaCG27xZ74", "get_weather",
                                   {"city": "San Francisco", "state": "CA"})],

@@ -17,14 +17,13 @@ from pydantic import BaseModel
 
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 
-RECORDED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "recorded"
 
 
 def recorded_chat_files() -> list[Path]:
-    folder = RECORDED / "chat"
-    if not folder.is_dir():
-        pytest.skip(f"recorded fixtures not found at {folder} (clone ../shared beside the repo)")
-    return sorted(folder.glob("*.sse"))
+    files = sorted((RECORDED / "chat").glob("*.sse"))
+    assert files, f"no recorded streams in {RECORDED / 'chat'}: they ship with the repository"
+    return files
 
 
 def parse_sse(text: str) -> list[tuple[str | None, str]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.providers.base import ToolCall
+from runner.calls import ToolCall
 from runner.templating import (
     MISSING,
     TemplateError,

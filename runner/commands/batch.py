@@ -81,7 +81,7 @@ def batch_command(file: str, **options) -> None:
     """
     if options["retry_failed"] and not options["resume"]:
         raise click.UsageError("--retry-failed only makes sense with --resume")
-    from runner.batch import BatchOptions
+    from runner.batch.scheduler import BatchOptions
 
     opts = BatchOptions(
         file=file,
@@ -106,7 +106,7 @@ def execute(options, *, err: TextIO) -> int:
     failed, 130 interrupted). Errors that stop the whole batch are raised as FlowrunError."""
     import asyncio
 
-    from runner.batch import Batch
+    from runner.batch.scheduler import Batch
 
     tty = bool(getattr(err, "isatty", lambda: False)()) and "FLOWRUN_NO_PROGRESS" not in os.environ
     bar: ProgressBar | None = None

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from runner.errors import FlowrunError
-from runner.runlog import RunLog, default_log_path
-from runner.transcript import escape, fmt_duration, render_transcript, run_duration_ms
+from runner.runlog.log import RunLog, default_log_path
+from runner.runlog.transcript import escape, fmt_duration, render_transcript, run_duration_ms
 
 SHORT_ID = 8
 
@@ -128,7 +128,7 @@ def show_command(ctx: click.Context, run_id: str, as_json: bool, log_db: Path | 
 
     RUN_ID may be any unique prefix of the id shown by `flowrun logs`.
     """
-    from runner.runlog import RunNotFound
+    from runner.runlog.log import RunNotFound
 
     log_db = log_db or (ctx.obj or {}).get("log_db")
     log = None

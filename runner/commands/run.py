@@ -50,7 +50,7 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--no-log", is_flag=True, help="Do not record this run in the run log.")
 def run_command(file: str, **options) -> None:
     """Run a workflow: stream the answer, resolve every tool call through the file."""
-    from runner.run_session import RunRequest, execute
+    from runner.run.session import RunRequest, execute
 
     request = RunRequest(
         file=file,

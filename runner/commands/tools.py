@@ -89,8 +89,8 @@ def call_command(file: str, tool: str, arguments: str, vars_: tuple[str, ...], n
 
 
 async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_python: bool):
-    from runner.providers.base import ToolCall
-    from runner.secret_sources import build_masker
+    from runner.calls import ToolCall
+    from runner.secrets.sources import build_masker
     from runner.tools.dispatcher import Dispatcher
 
     masker = build_masker(workflow, env, None)
@@ -103,7 +103,7 @@ async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_pyt
 
 def _inputs(workflow, pairs: tuple[str, ...]) -> dict[str, Any]:
     from runner.commands.run import parse_vars
-    from runner.settings import resolve_inputs
+    from runner.run.settings import resolve_inputs
 
     return resolve_inputs(workflow, parse_vars(pairs))
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import openai
 
 from runner.errors import ProviderError
-from runner.secrets import Masker
+from runner.secrets.masker import Masker
 
 ASSISTANTS_GONE = (
     "the Assistants API is not available on this server (OpenAI shut it down on 2026-08-26): "

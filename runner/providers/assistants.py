@@ -1,6 +1,6 @@
 """Assistants API provider (v2): one thread per conversation, one streamed run per turn.
 
-A flat loop (PROTOCOLS §1.9), never nested streams: each leg is one raw stream, ending at
+A flat loop (docs/protocols.md §1.9), never nested streams: each leg is one raw stream, ending at
 ``requires_action`` or a final status. A leg whose stream ends early (G5 error swallowed, a cut
 connection) is recovered with ``runs.retrieve`` and polling, never by running tools again. A
 retried submission first checks whether the earlier one got through (G8). A submission the
@@ -23,7 +23,8 @@ from runner.events import Notice, TextDelta
 from runner.providers.api_errors import server_message
 from runner.providers.assistants_convert import active_run_in, assistant_params, run_params, tool_outputs
 from runner.providers.assistants_stream import ACTIVE, TERMINAL, RunStreamMapper, message_text, result_from_run
-from runner.providers.base import ToolCall, ToolResult, TurnEvent, TurnResult
+from runner.calls import ToolCall, ToolResult
+from runner.providers.base import TurnEvent, TurnResult
 from runner.providers.client import OpenedStream, Started, open_stream
 from runner.providers.common import SDKProvider, as_dict
 from runner.providers.raw_stream import run_stream, submit_stream

@@ -1,11 +1,13 @@
-"""Pure builders for Assistants requests (PROTOCOLS §1.2). No I/O, no SDK calls."""
+"""Pure builders for Assistants requests (docs/protocols.md §1.2). No I/O, no SDK calls."""
 
 from __future__ import annotations
 
 import re
 from typing import Any, Sequence
 
-from runner.providers.base import ModelSettings, ToolCall, ToolResult
+from runner.calls import ToolCall, ToolResult
+
+from runner.providers.base import ModelSettings
 from runner.providers.chat_convert import tool_param  # same nested shape as Chat tools
 from runner.providers.common import given, pair_results
 

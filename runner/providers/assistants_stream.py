@@ -1,4 +1,4 @@
-"""Map raw Assistants run events to text deltas and one ``TurnResult`` (PROTOCOLS §1.3-§1.6).
+"""Map raw Assistants run events to text deltas and one ``TurnResult`` (docs/protocols.md §1.3-§1.6).
 
 Raw ``runs.create(stream=True)`` / ``runs.submit_tool_outputs(stream=True)`` events, not the
 helpers: the helpers swallow ``error`` events and raise raw transport errors (§1.8 G5, G6). Tool
@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from runner.events import TextDelta
-from runner.providers.base import ToolCall, TurnResult
+from runner.calls import ToolCall
+from runner.providers.base import TurnResult
 from runner.providers.common import as_dict, get_field, normalize_usage
 
 TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")

@@ -14,27 +14,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Sequence, Union
 
+from runner.calls import ToolCall, ToolResult
 from runner.events import Notice, TextDelta
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """One function call the model asked for, its arguments still the raw JSON text."""
-
-    call_id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    """What we send back for one call. ``output`` is always a string."""
-
-    call_id: str
-    name: str
-    output: str
-    is_error: bool = False
-    duration_ms: float = 0.0
 
 
 # Terminal statuses of a turn. "tool_calls" means: resolve these calls, then submit.

@@ -6,7 +6,9 @@ from typing import Any, AsyncIterator, Sequence
 
 import openai
 
-from runner.providers.base import ToolCall, ToolResult, TurnEvent, TurnResult
+from runner.calls import ToolCall, ToolResult
+
+from runner.providers.base import TurnEvent, TurnResult
 from runner.providers.chat_convert import (
     assistant_message,
     build_request,

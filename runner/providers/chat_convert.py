@@ -1,10 +1,12 @@
-"""Pure builders for Chat Completions requests (PROTOCOLS §3.1, §3.3). No I/O, no SDK calls."""
+"""Pure builders for Chat Completions requests (docs/protocols.md §3.1, §3.3). No I/O, no SDK calls."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from runner.providers.base import ModelSettings, ToolCall, ToolResult
+from runner.calls import ToolCall, ToolResult
+
+from runner.providers.base import ModelSettings
 from runner.providers.common import given, is_openai, pair_results
 
 

@@ -1,4 +1,4 @@
-"""Accumulate raw Chat Completions chunks into one turn (PROTOCOLS §3.2, §3.4, §4).
+"""Accumulate raw Chat Completions chunks into one turn (docs/protocols.md §3.2, §3.4, §4).
 
 Not the SDK's stream helper: it concatenates repeated ids and names, raises on a missing or
 shifted ``index`` and emits no ``.done`` when a whole call arrives with ``finish_reason``. This one
@@ -16,7 +16,8 @@ from typing import Any
 
 from runner.errors import ProviderError
 from runner.events import TextDelta
-from runner.providers.base import ToolCall, TurnResult
+from runner.calls import ToolCall
+from runner.providers.base import TurnResult
 from runner.providers.common import get_field as _get, normalize_usage
 
 TRUNCATED = (

@@ -13,9 +13,10 @@ import openai
 from runner.errors import ProviderError
 from runner.events import Notice
 from runner.providers.api_errors import map_api_error, server_message
-from runner.providers.base import ModelSettings, Provider, ToolCall, ToolResult, TurnResult
+from runner.calls import ToolCall, ToolResult
+from runner.providers.base import ModelSettings, Provider, TurnResult
 from runner.providers.client import Started, retrying
-from runner.secrets import Masker
+from runner.secrets.masker import Masker
 
 T = TypeVar("T")
 
@@ -81,7 +82,7 @@ def given(**values: Any) -> dict[str, Any]:
 def pair_results(
     calls: Sequence[ToolCall], results: Sequence[ToolResult]
 ) -> tuple[list[tuple[ToolCall, str]], list[str]]:
-    """Exactly one output per call id, in call order (PROTOCOLS §1.8 G12, §3.3). A missing result
+    """Exactly one output per call id, in call order (docs/protocols.md §1.8 G12, §3.3). A missing result
     becomes an error output; results for unknown or repeated ids are dropped. Returns the pairs and
     warnings for each repair."""
     by_id: dict[str, ToolResult] = {}

@@ -10,7 +10,7 @@ import httpx2
 from runner.errors import ProviderError, UsageError
 from runner.events import Notice
 from runner.providers.base import ModelSettings, Provider
-from runner.secrets import Masker
+from runner.secrets.masker import Masker
 
 _PROVIDERS = {
     "chat": ("runner.providers.chat", "ChatProvider"),

@@ -1,6 +1,6 @@
 """Responses API provider.
 
-Two ways to continue a conversation (PROTOCOLS §2.3):
+Two ways to continue a conversation (docs/protocols.md §2.3):
 - stored (``store`` not False, the API default): ``previous_response_id`` plus only the new items
   (the user message, or the ``function_call_output`` items), with ``instructions`` re-sent;
 - stateless (``store: false``, needed for Ollama and llama.cpp): the full input every time, the
@@ -18,7 +18,8 @@ from typing import Any, AsyncIterator, Sequence
 import openai
 
 from runner.events import TextDelta
-from runner.providers.base import ToolCall, ToolResult, TurnEvent, TurnResult
+from runner.calls import ToolCall, ToolResult
+from runner.providers.base import TurnEvent, TurnResult
 from runner.providers.client import OpenedStream, Started, open_stream
 from runner.providers.common import SDKProvider
 from runner.providers.raw_stream import responses_stream

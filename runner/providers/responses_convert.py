@@ -1,4 +1,4 @@
-"""Pure builders for Responses API requests (PROTOCOLS §2.1, §2.3). No I/O, no SDK calls.
+"""Pure builders for Responses API requests (docs/protocols.md §2.1, §2.3). No I/O, no SDK calls.
 
 ``strict`` on function tools: the SDK's ``FunctionToolParam`` requires the key. We send the
 workflow's value, or ``False`` when it says nothing. ``False`` means the same as Chat's default
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from runner.providers.base import ModelSettings, ToolCall, ToolResult
+from runner.calls import ToolCall, ToolResult
+
+from runner.providers.base import ModelSettings
 from runner.providers.common import given, is_openai, pair_results
 
 

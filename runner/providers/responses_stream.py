@@ -1,4 +1,4 @@
-"""Map raw Responses stream events to text deltas and one ``TurnResult`` (PROTOCOLS §2.2).
+"""Map raw Responses stream events to text deltas and one ``TurnResult`` (docs/protocols.md §2.2).
 
 Raw events, not ``client.responses.stream``: the helper raises on compatible servers that skip
 ``content_part.added`` or ``response.created``. A call's name and ``call_id`` come from
@@ -16,7 +16,8 @@ from typing import Any
 
 from runner.errors import ProviderError
 from runner.events import TextDelta
-from runner.providers.base import ToolCall, TurnResult
+from runner.calls import ToolCall
+from runner.providers.base import TurnResult
 from runner.providers.common import as_dict, get_field, normalize_usage
 
 TERMINAL = ("response.completed", "response.failed", "response.incomplete", "error")

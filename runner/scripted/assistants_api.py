@@ -275,7 +275,7 @@ def _conversation(ts: ThreadState, extra: list[dict] = ()) -> Conversation:
 
 
 def _check_outputs(outputs: object, expected: list[str]) -> list[tuple[str, str]]:
-    """Every pending call id answered exactly once, outputs as strings (PROTOCOLS.md §1.8 G12)."""
+    """Every pending call id answered exactly once, outputs as strings (docs/protocols.md §1.8 G12)."""
     if not isinstance(outputs, list) or not outputs:
         raise bad_request("Missing required parameter: 'tool_outputs'.", "tool_outputs", "missing_required_parameter")
     pairs = []

@@ -1,4 +1,4 @@
-"""Assistants v2 wire format (PROTOCOLS.md §1.3-1.5): object builders (Assistant, Thread, Message,
+"""Assistants v2 wire format (docs/protocols.md §1.3-1.5): object builders (Assistant, Thread, Message,
 Run, RunStep) and the event sequence of one run leg.
 
 A leg is what one streaming request sees: run creation (leg 1) or a ``submit_tool_outputs``

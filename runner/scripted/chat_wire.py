@@ -1,7 +1,7 @@
 """Chat Completions wire format: a prepared turn as ``chat.completion.chunk`` events or as one
 ``chat.completion`` object.
 
-Shapes follow the chunks OpenAI sent in ``shared/fixtures/recorded/chat`` key for key: a first
+Shapes follow the chunks OpenAI sent in ``tests/fixtures/recorded/chat`` key for key: a first
 chunk carrying ``role``/``content``/``refusal`` (and the call itself when there is only one),
 argument fragments carrying only ``index`` and ``function.arguments``, an empty delta with the
 ``finish_reason``, the usage chunk with empty ``choices`` only when asked for, then ``[DONE]``.

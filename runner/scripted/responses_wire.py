@@ -1,4 +1,4 @@
-"""Responses API wire format (PROTOCOLS.md §2.2): a prepared turn as the typed event sequence,
+"""Responses API wire format (docs/protocols.md §2.2): a prepared turn as the typed event sequence,
 each with ``event:`` line and increasing ``sequence_number``, ending with the full Response in
 ``response.completed`` (or ``response.failed`` / ``response.incomplete``). No ``[DONE]``.
 """

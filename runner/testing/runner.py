@@ -16,10 +16,10 @@ from typing import Callable, Iterable, Sequence
 
 from runner.errors import FlowrunError, UsageError, WorkflowError
 from runner.events import Event, RunCompleted, RunFailed, TextDelta, ToolCallCompleted, ToolCallRequested
-from runner.loop import new_run_id
-from runner.secret_sources import build_masker
-from runner.settings import OFFLINE_KEY, Overrides, model_settings, render_text, resolve_inputs
-from runner.sinks import FanOut
+from runner.run.loop import new_run_id
+from runner.secrets.sources import build_masker
+from runner.run.settings import OFFLINE_KEY, Overrides, model_settings, render_text, resolve_inputs
+from runner.run.fanout import FanOut
 from runner.testing.expect import Mismatch, check
 from runner.workflow.model import APIS, TestCase, Workflow
 
@@ -111,7 +111,7 @@ async def run_case(
     extra_sinks: Iterable = (),
 ) -> CaseResult:
     """Play one case on one API and check its expectations."""
-    from runner.run_session import case_mocks, run_conversation, start_scripted_server
+    from runner.run.session import case_mocks, run_conversation, start_scripted_server
 
     started = time.monotonic()
     file = case_file(workflow, case)

@@ -24,8 +24,8 @@ from typing import Any, Callable, Mapping, Sequence
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from runner.providers.base import ToolCall, ToolResult
-from runner.secrets import Masker
+from runner.calls import ToolCall, ToolResult
+from runner.secrets.masker import Masker
 from runner.templating import TemplateError, references_in
 from runner.tools.outputs import ToolFailure, error_text, to_output, truncate
 from runner.tools.static_tool import resolve_static

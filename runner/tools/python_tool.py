@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from runner.aio import in_daemon_thread
+from runner.daemon_thread import in_daemon_thread
 from runner.tools import stdout_guard
 from runner.tools.outputs import ToolFailure
 from runner.workflow.entrypoints import EntrypointError, load_entrypoint

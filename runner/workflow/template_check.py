@@ -15,13 +15,13 @@ import re
 from typing import Any, Iterator
 
 from runner.errors import Problem
-from runner.secrets import MIN_LENGTH
+from runner.secrets.masker import MIN_LENGTH
 from runner.templating import Reference, TemplateError, find_references
 from runner.workflow.schema_check import suggest
 from runner.workflow.yaml_loader import Document, JsonPath
 
 _RESOLVER = frozenset({"args", "env", "inputs"})
-_PROMPT = frozenset({"inputs"})  # runner.settings.render_text fills inputs only
+_PROMPT = frozenset({"inputs"})  # runner.run.settings.render_text fills inputs only
 _TURN_TEXT = frozenset({"outputs"})  # runner.scripted.script.render_text fills outputs only
 _WHERE = {
     "args": "args is only available in a tool's resolve",

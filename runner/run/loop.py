@@ -24,7 +24,8 @@ from runner.events import (
     TurnCompleted,
     TurnStarted,
 )
-from runner.providers.base import Provider, ToolCall, ToolResult, TurnEvent, TurnResult
+from runner.calls import ToolCall, ToolResult
+from runner.providers.base import Provider, TurnEvent, TurnResult
 
 Emit = Callable[[Event], None]
 CANCEL_TIMEOUT = 10.0  # seconds given to the server to cancel a run after Ctrl-C

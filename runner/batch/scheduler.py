@@ -28,10 +28,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping
 
-from runner.batch_io import BatchInput, ResultWriter, read_done, read_inputs, repair_tail
+from runner.batch.files import BatchInput, ResultWriter, read_done, read_inputs, repair_tail
 from runner.errors import FlowrunError, UsageError
 from runner.events import Event, RunCompleted, RunFailed, ToolCallCompleted, ToolCallRequested
-from runner.settings import OFFLINE_KEY, Overrides, model_settings, render_text, resolve_inputs
+from runner.run.settings import OFFLINE_KEY, Overrides, model_settings, render_text, resolve_inputs
 
 BATCH_MAX_RETRIES = 4  # per request; the gate spaces them out by the server's Retry-After
 MAX_REQUEUES = 5  # per input, for runs that ended on a 429 before any tool ran
@@ -189,7 +189,7 @@ class Batch:
         """Everything the runs share (workflow, HTTP client and gate, offline server, results
         file), open for the duration; yields the inputs still to do. ``run`` uses it, and so
         does the benchmark, which interleaves ``run_input`` calls with a baseline's runs."""
-        from runner.batch_gate import RateGate, shared_clients
+        from runner.batch.rate_gate import RateGate, shared_clients
 
         o = self.options
         self.workflow, items, todo = self._load()
@@ -207,7 +207,7 @@ class Batch:
             self.mocks = None
             self.overrides = Overrides(api=o.api, base_url=o.base_url, model=o.model)
             if o.offline:
-                from runner.run_session import case_mocks, pick_case, start_scripted_server
+                from runner.run.session import case_mocks, pick_case, start_scripted_server
 
                 self.case = pick_case(self.workflow, o.case_name)
                 server = start_scripted_server(self.workflow, self.case)
@@ -254,7 +254,7 @@ class Batch:
         """Run one input inside ``session`` and record its result. False: it was rate-limited
         before any tool ran and should be queued again. ``client``: which of the batch's
         connection pools to use (each worker keeps to one); the first by default."""
-        from runner.batch_gate import CURRENT_RUN, RunTrace
+        from runner.batch.rate_gate import CURRENT_RUN, RunTrace
 
         trace = RunTrace()
         await self.gate.acquire()
@@ -289,9 +289,9 @@ class Batch:
 
     async def _run_one(self, item: BatchInput, trace, client) -> dict | None:
         """The result line for one input, or None to queue it again (rate-limited at start)."""
-        from runner.loop import new_run_id
-        from runner.secret_sources import build_masker
-        from runner.sinks import FanOut
+        from runner.run.loop import new_run_id
+        from runner.secrets.sources import build_masker
+        from runner.run.fanout import FanOut
 
         if item.problem:
             return empty_record(item, "invalid_input", item.problem)
@@ -344,7 +344,7 @@ class Batch:
 
 async def converse(workflow, settings, message: str, emit, *, http_client, **kwargs):
     """One conversation through the shared run path, on the batch's HTTP client."""
-    from runner.run_session import run_conversation
+    from runner.run.session import run_conversation
 
     return await run_conversation(workflow, settings, [message], emit, http_client=http_client, **kwargs)
 

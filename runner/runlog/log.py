@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import UsageError
-from runner.runlog_db import RunLogError, alive, connect, process_token
-from runner.secrets import Masker
+from runner.runlog.db import RunLogError, alive, connect, process_token
+from runner.secrets.masker import Masker
 
 __all__ = ["RunLog", "RunLogError", "RunNotFound", "default_log_path"]
 

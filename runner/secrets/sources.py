@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from runner.secrets import Masker
+from runner.secrets.masker import Masker
 from runner.templating import TemplateError, references_in
 from runner.workflow.model import HttpResolver, StaticResolver, Workflow
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
-from runner.aio import in_daemon_thread
+from runner.daemon_thread import in_daemon_thread
 from runner.errors import FlowrunError, UsageError
 from runner.events import Event, Notice, RunFailed, RunStarted
-from runner.loop import RunLoop, RunOutcome, new_run_id
-from runner.secret_sources import build_masker
-from runner.settings import OFFLINE_KEY, Overrides, model_settings, render_text, resolve_inputs
-from runner.sinks import FanOut
+from runner.run.loop import RunLoop, RunOutcome, new_run_id
+from runner.secrets.sources import build_masker
+from runner.run.settings import OFFLINE_KEY, Overrides, model_settings, render_text, resolve_inputs
+from runner.run.fanout import FanOut
 from runner.workflow.model import TestCase, Workflow
 
 OFFLINE_BANNER = (
@@ -55,7 +55,7 @@ class RunRequest:
 def require_env(workflow: Workflow, env: Mapping[str, str]) -> None:
     """Every ``${{ env.NAME }}`` a tool reads must be set before anything is sent: a missing token
     found halfway through a run would cost model calls and leave a half-done conversation."""
-    from runner.secret_sources import env_names
+    from runner.secrets.sources import env_names
 
     missing = sorted(name for name in env_names(workflow) if not env.get(name))
     if missing:
@@ -86,7 +86,7 @@ def open_log(request: RunRequest, masker):
     if not request.log:
         return None
     try:
-        from runner.runlog import RunLog, default_log_path
+        from runner.runlog.log import RunLog, default_log_path
     except ImportError:  # the run log is optional equipment, never a reason to fail
         return None
     try:
@@ -145,7 +145,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
         holder["masker"] = masker
         recorder = None
         if request.record:  # checked before the run, so a refused target costs no model call
-            from runner.testing.record import Recorder, check_target
+            from runner.render.recording import Recorder, check_target
 
             if request.chat:
                 raise UsageError("--record saves one message and its answer; it cannot be used with --chat")
@@ -210,7 +210,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
             raise
         holder["outcome"] = outcome
         if recorder is not None:
-            from runner.testing.record import finish
+            from runner.render.recording import finish
 
             finish(recorder, outcome.status, Path(request.record), workflow, err)
         if log is not None:
@@ -252,7 +252,7 @@ async def run_conversation(
 
     async with contextlib.AsyncExitStack() as stack:
         if show_requests and http_client is None:
-            from runner.verbose_http import logging_http_client
+            from runner.providers.verbose_http import logging_http_client
 
             http_client = logging_http_client(emit, masker, settings.timeout)
             stack.push_async_callback(http_client.aclose)

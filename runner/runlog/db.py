@@ -1,6 +1,6 @@
 """Opening the run-log database, and telling a crashed recorder from a live one.
 
-Separate from ``runner.runlog`` so the recording logic reads on its own. Concurrency: WAL mode,
+Separate from ``runner.runlog.log`` so the recording logic reads on its own. Concurrency: WAL mode,
 ``synchronous=NORMAL`` (a killed process loses nothing committed; only a power cut might lose the
 last commits), a 15 s busy timeout and ``BEGIN IMMEDIATE`` for every write, so many processes can
 write one file. The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[i]`` takes it

@@ -11,7 +11,7 @@ import sys
 from typing import Callable, Sequence
 
 from runner.events import Event
-from runner.secrets import Masker
+from runner.secrets.masker import Masker
 
 Sink = Callable[[Event], None]
 

@@ -9,7 +9,7 @@ import json
 from typing import Callable
 
 from runner.events import Event, Notice
-from runner.secrets import Masker
+from runner.secrets.masker import Masker
 
 MAX_BODY_CHARS = 20_000
 

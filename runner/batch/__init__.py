@@ -1,0 +1,1 @@
+"""``flowrun batch``: one workflow over many inputs, each input an ordinary run."""
