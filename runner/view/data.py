@@ -115,7 +115,10 @@ class RunLogView:
         return {"runs": [dict(r) for r in rows]}
 
     def compare(self, a: str, b: str) -> dict:
+        """The older run on the left, so the diff reads as what changed since."""
         left, right = self.run(a), self.run(b)
+        if (left["started_at"] or 0) > (right["started_at"] or 0):
+            left, right, a, b = right, left, b, a
         wa, wb = self.workflow(a), self.workflow(b)
         diff = None
         if wa["content"] is not None and wb["content"] is not None:
