@@ -179,3 +179,52 @@ def show_command(ctx: click.Context, run_id: str, as_json: bool, log_db: Path | 
         click.echo(json.dumps(run, indent=2, default=str))
     else:
         click.echo(render_transcript(run), nl=False)
+
+
+@logs_group.command("export", epilog="""
+\b
+Examples:
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 flowrun logs export run_3fa2 --otlp
+  flowrun logs export run_3fa2 --otlp --otlp-endpoint http://collector:4318
+""")
+@click.argument("run_id")
+@click.option("--otlp", is_flag=True, required=True, help="Send the run as OpenTelemetry spans over OTLP/HTTP.")
+@click.option("--otlp-endpoint", metavar="URL",
+              help="The collector (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318).")
+@_LOG_DB
+@click.pass_context
+def export_command(ctx: click.Context, run_id: str, otlp: bool, otlp_endpoint: str | None,
+                   log_db: Path | None) -> None:
+    """Send a recorded run to a tracing system (GenAI semantic conventions), e.g. a run from CI.
+
+    Message content is included only when OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true;
+    it was masked when it was recorded. Needs the extra: pip install 'flowrun[otel]'.
+    """
+    from runner.errors import UsageError
+    from runner.runlog.log import RunNotFound
+
+    log_db = log_db or (ctx.obj or {}).get("log_db")
+    log = None
+    try:
+        try:
+            from runner.otel.export import export_run, traces_endpoint
+        except ImportError as exc:
+            from runner.otel import MISSING_HINT
+
+            raise UsageError(f"OpenTelemetry is not installed ({exc.name} is missing)", hint=MISSING_HINT) from None
+        path, log = _open(log_db)
+        if log is None:
+            raise RunNotFound(f"no run matches {run_id!r}: there is no run log at {path} yet")
+        run = log.get_run(run_id)
+    except FlowrunError as err:
+        _fail(ctx, err)
+        return
+    finally:
+        if log:
+            log.close()
+    where = traces_endpoint(otlp_endpoint)
+    if not export_run(run["events"], otlp_endpoint):
+        _fail(ctx, FlowrunError(f"the collector at {where} did not take the spans of {run['run_id']}",
+                                hint="is it running and does it speak OTLP/HTTP (port 4318)?"))
+        return
+    click.echo(f"sent run {run['run_id']} ({len(run['events'])} events) to {where}")
