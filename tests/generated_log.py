@@ -11,7 +11,6 @@ import hashlib
 import json
 import random
 import subprocess
-import sqlite3
 import time
 from pathlib import Path
 
@@ -63,7 +62,7 @@ def _events(rng: random.Random, run_id: str, workflow: str, api: str, model: str
     tools = WORKFLOWS[workflow]
     events: list[dict] = [_d(RunStarted, run_id, workflow, api, model, text, False, ts=t0)]
     t = t0 + rng.uniform(0.001, 0.01)
-    calls = errors = 0
+    calls = 0
     usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     turns = rng.choice([1, 2, 2, 2, 3])
     for turn in range(1, turns + 1):
@@ -92,7 +91,6 @@ def _events(rng: random.Random, run_id: str, workflow: str, api: str, model: str
                 ends.append((begun + ms / 1000, _d(ToolCallCompleted, call_id, name, output, failed, ms,
                                                                   ts=begun + ms / 1000)))
                 calls += 1
-                errors += failed
             ends.sort(key=lambda pair: pair[0])
             events += [e for _, e in ends]
             t = max(end for end, _ in ends) + 0.002

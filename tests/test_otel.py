@@ -17,7 +17,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from cli_helpers import flowrun  # noqa: E402
 from otlp_receiver import Receiver  # noqa: E402
-from runner.events import (RunCompleted, RunFailed, RunStarted, TextDelta, ToolCallCompleted,  # noqa: E402
+from runner.events import (RunFailed, RunStarted, TextDelta, ToolCallCompleted,  # noqa: E402
                            ToolCallRequested, TurnCompleted, TurnStarted)
 from runner.runlog.log import RunLog  # noqa: E402
 from runner.secrets.masker import Masker  # noqa: E402
