@@ -179,3 +179,36 @@ def test_the_view_is_not_imported_by_a_run():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", [["view", "--no-open"], ["logs", "--web", "--no-open"]])
+def test_the_command_prints_the_address_and_serves_until_ctrl_c(setup, command):
+    import signal
+    import urllib.request
+
+    log = setup[2]
+    proc = subprocess.Popen([sys.executable, "-m", "runner", *command, "--log-db", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("flowrun view: http://127.0.0.1:"), line + proc.stderr.read()
+        url = line.split(": ", 1)[1].strip()
+        token = url.rstrip("/").rsplit("/", 1)[1]
+        assert len(token) >= 32
+        with urllib.request.urlopen(url + "api/count", timeout=30) as response:
+            assert json.loads(response.read())["count"] == RUNS
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_the_command_without_a_log_says_so(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "runner", "view", "--no-open", "--log-db", str(tmp_path / "none.db")],
+                            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert result.returncode != 0 and "no run log at" in result.stderr and "Traceback" not in result.stderr
