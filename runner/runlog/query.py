@@ -110,9 +110,18 @@ LIST_COLUMNS = (
 )
 
 
-def workflow_paths(conn: sqlite3.Connection) -> list[str]:
+def distinct(conn: sqlite3.Connection, column: str) -> list[str]:
+    """The column's values, hopping through its index from one value to the next (a loose index
+    scan): a few lookups per value instead of a pass over every run, as DISTINCT would make."""
+    assert column in ("workflow_path", "api", "model")  # names, never user text, go into the SQL
     return [r[0] for r in conn.execute(
-        "SELECT DISTINCT workflow_path FROM runs WHERE workflow_path IS NOT NULL ORDER BY 1")]
+        f"WITH RECURSIVE v(x) AS (SELECT MIN({column}) FROM runs"
+        f" UNION ALL SELECT (SELECT MIN({column}) FROM runs WHERE {column} > v.x) FROM v WHERE v.x IS NOT NULL)"
+        " SELECT x FROM v WHERE x IS NOT NULL")]
+
+
+def workflow_paths(conn: sqlite3.Connection) -> list[str]:
+    return distinct(conn, "workflow_path")
 
 
 def matching_workflows(conn: sqlite3.Connection, name: str) -> list[str]:
@@ -191,11 +200,7 @@ def count_runs(conn: sqlite3.Connection, f: RunFilter = RunFilter()) -> int:
 
 def facets(conn: sqlite3.Connection) -> dict[str, list[str]]:
     """The values the filters can take, for the view's drop-downs."""
-    def distinct(column: str) -> list[str]:
-        return [r[0] for r in conn.execute(
-            f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL ORDER BY 1")]
-
-    return {"workflow": workflow_paths(conn), "api": distinct("api"), "model": distinct("model"),
+    return {"workflow": workflow_paths(conn), "api": distinct(conn, "api"), "model": distinct(conn, "model"),
             "status": list(STATUSES)}
 
 

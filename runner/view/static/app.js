@@ -470,12 +470,15 @@ async function showCompare(a, b) {
   row("workflow sha256", el("span", { class: "hash" }, txt(A.workflow_sha256)), el("span", { class: "hash" }, txt(B.workflow_sha256)), A.workflow_sha256 === B.workflow_sha256);
   row("duration", fmtDuration((ma.end - ma.start) * 1000), fmtDuration((mb.end - mb.start) * 1000));
   row("tokens", num(tokens(A.usage)), num(tokens(B.usage)));
+  row("turns · tool calls", `${ma.turns.length} · ${ma.calls.length}`, `${mb.turns.length} · ${mb.calls.length}`,
+    ma.turns.length === mb.turns.length && ma.calls.length === mb.calls.length);
   row("input", clipped(A.input), clipped(B.input), A.input === B.input);
   const n = Math.max(ma.calls.length, mb.calls.length);
   for (let i = 0; i < n; i++) {
     const ca = ma.calls[i], cb = mb.calls[i];
-    const cell = (c) => c ? el("div", {}, el("div", {}, c.is_error ? el("span", { class: "errs" }, "✗ ") : null, el("b", { class: "mono" }, c.name), el("span", { class: "sub" }, " · turn " + (c.turn ? c.turn.turn : "?") + " · " + fmtDuration(c.duration))),
-      el("div", { class: "sub" }, "arguments"), clipped(pretty(c.arguments)), el("div", { class: "sub" }, "output"), clipped(pretty(c.output))) : el("span", { class: "note" }, "no call");
+    const cell = (c) => c ? el("div", {}, el("div", { class: "callname" }, c.is_error ? el("span", { class: "errs" }, "✗ ") : null, el("b", { class: "mono" }, c.name), el("span", { class: "sub" }, " · turn " + (c.turn ? c.turn.turn : "?") + " · " + fmtDuration(c.duration))),
+      el("div", { class: "io" }, el("div", {}, el("div", { class: "k" }, "arguments"), clipped(pretty(c.arguments))),
+        el("div", {}, el("div", { class: "k" }, "output"), clipped(pretty(c.output))))) : el("span", { class: "note" }, "no call");
     const same = !!ca && !!cb && ca.name === cb.name && ca.arguments === cb.arguments && ca.output === cb.output && !!ca.is_error === !!cb.is_error;
     row(`tool call ${i + 1}`, cell(ca), cell(cb), same);
   }
