@@ -90,6 +90,36 @@ def serve_unmigrated(path: Path) -> ViewServer:
     return server
 
 
+def browser_figures(server: ViewServer, run_id: str, repeat: int) -> None:
+    """The page in headless chromium: from navigation to the rows (or the timeline) on screen."""
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        chromium = None
+    if not chromium:
+        print("(browser figures skipped: needs chromium and playwright)")
+        return
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=args)
+        for label, hash_, selector in (("page: runs list shown", "#/", "table.runs tbody tr"),
+                                       ("page: filtered list (status failed)", "#/?status=failed", "table.runs tbody tr"),
+                                       ("page: one run's timeline shown", f"#/run/{run_id}", ".timeline .lane")):
+            times = []
+            for _ in range(repeat):
+                page = browser.new_page()
+                started = time.perf_counter()
+                page.goto(server.url + hash_)
+                page.wait_for_selector(selector, timeout=60_000)
+                times.append((time.perf_counter() - started) * 1000)
+                page.close()
+            ms = statistics.median(times)
+            print(f"| {label} | {ms:.1f} ms | | | {'PASS' if ms < TARGET_MS else 'SLOW'} |", flush=True)
+        browser.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100_000)
@@ -129,6 +159,7 @@ def main() -> None:
         base_ms, _ = slow.ms(path, args.repeat)
         mark = "PASS" if with_ms < TARGET_MS else "SLOW"
         print(f"| {label} | {with_ms:.1f} ms | {base_ms:.1f} ms | {with_ms / base_ms:.2f}x | {mark} |", flush=True)
+    browser_figures(server, some_run, args.repeat)
     server.stop()
     baseline.stop()
     for suffix in ("", "-wal", "-shm"):
