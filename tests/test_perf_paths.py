@@ -12,8 +12,10 @@ from jsonschema.exceptions import SchemaError
 
 from provider_helpers import settings
 from runner.batch.rate_gate import POOL_SHARD, RateGate, shared_clients
-from runner.providers import client as client_mod
-from runner.providers.client import StreamIdle, build_client, open_stream
+from runner.providers import stream_reader as stream_reader_mod
+from runner.providers.api_errors import StreamIdle
+from runner.providers.sdk_client import build_client
+from runner.providers.stream_reader import open_stream
 from runner.providers.raw_stream import _segment
 from runner.scripted import server as server_mod
 from runner.tools.dispatcher import validator_for
@@ -76,7 +78,7 @@ def test_drain_reads_the_rest_of_a_stream_to_its_end():
 
 
 def test_drain_gives_up_on_a_stream_that_stays_open(monkeypatch):
-    monkeypatch.setattr(client_mod, "DRAIN_SECONDS", 0.05)
+    monkeypatch.setattr(stream_reader_mod, "DRAIN_SECONDS", 0.05)
 
     async def go():
         stream = Stream([(0, "terminal"), (30, "never")])

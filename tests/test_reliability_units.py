@@ -13,7 +13,8 @@ import openai
 import pytest
 
 from runner.providers.api_errors import StreamIdle, is_permanent_connection_error, map_api_error
-from runner.providers.client import open_stream, retry_delay
+from runner.providers.retry_policy import retry_delay
+from runner.providers.stream_reader import open_stream
 from runner.secrets.masker import Masker
 from runner.tools.dispatcher import DEADLINE_MARGIN, MIN_TOOL_SECONDS, time_limit
 

@@ -25,7 +25,8 @@ from runner.providers.assistants_convert import active_run_in, assistant_params,
 from runner.providers.assistants_stream import ACTIVE, TERMINAL, RunStreamMapper, message_text, result_from_run
 from runner.calls import ToolCall, ToolResult
 from runner.providers.base import TurnEvent, TurnResult
-from runner.providers.client import OpenedStream, Started, open_stream
+from runner.providers.retry_policy import Started
+from runner.providers.stream_reader import OpenedStream, open_stream
 from runner.providers.common import SDKProvider, as_dict
 from runner.providers.raw_stream import run_stream, submit_stream
 

@@ -17,7 +17,8 @@ from runner.providers.chat_convert import (
     user_message,
 )
 from runner.providers.chat_stream import ChatStreamAccumulator
-from runner.providers.client import OpenedStream, Started, open_stream
+from runner.providers.retry_policy import Started
+from runner.providers.stream_reader import OpenedStream, open_stream
 from runner.providers.common import SDKProvider
 from runner.providers.raw_stream import chat_stream
 

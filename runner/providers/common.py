@@ -15,7 +15,7 @@ from runner.events import Notice
 from runner.providers.api_errors import map_api_error, server_message
 from runner.calls import ToolCall, ToolResult
 from runner.providers.base import ModelSettings, Provider, TurnResult
-from runner.providers.client import Started, retrying
+from runner.providers.retry_policy import Started, retrying
 from runner.secrets.masker import Masker
 
 T = TypeVar("T")

@@ -36,7 +36,7 @@ def create_provider(
         module_name, class_name = _PROVIDERS[settings.api]
     except KeyError:
         raise UsageError(f"unknown api {settings.api!r}: use one of responses, chat, assistants") from None
-    from runner.providers.client import build_client
+    from runner.providers.sdk_client import build_client
 
     try:
         client = build_client(settings, http_client=http_client)

@@ -20,7 +20,8 @@ import openai
 from runner.events import TextDelta
 from runner.calls import ToolCall, ToolResult
 from runner.providers.base import TurnEvent, TurnResult
-from runner.providers.client import OpenedStream, Started, open_stream
+from runner.providers.retry_policy import Started
+from runner.providers.stream_reader import OpenedStream, open_stream
 from runner.providers.common import SDKProvider
 from runner.providers.raw_stream import responses_stream
 from runner.providers.responses_convert import build_request, function_call_outputs, replay_items, user_item
