@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import httpx2
 
@@ -26,12 +26,13 @@ def create_provider(
     masker: Masker | None = None,
     on_notice: Callable[[Notice], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
-    **options: Any,
+    now: Callable[[], float] | None = None,
 ) -> Provider:
     """A provider for one conversation. ``http_client`` (owned by the caller, never closed here)
     is a test and proxy seam; ``masker`` is shared with the run so its secrets are masked too;
     ``on_notice`` receives notices raised outside a turn (e.g. a failed clean-up in ``aclose``);
-    ``sleep`` replaces ``asyncio.sleep`` for retry and poll waits (fake clocks in tests)."""
+    ``sleep`` replaces ``asyncio.sleep`` for retry and poll waits and ``now`` replaces
+    ``time.time`` (fake clocks in tests)."""
     try:
         module_name, class_name = _PROVIDERS[settings.api]
     except KeyError:
@@ -48,5 +49,5 @@ def create_provider(
         ) from None
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(
-        settings, client, masker=masker, owns_client=http_client is None, sleep=sleep, on_notice=on_notice, **options
+        settings, client, masker=masker, owns_client=http_client is None, sleep=sleep, now=now, on_notice=on_notice
     )

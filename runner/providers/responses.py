@@ -32,10 +32,10 @@ CONTINUABLE = ("completed", "tool_calls", "incomplete")
 class ResponsesProvider(SDKProvider):
     api = "responses"
 
-    def __init__(self, settings, client, *, background: bool = False, **options: Any):
+    def __init__(self, settings, client, **options: Any):
         super().__init__(settings, client, **options)
         self.stateful = settings.store is not False
-        self.background = background and self.stateful  # background mode needs stored responses
+        self.background = settings.background and self.stateful  # background mode needs stored responses
         self.previous_response_id: str | None = None
         self.history: list[dict[str, Any]] = []  # stateless mode only
         self._pending: tuple[ToolCall, ...] = ()

@@ -256,8 +256,7 @@ async def run_conversation(
 
             http_client = logging_http_client(emit, masker, settings.timeout)
             stack.push_async_callback(http_client.aclose)
-        options = {"background": True} if settings.api == "responses" and workflow.model.background else {}
-        provider = create_provider(settings, http_client=http_client, masker=masker, on_notice=emit, **options)
+        provider = create_provider(settings, http_client=http_client, masker=masker, on_notice=emit)
         stack.push_async_callback(provider.aclose)
         dispatcher = Dispatcher(
             workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http
