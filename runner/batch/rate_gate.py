@@ -100,14 +100,7 @@ class RateGate:
 class SharedClient(httpx2.AsyncClient):
     """One of the batch's connection pools (kept-alive connections). Providers given
     a client never close it, and this one ignores ``aclose`` anyway so that no run can close it
-    under the others; ``shutdown`` closes it, once, at the end of the batch.
-
-    ``sdk_clients``: the SDK clients built on this pool, one per configuration, shared by the
-    runs (``providers.sdk_client.build_client``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sdk_clients: dict[tuple, Any] = {}
+    under the others; ``shutdown`` closes it, once, at the end of the batch."""
 
     async def aclose(self) -> None:  # deliberately a no-op
         return None

@@ -14,28 +14,46 @@ import openai
 
 from runner.providers.base import ModelSettings
 
-__all__ = ["build_client"]
+__all__ = ["build_client", "SDKClientCache"]
 
-MAX_SHARED_SDK_CLIENTS = 64
+MAX_SHARED_SDK_CLIENTS = 64  # per connection pool
 
 
-def build_client(settings: ModelSettings, *, http_client: httpx2.AsyncClient | None = None) -> openai.AsyncOpenAI:
-    """An ``AsyncOpenAI`` for one conversation, with SDK retries off (ours are visible).
+class SDKClientCache:
+    """SDK clients shared by many conversations: one per connection pool and configuration.
 
-    A pool that offers an ``sdk_clients`` dict (the batch's ``SharedClient``) gets one SDK client
-    per distinct configuration, shared by every run on it: a new ``AsyncOpenAI`` detours through
-    a worker thread on its first request (platform headers), which costs a batch of short runs
-    more than the runs' own parsing. The pool owns those clients; providers never close them."""
-    shared = getattr(http_client, "sdk_clients", None) if http_client is not None else None
-    if not isinstance(shared, dict):
-        return _new_client(settings, http_client)
-    key = (settings.api_key, settings.base_url, settings.timeout, tuple(settings.extra_headers))
-    client = shared.get(key)
-    if client is None:
-        if len(shared) >= MAX_SHARED_SDK_CLIENTS:
-            shared.clear()  # per-input keys or headers: do not grow without end
-        client = shared[key] = _new_client(settings, http_client)
-    return client
+    A new ``AsyncOpenAI`` detours through a worker thread on its first request (platform
+    headers), which costs a batch of short runs more than the runs' own parsing, so the batch
+    keeps one of these for all its runs and passes it to ``build_client``. The caller owns the
+    pools and the clients built on them; providers never close them."""
+
+    def __init__(self, limit: int = MAX_SHARED_SDK_CLIENTS):
+        self.limit = limit
+        self._by_pool: dict[Any, dict[tuple, openai.AsyncOpenAI]] = {}
+
+    def get(self, settings: ModelSettings, http_client: httpx2.AsyncClient | None) -> openai.AsyncOpenAI:
+        """The client for ``settings`` on ``http_client``, built on first use."""
+        clients = self._by_pool.setdefault(http_client, {})
+        key = (settings.api_key, settings.base_url, settings.timeout, tuple(settings.extra_headers))
+        client = clients.get(key)
+        if client is None:
+            if len(clients) >= self.limit:
+                clients.clear()  # per-input keys or headers: do not grow without end
+            client = clients[key] = _new_client(settings, http_client)
+        return client
+
+
+def build_client(
+    settings: ModelSettings,
+    *,
+    http_client: httpx2.AsyncClient | None = None,
+    sdk_clients: SDKClientCache | None = None,
+) -> openai.AsyncOpenAI:
+    """An ``AsyncOpenAI`` with SDK retries off (ours are visible): a new one for one
+    conversation, or the shared one from ``sdk_clients`` for this pool and configuration."""
+    if sdk_clients is not None:
+        return sdk_clients.get(settings, http_client)
+    return _new_client(settings, http_client)
 
 
 def _new_client(settings: ModelSettings, http_client: httpx2.AsyncClient | None) -> openai.AsyncOpenAI:
