@@ -14,12 +14,13 @@ import yaml
 
 from cli_helpers import REPO, flowrun
 
-BROKEN = """name: broken
+BROKEN = """version: 1
+name: broken
 model: {name: gpt-4o-mini}
 input: hi
 tools:
   - name: get_weather
-    description: Weather for a city, in the way: "a, b"
+    description: Weather for a city, with commas, and more
     parameters: {type: object, properties: {city: {type: string}}}
     resolve: {statik: 1}
 """
@@ -33,7 +34,7 @@ def test_validate_github_format_annotates_the_line_and_escapes_the_message(tmp_p
     lines = [l for l in r.out.splitlines() if l.startswith("::")]
     assert lines, r.out + r.err
     first = lines[0]
-    assert first.startswith(f"::error file={bad},line=8,col=")
+    assert first.startswith(f"::error file={bad},line=9,col=")
     assert ",title=flowrun validate::" in first
     assert "statik" in first and "\n" not in first
     ok = flowrun("validate", "--format", "github", "workflows/weather.yaml")
@@ -108,4 +109,4 @@ def test_the_pre_commit_hook_runs_through_pre_commit_itself(tmp_path):
     (team / "workflows" / "broken.yaml").write_text(BROKEN)
     bad = hook("workflows/broken.yaml")
     assert bad.returncode == 1, bad.stdout + bad.stderr
-    assert "Failed" in bad.stdout and "broken.yaml:8:" in bad.stdout
+    assert "Failed" in bad.stdout and "broken.yaml:9:" in bad.stdout
