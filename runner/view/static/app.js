@@ -131,10 +131,13 @@ let facetCache = null;
 const selected = new Set();
 
 async function showList(params) {
-  const facets = facetCache || (facetCache = await api("facets"));
   const state = Object.fromEntries(FILTERS.map((k) => [k, params.get(k) || ""]));
   const limit = params.get("limit") || "50";
   const before = params.get("before") || "";
+  const query = { ...Object.fromEntries(Object.entries(state).filter(([, v]) => v)), limit };
+  if (before) query.before = before;
+  const [facets, page] = await Promise.all([facetCache || api("facets"), api("runs", query)]);
+  facetCache = facets;
   const prev = params.get("prev") || ""; // the cursors of the pages before, for "Newer"
 
   const go = (changes) => {
@@ -166,9 +169,6 @@ async function showList(params) {
     el("label", {}, "from day", dateInput),
     FILTERS.some((k) => state[k]) ? el("button", { type: "button", onclick: () => go(Object.fromEntries(FILTERS.map((k) => [k, ""]))) }, "Clear filters") : null);
 
-  const query = { ...Object.fromEntries(Object.entries(state).filter(([, v]) => v)), limit };
-  if (before) query.before = before;
-  const page = await api("runs", query);
   const countSpan = el("span", { class: "count" }, "counting…");
   api("count", Object.fromEntries(Object.entries(state).filter(([, v]) => v)))
     .then((c) => { countSpan.textContent = num(c.count) + (c.count === 1 ? " run" : " runs"); })
