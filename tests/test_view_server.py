@@ -181,7 +181,7 @@ def test_the_view_is_not_imported_by_a_run():
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", [["view", "--no-open"], ["logs", "--web", "--no-open"]])
+@pytest.mark.parametrize("command", [["view", "--no-open"], ["logs", "--web", "--no-open", "--status", "failed"]])
 def test_the_command_prints_the_address_and_serves_until_ctrl_c(setup, command):
     import signal
     import urllib.request
@@ -193,7 +193,8 @@ def test_the_command_prints_the_address_and_serves_until_ctrl_c(setup, command):
     try:
         line = proc.stdout.readline()
         assert line.startswith("flowrun view: http://127.0.0.1:"), line + proc.stderr.read()
-        url = line.split(": ", 1)[1].strip()
+        url, _, fragment = line.split(": ", 1)[1].strip().partition("#")
+        assert fragment == ("/?status=failed" if "--web" in command else "")  # logs --web opens filtered
         token = url.rstrip("/").rsplit("/", 1)[1]
         assert len(token) >= 32
         with urllib.request.urlopen(url + "api/count", timeout=30) as response:

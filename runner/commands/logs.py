@@ -102,7 +102,7 @@ Examples:
 @click.option("--search", metavar="TEXT", help="Only runs whose input or answer contains TEXT.")
 @click.option("--api", type=click.Choice(["responses", "chat", "assistants"]), help="Only runs on this API.")
 @click.option("--model", metavar="NAME", help="Only runs of this model.")
-@click.option("--web", is_flag=True, help="Open the run log in the browser instead (same as `flowrun view`).")
+@click.option("--web", is_flag=True, help="Open the run log in the browser instead, with these filters (see `flowrun view`).")
 @click.option("--no-open", is_flag=True, help="With --web: print the address, do not open a browser.")
 @_LOG_DB
 @click.pass_context
@@ -120,7 +120,9 @@ def logs_group(ctx: click.Context, limit: int, as_json: bool, status: str | None
     if web:
         from runner.commands.view import serve_until_interrupted
 
-        serve_until_interrupted(log_db, port=0, open_browser=not no_open)
+        serve_until_interrupted(log_db, port=0, open_browser=not no_open,
+                                filters={"workflow": workflow, "status": status, "api": api, "model": model,
+                                         "since": since, "until": until, "q": search})
         return
     conn = None
     try:

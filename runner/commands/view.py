@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import webbrowser
 from pathlib import Path
+from urllib.parse import urlencode
 
 import click
 
@@ -15,19 +16,25 @@ from runner.commands.logs import _LOG_DB
 from runner.runlog.log import default_log_path
 
 
-def serve_until_interrupted(log_db: Path | None, *, port: int, open_browser: bool) -> None:
+def serve_until_interrupted(log_db: Path | None, *, port: int, open_browser: bool,
+                            filters: dict[str, str] | None = None) -> None:
+    """Serve until Ctrl-C; ``filters`` (as the page names them) open the list already filtered."""
     from runner.view.data import RunLogView
     from runner.view.server import ViewServer
 
     path = (log_db or default_log_path()).expanduser()
     server = ViewServer(RunLogView(path), port=port)  # listening from here: the browser may connect early
     try:
-        click.echo(f"flowrun view: {server.url}")
+        url = server.url
+        chosen = {k: v for k, v in (filters or {}).items() if v}
+        if chosen:
+            url += "#/?" + urlencode(chosen)
+        click.echo(f"flowrun view: {url}")
         click.echo(f"  run log {path} (read-only); Ctrl-C stops the server", err=True)
         sys.stdout.flush()
         if open_browser:
             try:
-                webbrowser.open(server.url)
+                webbrowser.open(url)
             except webbrowser.Error:
                 click.echo("  (no browser found: open the address above)", err=True)
         server.serve_forever()  # until Ctrl-C

@@ -126,7 +126,7 @@ window.addEventListener("hashchange", route);
 
 // ---- the runs list ---------------------------------------------------------------------------
 
-const FILTERS = ["workflow", "status", "api", "model", "since", "q"];
+const FILTERS = ["workflow", "status", "api", "model", "since", "until", "q"];
 let facetCache = null;
 const selected = new Set();
 
