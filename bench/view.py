@@ -90,6 +90,52 @@ def serve_unmigrated(path: Path) -> ViewServer:
     return server
 
 
+def record_runs(path: Path, runs: int) -> float:
+    """Seconds to record ``runs`` weather-like runs through the real recorder (RunLog)."""
+    from runner.events import (RunCompleted, RunStarted, TextDelta, ToolCallCompleted, ToolCallRequested,
+                               TurnCompleted, TurnStarted)
+    from runner.runlog.log import RunLog
+
+    usage = {"input_tokens": 300, "output_tokens": 40, "total_tokens": 340}
+    started = time.perf_counter()
+    with RunLog.open(path) as log:
+        for n in range(runs):
+            run_id = f"bench_{n:06d}"
+            log.start_run(run_id=run_id, workflow_path="workflows/weather.yaml", workflow_sha256="0" * 64,
+                          api="responses", model="gpt-4o-mini", input=f"weather? {n}", offline=False)
+            for event in (RunStarted(run_id, "workflows/weather.yaml", "responses", "gpt-4o-mini", "weather?"),
+                          TurnStarted(1), TurnCompleted(1, "tool_calls", usage),
+                          ToolCallRequested("c1", "get_current_temperature", '{"location": "Paris"}'),
+                          ToolCallRequested("c2", "get_rain_probability", '{"location": "Paris"}'),
+                          ToolCallCompleted("c1", "get_current_temperature", "57", False, 3.0),
+                          ToolCallCompleted("c2", "get_rain_probability", "0.06", False, 2.0),
+                          TurnStarted(2), TextDelta("It is 57°F"), TurnCompleted(2, "completed", usage),
+                          RunCompleted(run_id, "completed", "It is 57°F", 2, 2, usage, 40.0)):
+                log.record(run_id, event)
+            log.finish_run(run_id, status="completed", final_text="It is 57°F", usage=usage, exit_code=0,
+                           error=None)
+    return time.perf_counter() - started
+
+
+def recording_figure(runs: int, rounds: int = 3) -> None:
+    """What the filter indexes cost the recorder: the same runs into a log with and without them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with_idx, without = [], []
+        for r in range(rounds):  # alternating, so load from elsewhere hits both alike
+            for side in ((with_idx, without) if r % 2 == 0 else (without, with_idx)):
+                path = Path(tmp) / f"rec-{r}-{id(side)}.sqlite3"
+                if side is without:
+                    from runner.runlog.db import connect
+
+                    conn = connect(path, create=True)  # schema 2, then without its indexes
+                    for name in INDEXES:
+                        conn.execute(f"DROP INDEX {name}")
+                    conn.close()
+                side.append(record_runs(path, runs) / runs * 1000)
+    w, wo = statistics.median(with_idx), statistics.median(without)
+    print(f"| recording one run (11 events) through RunLog | {w:.2f} ms | {wo:.2f} ms | {w / wo:.2f}x | |")
+
+
 def browser_figures(server: ViewServer, run_id: str, repeat: int) -> None:
     """The page in headless chromium: from navigation to the rows (or the timeline) on screen."""
     chromium = shutil.which("chromium")
@@ -163,6 +209,7 @@ def main() -> None:
         base_ms, _ = slow.ms(path, args.repeat)
         mark = "PASS" if with_ms < TARGET_MS else "SLOW"
         print(f"| {label} | {with_ms:.1f} ms | {base_ms:.1f} ms | {with_ms / base_ms:.2f}x | {mark} |", flush=True)
+    recording_figure(300)
     browser_figures(server, some_run, args.repeat)
     server.stop()
     baseline.stop()
