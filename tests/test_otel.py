@@ -146,3 +146,37 @@ def test_opentelemetry_is_never_imported_otherwise():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout
     assert out.strip() == "[]"
+
+
+def test_the_live_sink_takes_a_real_runs_events(monkeypatch):
+    """OtelSink, as a run's fan-out would call it, fed the events of a real offline run (-o jsonl)."""
+    from runner.otel.export import OtelSink
+
+    result = flowrun("workflows/weather.yaml", "--offline", "--no-log", "-o", "jsonl")
+    assert result.code == 0, result.err
+    events = result.jsonl()
+    with Receiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        sink = OtelSink()
+        for event in events:
+            sink(event)
+        sink.close()
+        spans = receiver.spans()
+    assert [len(by_op(spans, op)) for op in ("invoke_agent", "chat", "execute_tool")] == [1, 2, 2]
+    run_id = next(e["run_id"] for e in events if e["type"] == "run.started")
+    assert {s["attributes"]["gen_ai.conversation.id"] for s in spans} == {run_id}
+
+
+def test_a_cut_run_still_ends_its_spans(monkeypatch):
+    from runner.otel.export import OtelSink
+
+    with Receiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        sink = OtelSink()
+        for event in (RunStarted("run_cut", "w.yaml", "chat", "m1", "hi"), TurnStarted(1), TextDelta("par")):
+            sink(event)
+        sink.close()  # Ctrl-C before the last event
+        spans = receiver.spans()
+    [agent] = by_op(spans, "invoke_agent")
+    assert agent["status"] == ERROR and agent["attributes"]["error.type"] == "interrupted"
+    assert len(by_op(spans, "chat")) == 1
