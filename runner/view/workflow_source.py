@@ -68,7 +68,8 @@ def _read_if(file: Path, sha: str) -> str | None:
 
 
 def _git(folder: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
-    # No hooks, no fsmonitor, no pager, no locks: only plumbing that reads objects.
+    # Only plumbing that reads objects (rev-parse, rev-list, cat-file): nothing a repository's own
+    # config can turn into a command (hooks, fsmonitor, pager, signature checks, textconv).
     command = ["git", "-C", str(folder), "--no-pager", "-c", "core.fsmonitor=false",
                "--no-optional-locks", *args]
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
@@ -93,7 +94,7 @@ def _from_git(file: Path, sha: str) -> tuple[str, str] | None:
         rel = file.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return None
-    log = _git(root, "log", f"-n{GIT_COMMITS}", "--format=%H", "--", rel)
+    log = _git(root, "rev-list", f"--max-count={GIT_COMMITS}", "HEAD", "--", rel)  # plumbing: no signatures, no pager
     if not log:
         return None
     commits = log.decode().split()
