@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from importlib import resources
 from pathlib import Path
 
 import click
+
+from runner.cli import Command
+
+from runner.errors import UsageError
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
@@ -30,23 +33,21 @@ def schema_reference(target: Path) -> tuple[str, Path | None]:
     return Path(os.path.relpath(copy, folder)).as_posix(), copy
 
 
-@click.command("init", epilog="\b\nExample:\n  flowrun init support-bot      # writes workflows/support-bot.yaml and workflows/support_bot_tools.py")
+@click.command("init", cls=Command, epilog="\b\nExample:\n  flowrun init support-bot      # writes workflows/support-bot.yaml and workflows/support_bot_tools.py")
 @click.argument("name")
 @click.option("--dir", "folder", default="workflows", show_default=True, type=click.Path(file_okay=False), help="Where to write the files.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def init_command(name: str, folder: str, force: bool) -> None:
     """Write a starter workflow with one tool of each kind (static, python, http) and a test case."""
     if not NAME.match(name):
-        click.echo(f"flowrun: error: {name!r} is not a usable name -- use letters, digits, - and _ (starting with a letter)", err=True)
-        sys.exit(2)
+        raise UsageError(f"{name!r} is not a usable name -- use letters, digits, - and _ (starting with a letter)")
     target_dir = Path(folder)
     target = target_dir / f"{name}.yaml"
     module = re.sub(r"\W", "_", name) + "_tools"
     module_file = target_dir / f"{module}.py"
     for path in (target, module_file):
         if path.exists() and not force:
-            click.echo(f"flowrun: error: {path} already exists (use --force to overwrite it)", err=True)
-            sys.exit(2)
+            raise UsageError(f"{path} already exists (use --force to overwrite it)")
     target_dir.mkdir(parents=True, exist_ok=True)
     schema_ref, schema_copy = schema_reference(target)
     if schema_copy is not None:
