@@ -44,8 +44,6 @@ def crash_end(run_id: str, exc: BaseException, *, turns: int = 0, tool_calls: in
     """The terminal event for a run cut short outside a turn: an error while setting up,
     Ctrl-C at the --chat prompt, a bug of ours. Every sink sees it, so none is left waiting (the
     run log row never stays "running"). Unmasked, like every event before the fan-out."""
-    from runner.errors import FlowrunError
-
     if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
         status, message, code = "interrupted", "interrupted by the user", 130
     elif isinstance(exc, FlowrunError):
