@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from runner.cli import Group
 from runner.errors import FlowrunError
 from runner.runlog.db import RunLogError
 from runner.runlog.log import RunLog, default_log_path
@@ -29,13 +30,6 @@ _LOG_DB = click.option(
     envvar="FLOWRUN_LOG_DB",
     help="Run log database (default: $XDG_STATE_HOME/flowrun/runs.sqlite3 or ~/.local/state/...).",
 )
-
-
-def _fail(ctx: click.Context, err: FlowrunError) -> None:
-    click.echo(f"flowrun: error: {err}", err=True)
-    # SystemExit, not ctx.exit: click turns ctx.exit into a return value when cli.main runs
-    # with standalone_mode=False, and the code would be lost.
-    raise SystemExit(err.exit_code)
 
 
 def _short_ids(ids: list[str]) -> dict[str, str]:
@@ -84,7 +78,7 @@ def _open(path: Path | None) -> tuple[Path, RunLog | None]:
     return path, RunLog.open_reader(path)
 
 
-@click.group("logs", invoke_without_command=True, epilog="""
+@click.group("logs", cls=Group, invoke_without_command=True, epilog="""
 \b
 Examples:
   flowrun logs                       # the 20 most recent runs
@@ -133,12 +127,8 @@ def logs_group(ctx: click.Context, limit: int, as_json: bool, status: str | None
         conn = open_read(path) if path.exists() else None
         runs = list_runs(conn, run_filter, limit=limit, whole_texts=True).runs if conn else []
         filtered = run_filter != RunFilter()
-    except FlowrunError as err:
-        _fail(ctx, err)
-        return
     except sqlite3.Error as err:
-        _fail(ctx, RunLogError(f"cannot read the run log {path}: {err}"))
-        return
+        raise RunLogError(f"cannot read the run log {path}: {err}") from None
     finally:
         if conn is not None:
             conn.close()
@@ -172,9 +162,6 @@ def show_command(ctx: click.Context, run_id: str, as_json: bool, log_db: Path | 
             raise RunNotFound(f"no run matches {run_id!r}: there is no run log at {path} yet",
                               hint="runs are recorded there once you run a workflow")
         run = log.get_run(run_id)
-    except FlowrunError as err:
-        _fail(ctx, err)
-        return
     finally:
         if log:
             log.close()
@@ -219,15 +206,11 @@ def export_command(ctx: click.Context, run_id: str, otlp: bool, otlp_endpoint: s
         if log is None:
             raise RunNotFound(f"no run matches {run_id!r}: there is no run log at {path} yet")
         run = log.get_run(run_id)
-    except FlowrunError as err:
-        _fail(ctx, err)
-        return
     finally:
         if log:
             log.close()
     where = traces_endpoint(otlp_endpoint)
     if not export_run(run["events"], otlp_endpoint):
-        _fail(ctx, FlowrunError(f"the collector at {where} did not take the spans of {run['run_id']}",
-                                hint="is it running and does it speak OTLP/HTTP (port 4318)?"))
-        return
+        raise FlowrunError(f"the collector at {where} did not take the spans of {run['run_id']}",
+                           hint="is it running and does it speak OTLP/HTTP (port 4318)?")
     click.echo(f"sent run {run['run_id']} ({len(run['events'])} events) to {where}")

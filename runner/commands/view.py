@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import click
 
+from runner.cli import Command
 from runner.commands.logs import _LOG_DB
 from runner.runlog.log import default_log_path
 
@@ -42,7 +43,7 @@ def serve_until_interrupted(log_db: Path | None, *, port: int, open_browser: boo
         server.server_close()
 
 
-@click.command("view", epilog="""
+@click.command("view", cls=Command, epilog="""
 \\b
 Examples:
   flowrun view                      # opens the browser on the run log
