@@ -180,3 +180,33 @@ def test_a_cut_run_still_ends_its_spans(monkeypatch):
     [agent] = by_op(spans, "invoke_agent")
     assert agent["status"] == ERROR and agent["attributes"]["error.type"] == "interrupted"
     assert len(by_op(spans, "chat")) == 1
+
+
+@pytest.mark.parametrize("how", ["--otel", "env"])
+def test_a_live_run_sends_its_spans(tmp_path, how):
+    """`flowrun FILE --otel` (the collector named by OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), or just
+    OTEL_EXPORTER_OTLP_ENDPOINT set."""
+    with Receiver() as receiver:
+        if how == "--otel":
+            env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint + "/v1/traces"}
+            args = ["--otel"]
+        else:
+            env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+            args = []
+        result = flowrun("workflows/weather.yaml", "--offline", "--log-db", str(tmp_path / "r.db"), *args, env=env)
+        assert result.code == 0, result.err
+        spans = receiver.spans()
+    assert [len(by_op(spans, op)) for op in ("invoke_agent", "chat", "execute_tool")] == [1, 2, 2]
+    run_id = sqlite3.connect(tmp_path / "r.db").execute("SELECT run_id FROM runs").fetchone()[0]
+    assert {s["attributes"]["gen_ai.conversation.id"] for s in spans} == {run_id}
+
+
+def test_a_run_without_otel_imports_none_of_it(tmp_path):
+    probe = ("import sys, runpy; sys.argv = ['flowrun', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('runner', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "sys.stderr.write('LOADED=%s' % sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'runner.otel', 'runner.view'))))")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", probe, "workflows/weather.yaml", "--offline", "-q",
+                           "--log-db", str(tmp_path / "r.db")], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert "LOADED=[]" in done.stderr, done.stderr

@@ -1,7 +1,7 @@
 """Sending spans over OTLP/HTTP: the live-run sink and the export of a recorded run.
 
-Where to: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the standard
-variables, read by the exporter itself), else ``--otlp-endpoint``, else the collector's default
+Where to: ``--otlp-endpoint``, else the standard ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (the whole
+URL) or ``OTEL_EXPORTER_OTLP_ENDPOINT`` (``/v1/traces`` appended), else the collector's default
 ``http://localhost:4318``. Export failures are warnings: tracing must never fail a run.
 """
 
@@ -25,9 +25,9 @@ TIMEOUT_S = 10.0
 
 def traces_endpoint(endpoint: str | None = None, env: dict[str, str] | None = None) -> str:
     env = os.environ if env is None else env
-    if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    if not endpoint and env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         return env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or endpoint or DEFAULT_ENDPOINT
+    base = endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT
     return base.rstrip("/") + "/v1/traces"
 
 
@@ -50,11 +50,11 @@ class _Tracked(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
-def provider(endpoint: str | None = None) -> tuple[TracerProvider, _Tracked]:
+def provider(url: str) -> tuple[TracerProvider, _Tracked]:
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "flowrun",
                                 "service.version": __version__})
     tracer_provider = TracerProvider(resource=resource)
-    exporter = _Tracked(OTLPSpanExporter(endpoint=traces_endpoint(endpoint), timeout=TIMEOUT_S))
+    exporter = _Tracked(OTLPSpanExporter(endpoint=url, timeout=TIMEOUT_S))
     tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     return tracer_provider, exporter
 
@@ -68,9 +68,10 @@ def _finish(tracer_provider: TracerProvider, exporter: _Tracked) -> bool:
 class OtelSink:
     """An event sink for a live run: ``sink(event)`` for every event, ``close()`` at the end."""
 
-    def __init__(self, endpoint: str | None = None):
-        self._provider, self._exporter = provider(endpoint)
-        self._builder = SpanBuilder(self._provider.get_tracer("flowrun", __version__), content=capture_content())
+    def __init__(self, endpoint: str | None = None, env: dict[str, str] | None = None):
+        self.url = traces_endpoint(endpoint, env)
+        self._provider, self._exporter = provider(self.url)
+        self._builder = SpanBuilder(self._provider.get_tracer("flowrun", __version__), content=capture_content(env))
 
     def __call__(self, event: Any) -> None:
         try:
@@ -81,13 +82,13 @@ class OtelSink:
     def close(self) -> None:
         self._builder.close()
         if not _finish(self._provider, self._exporter):
-            print(f"flowrun: warning: OpenTelemetry: the collector at {traces_endpoint()} did not take "
+            print(f"flowrun: warning: OpenTelemetry: the collector at {self.url} did not take "
                   "this run's spans", file=sys.stderr)
 
 
 def export_run(events: Iterable[dict], endpoint: str | None = None) -> bool:
     """Send one recorded run's spans; True when the collector took them."""
-    tracer_provider, exporter = provider(endpoint)
+    tracer_provider, exporter = provider(traces_endpoint(endpoint))
     builder = SpanBuilder(tracer_provider.get_tracer("flowrun", __version__), content=capture_content())
     for event in events:
         builder(event)
