@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import REPO
+from support.paths import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 WORKFLOW_TEXTS = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "workflows").glob("*.yaml")}

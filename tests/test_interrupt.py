@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cli_helpers import REPO
+from support.paths import REPO
 from runner.runlog.log import RunLog
 from runner.scripted import Fault, ScriptedServer
 from runner.workflow.model import ScriptedTurn

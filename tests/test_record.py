@@ -8,7 +8,8 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from cli_helpers import REPO, flowrun
+from support.cli import flowrun
+from support.paths import REPO
 
 from runner.errors import UsageError
 from runner.events import RunCompleted, RunStarted, TextDelta, ToolCallCompleted, ToolCallRequested, TurnStarted
