@@ -35,3 +35,18 @@ def test_files_named_in_the_readme_exist():
         if path.endswith(".test.yaml"):
             continue  # made by the --record example
         assert (REPO / path).exists(), path
+
+
+def test_nothing_refers_to_a_folder_beside_the_repository():
+    """A user's clone has nothing beside it (.ci/run checks the same with git grep on a fresh clone)."""
+    beside = re.compile(r"\.\./shared\b")
+    skip = {".git", ".venv", "__pycache__", "node_modules"}
+    found = []
+    for path in REPO.rglob("*"):
+        if path.is_file() and not skip & set(path.relative_to(REPO).parts):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            found += [f"{path.relative_to(REPO)}:{n}" for n, line in enumerate(text.splitlines(), 1) if beside.search(line)]
+    assert found == []
