@@ -24,7 +24,6 @@ import signal
 import subprocess
 import sys
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -124,9 +123,8 @@ def _as_a_process(argv: list[str], env: dict[str, str], cwd: Path, input: str | 
     sys.stdout = io.TextIOWrapper(out, encoding="utf-8")
     sys.stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace")
     try:
-        with warnings.catch_warnings():
-            yield out, err
-            _wait_for_threads(threads_before)
+        yield out, err
+        _wait_for_threads(threads_before)
     finally:
         for stream in (sys.stdout, sys.stderr, *saved_streams[1:]):
             with contextlib.suppress(Exception):
