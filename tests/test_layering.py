@@ -163,3 +163,19 @@ def test_the_sdk_check_sees_a_lazy_import(graph):
     modules, edges = graph
     assert "openai" in top_level_names(reached(["runner.commands.run"], modules, edges, at_load_only=False))
     assert "openai" in top_level_names(reached(["runner.providers.client"], modules, edges, at_load_only=True))
+
+
+# --- the tests' own rule ---------------------------------------------------------------------------
+
+def test_test_modules_import_helpers_only_from_support():
+    """Shared helpers live in tests/support; a test module never imports another test module or
+    conftest, so moving or deleting one test file cannot break another."""
+    from support.paths import TESTS
+
+    local = {p.stem for p in TESTS.glob("*.py")}
+    found = []
+    for path in sorted(TESTS.glob("*.py")) + sorted((TESTS / "support").glob("*.py")):
+        for edge in imports_of(path.read_text(encoding="utf-8"), path.stem):
+            if edge.imported.split(".")[0] in local:
+                found.append(f"{path.relative_to(TESTS)}:{edge.line} imports {edge.imported}")
+    assert found == []
