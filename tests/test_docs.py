@@ -3,7 +3,9 @@ workflows/ (which `flowrun validate` and `flowrun test` check), and its commands
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -40,10 +42,12 @@ def test_files_named_in_the_readme_exist():
 def test_nothing_refers_to_a_folder_beside_the_repository():
     """A user's clone has nothing beside it (.ci/run checks the same with git grep on a fresh clone)."""
     beside = re.compile(r"\.\./shared\b")
-    skip = {".git", ".venv", "__pycache__", "node_modules"}
+    skip = {".git", ".venv", "__pycache__", "node_modules", ".pytest_cache"}
     found = []
-    for path in REPO.rglob("*"):
-        if path.is_file() and not skip & set(path.relative_to(REPO).parts):
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in skip]
+        for name in files:
+            path = Path(folder) / name
             try:
                 text = path.read_text(encoding="utf-8")
             except (UnicodeDecodeError, OSError):
