@@ -6,7 +6,9 @@
 1. Run overhead: the weather workflow (2 turns, 2 parallel tools) 200 times through flowrun
    (the batch engine's path for one input, one run at a time) vs a hand-written loop on the raw
    ``openai`` SDK sending the same requests, per API, against the same scripted server with no
-   latency; runs interleaved one by one, ratio of the median run times.
+   latency; runs interleaved one by one, ratio of the median run times (1a-c). Then the same run
+   as whole processes (1d-f): ``flowrun workflows/weather.yaml`` vs a seed-style program on the
+   bare SDK (bench/rawproc.py), start-up included.
 2. Start-up: ``flowrun validate`` and ``flowrun --help`` vs ``python -c "import yaml, jsonschema, click"``.
 3. Parallel tools: one turn of 8 HTTP tool calls, each answered after 200 ms.
 4. Batch: ``flowrun batch`` over 1,000 inputs, concurrency 100, 100 ms per model turn; for scale,
@@ -170,6 +172,55 @@ def figure_1(runs: int, tmp: Path) -> list[Row]:
                 f"(means {statistics.mean(flow) * 1000:.2f} vs {statistics.mean(raw) * 1000:.2f})",
             ))
     return rows
+
+
+def figure_1w(runs: int, tmp: Path) -> list[Row]:
+    """The same weather run as whole processes, as a user starts them: ``flowrun
+    workflows/weather.yaml --api X`` (run log on, in a temporary database) against
+    ``bench/rawproc.py``, a seed-style program on the bare SDK (plain ``yaml.safe_load``, one
+    client, the loop of ``rawloop.py``), same server and turns. Start-up included: interpreter,
+    imports, validation, run log, client set-up. Alternating runs, ratio of the median walls;
+    the CPU each process used (``wait4``) is shown beside it."""
+    env = {**_no_openai_env(), "OPENAI_API_KEY": "bench", "FLOWRUN_LOG_DB": str(tmp / "whole-runs.sqlite3")}
+    rows = []
+    with server_process("weather") as url:
+        for api in APIS:
+            sides = {
+                "flow": [*flowrun_cmd(), str(WEATHER), "--api", api, "--base-url", url],
+                "raw": [sys.executable, str(ROOT / "bench" / "rawproc.py"), str(WEATHER), "--api", api,
+                        "--base-url", url],
+            }
+            took: dict[str, list[tuple[float, float]]] = {"flow": [], "raw": []}
+            for i in range(runs + 1):  # the first pair warms the file cache and the run log
+                for side in (("flow", "raw") if i % 2 == 0 else ("raw", "flow")):
+                    wall_s, cpu_s, code, out = whole_process(sides[side], env)
+                    if code != 0 or "57" not in out:
+                        raise RuntimeError(f"{side} process for {api} exited {code}: {out[-300:]!r}")
+                    if i:
+                        took[side].append((wall_s, cpu_s))
+            f = statistics.median(w for w, _ in took["flow"])
+            r = statistics.median(w for w, _ in took["raw"])
+            fc = statistics.median(c for _, c in took["flow"])
+            rc = statistics.median(c for _, c in took["raw"])
+            show_progress(f"1w {api}: flowrun process {f * 1000:.0f} ms, raw process {r * 1000:.0f} ms (medians)")
+            rows.append(Row(
+                f"1{'def'[APIS.index(api)]}", f"whole process, {api} ({runs} runs)", f"{f / r:.2f}x", "<= 1.10x",
+                f / r <= 1.10,
+                f"median process: flowrun {f * 1000:.0f} ms vs seed-style openai program {r * 1000:.0f} ms; "
+                f"CPU {fc * 1000:.0f} vs {rc * 1000:.0f} ms",
+            ))
+    return rows
+
+
+def whole_process(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds of the child, exit code, stdout) of one process."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    took = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return took, usage.ru_utime + usage.ru_stime, proc.returncode, out
 
 
 # --- 2. start-up --------------------------------------------------------------------------------
@@ -506,7 +557,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="flowrun-bench-") as name:
         tmp = Path(name)
         steps = {
-            1: lambda: figure_1(40 if args.quick else 200, tmp),
+            1: lambda: figure_1(40 if args.quick else 200, tmp) + figure_1w(5 if args.quick else 21, tmp),
             2: lambda: figure_2(3 if args.quick else 7),
             3: lambda: figure_3(tmp),
             4: lambda: figure_4(tmp, 200 if args.quick else 1000, 100, 0.1),
