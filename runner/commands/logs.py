@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli import Group
+from runner.commands.entry import Group
 from runner.errors import FlowrunError
 from runner.runlog.db import RunLogError
 from runner.runlog.log import RunLog, default_log_path

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import click
 
-from runner.cli import Command
+from runner.commands.entry import Command
 from runner.commands.logs import _LOG_DB
 from runner.runlog.log import default_log_path
 
