@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from generated_log import generate  # noqa: E402
+from support.generated_log import generate  # noqa: E402
 from runner.view.data import RunLogView  # noqa: E402
 from runner.view.server import ViewServer, serve  # noqa: E402
 

@@ -15,8 +15,8 @@ pytest.importorskip("opentelemetry.proto", reason="opentelemetry-proto is not in
 
 from click.testing import CliRunner  # noqa: E402
 
-from cli_helpers import flowrun  # noqa: E402
-from otlp_receiver import Receiver  # noqa: E402
+from support.cli import flowrun  # noqa: E402
+from support.otlp_receiver import Receiver  # noqa: E402
 from runner.events import (RunFailed, RunStarted, TextDelta, ToolCallCompleted,  # noqa: E402
                            ToolCallRequested, TurnCompleted, TurnStarted)
 from runner.runlog.log import RunLog  # noqa: E402

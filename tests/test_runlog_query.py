@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from generated_log import CITIES, WORKFLOWS, generate
+from support.generated_log import CITIES, WORKFLOWS, generate
 from runner.commands.logs import logs_group
 from runner.events import RunStarted
 from runner.runlog.log import RunLog

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from generated_log import generate, write_workflow_repo
+from support.generated_log import generate, write_workflow_repo
 from runner.events import (RunCompleted, RunStarted, TextDelta, ToolCallCompleted, ToolCallRequested,
                            TurnCompleted, TurnStarted)
 from runner.runlog.log import RunLog

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from generated_log import VERSIONS, generate, workflow_text, write_workflow_repo
+from support.generated_log import VERSIONS, generate, workflow_text, write_workflow_repo
 from runner.view.server import serve
 from runner.view.workflow_source import NOT_KEPT, find_source
 
