@@ -27,6 +27,7 @@ from jsonschema.exceptions import SchemaError
 from runner.calls import ToolCall, ToolResult
 from runner.secrets.masker import Masker
 from runner.templating import TemplateError, references_in
+from runner.textsafe import encodable
 from runner.tools.outputs import ToolFailure, error_text, to_output, truncate
 from runner.tools.static_tool import resolve_static
 from runner.workflow.model import HttpResolver, PythonResolver, StaticResolver, ToolSpec, Workflow
@@ -118,7 +119,7 @@ class Dispatcher:
             raise
         except BaseException as e:  # noqa: BLE001 - a bug of ours must not lose the call's output
             output, is_error = f"error: flowrun failed while running this tool ({_describe(e)})", True
-        output = truncate(self.masker.mask(output), self._max_output_chars)
+        output = truncate(self.masker.mask(encodable(output)), self._max_output_chars)
         duration = round((time.perf_counter() - started) * 1000, 3)
         return ToolResult(call.call_id, call.name, output, is_error, duration)
 
