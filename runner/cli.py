@@ -72,6 +72,9 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from runner.errors import FlowrunError
+    from runner.stdout_fd import keep_fd1
+
+    keep_fd1()  # descriptor 1 is flowrun's: a tool's subprocess or os.write(1, ...) goes to stderr
 
     try:
         code = cli.main(args=argv, prog_name="flowrun", standalone_mode=False)

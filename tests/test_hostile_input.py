@@ -221,3 +221,174 @@ def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path):
     path.write_text("version: 1\nname: big\n" + "# comment\n" * (MAX_BYTES // 10 + 1))
     r = flowrun_in_process("validate", str(path))
     assert r.code == 2 and f"file is larger than {MAX_BYTES // (1024 * 1024)} MB" in r.err
+
+
+# --- 7 and 8. secrets split across deltas; base64 at every alignment ----------------------------
+
+TOKEN = "correct horse battery staple 4242"  # word-sized deltas split it into five
+ENCODE_PY = '''
+import base64, os
+
+def enc():
+    token = os.environ["TOOL_TOKEN"]
+    return " ".join(base64.b64encode((p + token + "!").encode()).decode() for p in ("", "B", "Bearer "))
+'''
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def leaked(text: str) -> list[str]:
+    """Every form of TOKEN found in ``text``: plain, split into words, or base64 at an alignment."""
+    forms = [TOKEN, TOKEN.replace(" ", "")]
+    for prefix in ("", "B", "Bearer "):
+        encoded = b64(prefix + TOKEN + "!")
+        forms.append(encoded[len(prefix) * 4 // 3 + 2: len(encoded) - 4])  # the token's own characters
+    return [f for f in forms if f in text]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_secret_split_across_deltas_or_base64_encoded_reaches_no_channel(api, tmp_path):
+    wf = write_workflow(tmp_path, """
+        - name: enc
+          description: returns the token base64-encoded at three alignments
+          parameters: {type: object, properties: {}}
+          resolve: {python: 'tools:enc'}
+        - name: templated
+          description: a static value built from the token (so it is a secret of the run)
+          parameters: {type: object, properties: {}}
+          resolve: {static: "${{ env.TOOL_TOKEN }}"}
+        """, api=api, python=ENCODE_PY)
+    said = f"The pass is {TOKEN} and encoded {b64('Bearer ' + TOKEN)} {b64('B' + TOKEN)} {b64(TOKEN + 'x')} ok"
+    turns = [ScriptedTurn(tool_calls=(ScriptedCall("enc", {}),)), ScriptedTurn(text=said)]
+    record = tmp_path / "rec.test.yaml"
+    env = {"TOOL_TOKEN": TOKEN}
+    with ScriptedServer(turns) as server:
+        r = flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl",
+                               "--record", str(record), env=env)
+        text_mode = flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url, env=env)
+    assert r.code == 0 and text_mode.code == 0, r.err + text_mode.err
+    events = r.jsonl()
+    deltas = [e["text"] for e in events if e["type"] == "text.delta"]
+    assert len(deltas) > 1
+    streamed = "".join(deltas)
+    assert streamed.startswith("The pass is *** and encoded ") and streamed.endswith(" ok")
+    assert streamed == events[-1]["final_text"]  # the held-back tail was passed on at the turn's end
+    run_id = events[-1]["run_id"]
+    shown = flowrun_in_process("logs", "show", run_id)
+    channels = {
+        "jsonl deltas joined": streamed, "jsonl": r.out, "stderr": r.err + text_mode.err,
+        "stdout": text_mode.out, "recorded test case": record.read_text(), "logs show": shown.out,
+        "model received": json.dumps(submissions(server, api)),
+    }
+    assert {name: leaked(text) for name, text in channels.items() if leaked(text)} == {}
+    (done,) = completed(events)
+    assert done["output"].count("***") == 3  # each alignment masked in the tool's output
+
+
+# --- 2. deeply nested arguments; a sink that fails ---------------------------------------------
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_deeply_nested_arguments_do_not_silence_the_answer(api, tmp_path):
+    wf = write_workflow(tmp_path, "- name: t\n  description: t\n  parameters: {type: object}\n  resolve: {static: fine}\n",
+                        api=api, python=None)
+    deep = '{"a": ' + "[" * 5000 + "]" * 5000 + "}"
+    turns = [ScriptedTurn(tool_calls=(ScriptedCall("t", deep),)), ScriptedTurn(text="the answer")]
+    with ScriptedServer(turns) as server:
+        r = flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url)
+    assert r.code == 0, r.err
+    assert r.out == "the answer\n"
+    assert "output stopped" not in r.err
+    assert '✗ t({"a": [[[' in r.err and "the arguments are not valid JSON" in r.err  # previewed, refused
+
+
+def test_a_sink_that_fails_fails_the_run_visibly(tmp_path, monkeypatch):
+    from runner.render import terminal
+
+    def broken(*a, **k):
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(terminal, "short_args", broken)
+    wf = write_workflow(tmp_path, "- name: t\n  description: t\n  parameters: {type: object}\n  resolve: {static: fine}\n",
+                        python=None)
+    turns = [ScriptedTurn(tool_calls=(ScriptedCall("t", {}),)), ScriptedTurn(text="the answer")]
+    with ScriptedServer(turns) as server:
+        r = flowrun_in_process(str(wf), "--base-url", server.base_url)
+    assert r.code == 1
+    assert "flowrun: error: output stopped (RuntimeError: renderer broke)" in r.err
+    assert "the output failed (RuntimeError: renderer broke), so the run did not succeed" in r.err
+    assert "flowrun logs show run_" in r.err  # the run log still has the whole run
+    logged = logged_run()
+    assert logged["exit_code"] == 1 and logged["final_text"] == "the answer"
+
+
+# --- smaller: descriptor 1, sys.stdout.close(), bidi controls ---------------------------------
+
+FD1_PY = '''
+import os, subprocess, sys
+
+def fd1():
+    os.write(1, b"RAW ON FD 1\\n")
+    subprocess.run([sys.executable, "-c", "print('FROM A SUBPROCESS')"], check=True)
+    return "wrote"
+
+def closer():
+    sys.stdout.close()
+    return "closed"
+
+def bidi():
+    return "safe \\u202egnp.exe\\u202c \\x1b[2Jcleared"
+'''
+
+
+def fd1_workflow(tmp_path: Path, api: str = "chat") -> Path:
+    tools = "".join(f"- name: {n}\n  description: {n}\n  parameters: {{type: object}}\n  resolve: {{python: 'tools:{n}'}}\n"
+                    for n in ("fd1", "closer", "bidi"))
+    return write_workflow(tmp_path, tools, api=api, python=FD1_PY)
+
+
+def test_a_tool_writing_to_descriptor_1_does_not_corrupt_jsonl(tmp_path):
+    wf = fd1_workflow(tmp_path)
+    turns = [ScriptedTurn(tool_calls=(ScriptedCall("fd1", {}),)), ScriptedTurn(text="done")]
+    with ScriptedServer(turns) as server:
+        r = flowrun(str(wf), "--base-url", server.base_url, "-o", "jsonl", env=ENV)
+    assert r.code == 0, r.err
+    events = r.jsonl()  # every line is JSON
+    assert events[-1]["type"] == "run.completed" and events[-1]["final_text"] == "done"
+    assert "RAW ON FD 1" in r.err and "FROM A SUBPROCESS" in r.err
+
+
+@pytest.mark.parametrize("output", ["text", "jsonl"])
+def test_a_tool_closing_sys_stdout_does_not_lose_the_answer(output, tmp_path):
+    wf = fd1_workflow(tmp_path)
+    turns = [ScriptedTurn(tool_calls=(ScriptedCall("closer", {}),)), ScriptedTurn(text="still here")]
+    with ScriptedServer(turns) as server:
+        r = flowrun(str(wf), "--base-url", server.base_url, "-o", output, env=ENV)
+    assert r.code == 0, r.err
+    assert "still here" in r.out
+    assert "Traceback" not in r.err
+
+
+def test_tools_call_survives_a_tool_closing_sys_stdout(tmp_path):
+    wf = fd1_workflow(tmp_path)
+    r = flowrun("tools", "call", str(wf), "closer", "--args", "{}", env=ENV)
+    assert r.code == 0, r.err
+    assert "closed" in r.out and "Traceback" not in r.err
+
+
+def test_bidi_and_escape_controls_never_reach_the_live_terminal(tmp_path):
+    from test_tty import run_in_pty
+
+    wf = fd1_workflow(tmp_path)
+    turns = [ScriptedTurn(tool_calls=(ScriptedCall("bidi", {}),)), ScriptedTurn(text="answer \u202eevil\u2066 text")]
+    with ScriptedServer(turns) as server:
+        piped = flowrun(str(wf), "--base-url", server.base_url, env=ENV)
+        code, screen = run_in_pty([str(wf), "--base-url", server.base_url, "--no-log"], ENV)
+    assert piped.code == 0 and code == 0
+    assert "✓ bidi() → safe gnp.exe cleared" in piped.err  # the tool line, piped
+    shown = screen.decode("utf-8", "replace")
+    assert "answer evil text" in shown  # the answer on a terminal
+    for control in ("\u202e", "\u202c", "\u2066", "\x1b[2J"):
+        assert control not in shown and control not in piped.err

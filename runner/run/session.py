@@ -170,7 +170,8 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
                 input=masker.mask(message),
                 offline=request.offline,
             )
-            sinks.append(lambda ev, _log=log: _log.record(run_id, ev))
+            log_sink = lambda ev, _log=log: _log.record(run_id, ev)  # noqa: E731
+            sinks.append(log_sink)
         if recorder is not None:
             sinks.append(recorder)
         emit = FanOut(sinks, masker)
@@ -206,6 +207,12 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
             if log is not None:
                 log.finish_run(run_id, status="crashed", final_text="", usage=None, exit_code=1, error=f"internal error: {type(exc).__name__}")
             raise
+        if emit.failures and outcome.exit_code == 0:  # completed, but the answer was not all shown
+            logged = log is not None and log_sink not in emit.dropped
+            where = f"; the run log has it all: flowrun logs show {run_id}" if logged else ""
+            outcome.status, outcome.exit_code = "error", 1
+            outcome.message = f"the output failed ({emit.failures[0]}), so the run did not succeed{where}"
+            err.write(f"flowrun: error: {outcome.message}\n")
         holder["outcome"] = outcome
         if recorder is not None:
             from runner.render.recording import finish
