@@ -43,6 +43,11 @@ def remove_masker(masker: Any) -> None:
                 break
 
 
+def mask_printed(text: str) -> str:
+    """What a tool printed, masked with every live dispatcher's masker."""
+    return _mask(text)
+
+
 def _mask(text: str) -> str:
     for masker in list(_maskers):
         text = masker.mask(text)
