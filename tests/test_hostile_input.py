@@ -392,3 +392,101 @@ def test_bidi_and_escape_controls_never_reach_the_live_terminal(tmp_path):
     assert "answer evil text" in shown  # the answer on a terminal
     for control in ("\u202e", "\u202c", "\u2066", "\x1b[2J"):
         assert control not in shown and control not in piped.err
+
+
+# --- 6. timeouts that hold ----------------------------------------------------------------------
+
+BLOCKING_PY = '''
+import os, pathlib, time
+
+async def stuck_async(seconds: float = 3.0):
+    time.sleep(seconds)  # blocks the event loop: never awaits
+    return "finished anyway"
+
+def stuck_worker():
+    pathlib.Path(os.environ["PID_FILE"]).write_text(str(os.getpid()))
+    time.sleep(600)
+    return "never"
+
+def boom():
+    raise ValueError("db down")
+'''
+
+
+def test_an_async_tool_blocking_the_event_loop_is_reported_not_a_success(tmp_path):
+    wf = write_workflow(tmp_path, """
+        - {name: stuck, description: s, parameters: {type: object}, timeout: 0.5, resolve: {python: 'tools:stuck_async'}}
+        """, python=BLOCKING_PY)
+    turns = [ScriptedTurn(tool_calls=(ScriptedCall("stuck", {}),)), ScriptedTurn(text="ok")]
+    with ScriptedServer(turns) as server:
+        r = flowrun_in_process(str(wf), "--base-url", server.base_url, "-o", "jsonl")
+    assert r.code == 0, r.err
+    (done,) = completed(r.jsonl())
+    assert done["is_error"]
+    assert "past its 0.5 s timeout: it blocked flowrun" in done["output"] and "isolation: process" in done["output"]
+    assert "flowrun: warning: tool 'stuck' has blocked flowrun for" in r.err  # the watchdog said so
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_isolation_process_kills_the_worker_at_the_timeout(api, tmp_path):
+    pid_file = tmp_path / "pid"
+    wf = write_workflow(tmp_path, """
+        - {name: stuck, description: s, parameters: {type: object}, timeout: 8, resolve: {python: 'tools:stuck_worker'}}
+        - {name: boom, description: b, parameters: {type: object}, resolve: {python: 'tools:boom'}}
+        """, api=api, python=BLOCKING_PY).read_text()
+    path = tmp_path / "wf.yaml"
+    path.write_text(wf.replace("tools:\n", "isolation: process\ntools:\n", 1))  # file-wide
+    turns = [ScriptedTurn(tool_calls=(ScriptedCall("stuck", {}), ScriptedCall("boom", {}))), ScriptedTurn(text="ok")]
+    with ScriptedServer(turns) as server:
+        r = flowrun(str(path), "--api", api, "--base-url", server.base_url, "-o", "jsonl",
+                    env={**ENV, "PID_FILE": str(pid_file)})
+    assert r.code == 0, r.err
+    stuck, boom = completed(r.jsonl())
+    assert stuck["output"] == "error: tool 'stuck' timed out after 8 s"  # not 600 s
+    assert boom["output"] == "error: the tool raised ValueError: db down"  # same words as a thread
+    pid = int(pid_file.read_text())
+    assert pid != 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the worker is gone, not left running
+
+
+def test_isolation_is_per_tool_and_checked_by_validate(tmp_path):
+    wf = write_workflow(tmp_path, """
+        - {name: a, description: a, parameters: {type: object}, isolation: process, resolve: {python: 'tools:boom'}}
+        - {name: b, description: b, parameters: {type: object}, isolation: fork, resolve: {python: 'tools:boom'}}
+        """, python=BLOCKING_PY)
+    r = flowrun_in_process("validate", str(wf))
+    assert r.code == 2
+    assert "isolation" in r.err and "fork" in r.err
+    from runner.workflow.validate import load_workflow
+
+    wf.write_text(wf.read_text().replace("isolation: fork, ", ""))
+    tools = {t.name: t.isolation for t in load_workflow(wf).tools}
+    assert tools == {"a": "process", "b": "thread"}
+
+
+# --- smaller: validate --strict on stdlib entrypoints; flowrun test --no-python -----------------
+
+
+@pytest.mark.parametrize("ref", ["os:system", "subprocess:getoutput", "shutil:rmtree", "subprocess:run"])
+def test_strict_warns_about_stdlib_process_and_file_entrypoints(ref, tmp_path):
+    wf = write_workflow(tmp_path, f"- {{name: t, description: t, parameters: {{type: object}}, resolve: {{python: '{ref}'}}}}\n",
+                        python=None)
+    assert flowrun_in_process("validate", str(wf)).code == 0  # a warning
+    r = flowrun_in_process("validate", "--strict", str(wf))
+    assert r.code == 2
+    assert f"warning: '{ref}' is a " in r.err and "of Python's standard library" in r.err
+
+
+def test_flowrun_test_accepts_no_python(tmp_path):
+    (tmp_path / "tools.py").write_text("import pathlib\ndef w():\n    pathlib.Path(__file__).with_name('ran').write_text('x')\n"
+                                       "    return 'ok'\n")
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("version: 1\nname: np\nmodel: {api: chat, name: m}\ninput: hi\ntools:\n"
+                  "  - {name: w, description: w, parameters: {type: object}, resolve: {python: 'tools:w'}}\n"
+                  "tests:\n  - name: t\n    turns:\n      - tool_calls: [{name: w, arguments: {}}]\n"
+                  "      - text: done\n")
+    r = flowrun_in_process("test", str(wf), "--no-python")
+    assert r.code == 0, r.out + r.err
+    assert not (tmp_path / "ran").exists()  # the python resolver was refused
+    assert flowrun_in_process("test", str(wf)).code == 0 and (tmp_path / "ran").exists()
