@@ -23,7 +23,8 @@ def base64_forms(secret: bytes) -> set[str]:
     """What base64 of any text holding ``secret`` surely contains, for each of the three places
     the secret can start at in a 3-byte group (``base64("Bearer " + token)`` starts it at the
     second byte): the characters made of the secret's bits only. Standard and URL-safe alphabets."""
-    forms = set()
+    whole = base64.b64encode(secret).decode().rstrip("=")  # the secret alone, to its last character
+    forms = {whole, whole.translate(_URLSAFE)}
     for offset in range(3):
         encoded = base64.b64encode(bytes(offset) + secret).decode()
         first = -(-8 * offset // 6)  # the first character with no bit of the filler
