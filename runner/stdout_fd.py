@@ -22,6 +22,8 @@ def keep_fd1() -> None:
     ...)``, a subprocess, a C library) then lands on stderr and cannot corrupt ``-o jsonl``."""
     old = sys.stdout
     try:
+        if old.fileno() != 1:
+            return  # stdout is not descriptor 1 (a caller captures it): nothing to protect
         old.flush()
         fd = os.dup(1)  # not inheritable: tool subprocesses never get it
     except (AttributeError, OSError, ValueError):
