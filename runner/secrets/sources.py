@@ -22,6 +22,12 @@ def env_names(workflow: Workflow) -> set[str]:
             names |= {ref.name for ref in references_in(values) if ref.context == "env"}
         except TemplateError:
             continue
+    for source in workflow.mcp:  # what an MCP server receives: its env names, its headers' values
+        names |= set(source.server.env)
+        try:
+            names |= {ref.name for ref in references_in(source.server.headers) if ref.context == "env"}
+        except TemplateError:
+            continue
     return names
 
 

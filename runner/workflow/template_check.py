@@ -22,12 +22,13 @@ from runner.workflow.yaml_loader import Document, JsonPath
 
 _RESOLVER = frozenset({"args", "env", "inputs"})
 _PROMPT = frozenset({"inputs"})  # runner.run.settings.render_text fills inputs only
+_MCP_HEADERS = frozenset({"env"})  # an MCP server's headers: filled once, when it is connected
 _TURN_TEXT = frozenset({"outputs"})  # runner.scripted.script.render_text fills outputs only
 _WHERE = {
     "args": "args is only available in a tool's resolve",
     "outputs": "outputs is only available in the text of a test turn",
-    "env": "env is only available in a tool's resolve",
-    "inputs": "inputs is not available in a test turn's text",
+    "env": "env is only available in a tool's resolve and an MCP server's headers",
+    "inputs": "inputs is not available in a test turn's text or an MCP server's headers",
 }
 _HTTP_TEMPLATED = ("url", "query", "headers", "body")
 _SECRET_HEADER = re.compile(r"(?i)authorization|api[-_]?key|token|secret|password|cookie")
@@ -38,6 +39,8 @@ def contexts_at(path: JsonPath) -> frozenset[str] | None:
     n = len(path)
     if n == 1 and path[0] in ("instructions", "input"):
         return _PROMPT
+    if n == 5 and path[0] == "tools" and path[2] == "mcp" and path[3] == "headers":
+        return _MCP_HEADERS
     if n >= 4 and path[0] == "tools" and path[2] == "resolve":
         if path[3] == "static" or (path[3] == "http" and n >= 5 and path[4] in _HTTP_TEMPLATED):
             return _RESOLVER

@@ -21,6 +21,9 @@ from runner.errors import Problem, WorkflowError
 from runner.workflow.model import (
     HttpResolver,
     InputSpec,
+    McpOverride,
+    McpServerSpec,
+    McpSource,
     ModelSpec,
     PythonResolver,
     Resolver,
@@ -205,7 +208,9 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
     """Frozen spec objects from data that passed validation; ``tests_doc``'s cases (the
     workflow's test file) follow the workflow's own."""
     data = doc.data
-    tools = tuple(_tool(doc, i, t) for i, t in enumerate(data.get("tools", [])))
+    entries = list(enumerate(data.get("tools", [])))
+    tools = tuple(_tool(doc, i, t) for i, t in entries if "mcp" not in t)
+    sources = tuple(_mcp_source(doc, i, t) for i, t in entries if "mcp" in t)
     inputs = tuple(
         InputSpec(name, spec.get("description", ""), spec.get("default"), spec.get("required", False))
         for name, spec in data.get("inputs", {}).items()
@@ -228,6 +233,7 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
         inputs=inputs,
         tests=tests,
         source_sha256=doc.sha256,
+        mcp=sources,
     )
 
 
@@ -239,6 +245,27 @@ def _tool(doc: Document, i: int, t: dict[str, Any]) -> ToolSpec:
         resolver=_resolver(t["resolve"]),
         timeout=float(t.get("timeout", 60.0)),
         strict=t.get("strict"),
+        line=doc.position(("tools", i))[0],
+    )
+
+
+def _mcp_source(doc: Document, i: int, t: dict[str, Any]) -> McpSource:
+    server = dict(t["mcp"])
+    for key in ("args", "env"):
+        if key in server:
+            server[key] = tuple(server[key])
+    if "startup_timeout" in server:
+        server["startup_timeout"] = float(server["startup_timeout"])
+    overrides = {name: McpOverride(o.get("description"), float(o["timeout"]) if "timeout" in o else None)
+                 for name, o in t.get("overrides", {}).items()}
+    return McpSource(
+        server=McpServerSpec(**server),
+        include=tuple(t["include"]) if "include" in t else None,
+        exclude=tuple(t.get("exclude", ())),
+        prefix=t.get("prefix", ""),
+        timeout=float(t.get("timeout", 60.0)),
+        strict=t.get("strict"),
+        overrides=overrides,
         line=doc.position(("tools", i))[0],
     )
 
@@ -271,6 +298,7 @@ def _test(doc: Document, i: int, t: dict[str, Any]) -> LocatedTestCase:
         vars=t.get("vars", {}),
         expect=t.get("expect", {}),
         mock_http=t.get("mock_http", {}),
+        mock_mcp=t.get("mock_mcp", {}),
         line=doc.position(("tests", i))[0],
         file=doc.file,
     )
