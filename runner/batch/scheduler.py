@@ -220,6 +220,15 @@ class Batch:
                     f"{o.file}; no model is called. The tools are real."
                 )
             self._preflight(todo)
+            self.mcp = None
+            if self.workflow.mcp:  # one set of MCP servers for the whole batch, shared by its runs
+                from runner.run.session import start_mcp
+
+                mocks = dict(self.case.mock_mcp) or None if self.case is not None else None
+                self.mcp = await start_mcp(self.workflow, env=self.env, mocks=mocks, allow_local_code=o.allow_python,
+                                           emit=lambda event: self.on_notice(event.message)
+                                           if event.level in ("warning", "error") else None)
+                stack.push_async_callback(self.mcp.aclose)
             try:
                 self.writer = ResultWriter(o.out, append=o.resume)
             except OSError as exc:
@@ -315,7 +324,7 @@ class Batch:
             outcome = await converse(
                 self.workflow, settings, message, emit, run_id=new_run_id(), inputs=inputs, env=self.env,
                 masker=masker, allow_python=o.allow_python, max_turns=o.max_turns, mock_http=self.mocks,
-                http_client=client,
+                http_client=client, mcp=self.mcp,
             )
         except FlowrunError as exc:
             record = empty_record(item, "error", masker.mask(str(exc)))

@@ -126,6 +126,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
         message = request.message
         banner = None
         mocks = None
+        mcp_mocks = None
         if request.offline:
             case = pick_case(workflow, request.case_name)
             given_vars = {**case.vars, **given_vars}
@@ -133,10 +134,13 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
                 message = case.input
             server = start_scripted_server(workflow, case)
             mocks = case_mocks(workflow, case)
+            mcp_mocks = dict(case.mock_mcp) or None
             stack.callback(server.stop)
             overrides = Overrides(api=request.api, base_url=server.base_url, model=request.model)
             env = {**env, workflow.model.api_key_env: OFFLINE_KEY}
             mocked = f" (HTTP tools {', '.join(sorted(mocks))} answer from the case's mock_http)" if mocks else ""
+            if mcp_mocks:
+                mocked += f" (MCP servers {', '.join(sorted(mcp_mocks))} answer from the case's mock_mcp)"
             banner = OFFLINE_BANNER.format(case=case.name, file=request.file, mocked=mocked)
         inputs = resolve_inputs(workflow, given_vars)
         require_env(workflow, env)
@@ -150,7 +154,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
             if request.chat:
                 raise UsageError("--record saves one message and its answer; it cannot be used with --chat")
             check_target(Path(request.record), workflow.path)
-            recorder = Recorder(vars=given_vars, mock_http=mocks)
+            recorder = Recorder(vars=given_vars, mock_http=mocks, mock_mcp=mcp_mocks)
         message = render_text(message if message is not None else workflow.input, inputs, "input")
         if not message:
             raise UsageError(
@@ -195,6 +199,8 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO, holder: dict) 
                 next_message=chat_reader(request, err) if request.chat else None,
                 mock_http=mocks,
                 show_requests=request.verbose,
+                mock_mcp=mcp_mocks,
+                on_mcp=recorder.saw_mcp if recorder is not None else None,
             )
         except (KeyboardInterrupt, asyncio.CancelledError):
             if log is not None:
@@ -243,14 +249,31 @@ async def run_conversation(
     next_message: Callable[[], Any] | None = None,
     show_requests: bool = False,
     http_client: Any = None,
+    mcp: Any = None,
+    mock_mcp: Mapping[str, Any] | None = None,
+    on_mcp: Callable[[Any], None] | None = None,
 ) -> RunOutcome:
     """The run path every caller shares: provider + dispatcher + loop. Each message after the
     first (and each one ``next_message`` returns, until it returns None) continues the same
-    conversation. ``http_client`` (owned by the caller) lets many runs share one connection pool."""
+    conversation. ``http_client`` (owned by the caller) lets many runs share one connection pool;
+    ``mcp`` (started and owned by the caller, e.g. a batch) shares MCP servers the same way.
+    Without it, the workflow's MCP servers are started here for this run and stopped after it."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
 
     async with contextlib.AsyncExitStack() as stack:
+        if mcp is None and workflow.mcp:
+            mcp = await start_mcp(workflow, env=env, emit=emit, mocks=mock_mcp, allow_local_code=allow_python)
+            stack.push_async_callback(mcp.aclose)
+        if mcp is not None:
+            from dataclasses import replace
+
+            from runner.run.settings import tool_definitions
+
+            workflow = mcp.with_tools(workflow)
+            settings = replace(settings, tools=tool_definitions(workflow))
+            if on_mcp is not None:
+                on_mcp(mcp)
         if show_requests and http_client is None:
             from runner.providers.verbose_http import logging_http_client
 
@@ -260,7 +283,7 @@ async def run_conversation(
         provider = create_provider(settings, http_client=http_client, masker=masker, on_notice=emit, **options)
         stack.push_async_callback(provider.aclose)
         dispatcher = Dispatcher(
-            workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http
+            workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http, mcp=mcp
         )
         stack.push_async_callback(dispatcher.aclose)
         loop = RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns)
@@ -277,6 +300,32 @@ async def run_conversation(
                 break
             outcome = await loop.follow_up(follow)
         return outcome
+
+
+async def start_mcp(workflow: Workflow, *, env: Mapping[str, str], emit: Callable[[Event], None] | None = None,
+                    mocks: Mapping[str, Any] | None = None, allow_local_code: bool = True):
+    """The workflow's MCP servers, started, their tools listed and checked against the file.
+    Raises McpUnavailable (exit 3) when one does not start, UsageError (exit 2) when an included
+    tool does not exist or local code is refused. The caller closes it (``aclose``)."""
+    from runner.tools.mcp_servers.manager import McpTools
+
+    def notice(level: str, message: str) -> None:
+        if emit is not None:
+            emit(Notice(level=level, message=message))
+
+    mcp = McpTools(workflow, env=env, mocks=mocks, allow_local_code=allow_local_code, on_notice=notice)
+    await mcp.start()
+    try:
+        mcp.raise_for_missing()
+    except BaseException:
+        await mcp.aclose()
+        raise
+    for source in workflow.mcp:
+        name = source.server.name
+        count = sum(1 for t in mcp.tools if t.resolver.server == name)
+        how = "canned by the test case (mock_mcp)" if mocks and name in mocks else source.server.transport
+        notice("debug", f"MCP server {name!r} ({how}): {count} tool{'s' if count != 1 else ''}")
+    return mcp
 
 
 def chat_reader(request: RunRequest, err: TextIO):

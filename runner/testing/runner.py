@@ -136,7 +136,7 @@ async def run_case(
         emit = FanOut([collector, *extra_sinks], masker)
         outcome = await run_conversation(
             workflow, settings, [message], emit, run_id=new_run_id(), inputs=inputs, env=env,
-            masker=masker, max_turns=max_turns, mock_http=mocks,
+            masker=masker, max_turns=max_turns, mock_http=mocks, mock_mcp=dict(case.mock_mcp) or None,
         )
     except FlowrunError as exc:
         return failed(str(exc))

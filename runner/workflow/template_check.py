@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from runner.errors import Problem
 from runner.secrets.masker import MIN_LENGTH
 from runner.templating import Reference, TemplateError, find_references
+from runner.workflow.mcp_check import mcp_names
 from runner.workflow.schema_check import suggest
 from runner.workflow.yaml_loader import Document, JsonPath
 
@@ -73,6 +74,8 @@ def template_problems(doc: Document, *, workflow: Any = None) -> list[Problem]:
     inputs = owner.get("inputs") if isinstance(owner.get("inputs"), dict) else {}
     owner_tools = owner.get("tools") if isinstance(owner.get("tools"), list) else []
     tool_names = [t["name"] for t in owner_tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    mcp = mcp_names(owner)
+    tool_names += [n for n in sorted(mcp.exact) if n not in tool_names]
     out: list[Problem] = []
     for path, text in strings(data):
         if "${{" not in text:
@@ -89,6 +92,8 @@ def template_problems(doc: Document, *, workflow: Any = None) -> list[Problem]:
             out.append(doc.problem(path, str(e), "write ${{ args.NAME }}, ${{ env.NAME }} or ${{ inputs.NAME }}"))
             continue
         for ref in refs:
+            if ref.context == "outputs" and mcp.may_exist(ref.name):
+                continue  # an MCP server's tool: its server says whether it exists
             out.extend(_check_ref(doc, path, ref, allowed, tools, inputs, tool_names))
     for i, tool in enumerate(tools):
         http = tool.get("resolve", {}).get("http") if isinstance(tool, dict) and isinstance(tool.get("resolve"), dict) else None

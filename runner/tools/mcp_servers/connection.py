@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -105,7 +107,7 @@ class ServerConnection:
             if not cwd.is_dir():
                 raise McpStartError(f"its cwd {cwd} is not a folder")
             self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
-            params = StdioServerParameters(command=self.spec.command, args=list(self.spec.args),
+            params = StdioServerParameters(command=find_command(self.spec.command), args=list(self.spec.args),
                                            env={**get_default_environment(), **passed}, cwd=str(cwd))
             return stdio_client(params, errlog=self._stderr)
         from mcp.client.streamable_http import streamable_http_client
@@ -187,6 +189,15 @@ class ServerConnection:
     def close_stderr(self) -> None:
         if self._stderr is not None:
             self._stderr.close()
+
+
+def find_command(command: str) -> str:
+    """``command`` as the PATH finds it, else beside the running Python: a server installed in the
+    same environment as flowrun (``.venv/bin/mcp-server-time``) starts without activating it."""
+    if os.sep in command or shutil.which(command):
+        return command
+    beside = Path(sys.executable).parent / command
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else command
 
 
 class _owned:

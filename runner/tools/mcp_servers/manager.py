@@ -33,8 +33,8 @@ class McpUnavailable(ProviderError):
     """An MCP server did not start or could not list its tools: the run cannot begin."""
 
     def __init__(self, server: str, reason: str, stderr: str = ""):
-        super().__init__(f"MCP server {server!r} did not start: {reason}",
-                         hint="run with -v to see its stderr" if stderr.strip() else None)
+        more = " (run with -v to see its stderr)" if stderr.strip() else ""
+        super().__init__(f"MCP server {server!r} did not start: {reason}{more}")
         self.server = server
         self.stderr = stderr
 
@@ -129,7 +129,8 @@ class McpTools:
             else:
                 listing = self.listings.get(name, [])
             by_name = {t.get("name"): t for t in listing if isinstance(t, dict) and isinstance(t.get("name"), str)}
-            self._check_selection(index, source, list(by_name))
+            if name not in self._mocks:  # a mocked server's real tool list is not known
+                self._check_selection(index, source, list(by_name))
             chosen = [t for n, t in by_name.items()
                       if (source.include is None or n in source.include) and n not in source.exclude]
             if source.include is None and len(chosen) > MANY_TOOLS:
