@@ -133,6 +133,9 @@ def main(argv: list[str]) -> None:
     if "--fail-start" in argv:
         sys.stderr.write("fixture: cannot open the database /nonexistent/db.sqlite\n")
         sys.exit(1)
+    if os.environ.get("FIXTURE_PID_FILE"):  # lets a test check that the process is gone afterwards
+        with open(os.environ["FIXTURE_PID_FILE"], "w") as f:
+            f.write(str(os.getpid()))
     server = make_server(many)
     asyncio.run(serve_http(server) if transport == "http" else serve_stdio(server))
 
