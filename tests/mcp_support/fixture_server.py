@@ -1,7 +1,7 @@
 """A small MCP server for flowrun's tests, written with the SDK's own low-level server API.
 
     python fixture_server.py stdio [--many N] [--fail-start]
-    python fixture_server.py http [--many N]        # prints "PORT <n>" once listening on 127.0.0.1
+    python fixture_server.py http [--many N] [--port N]   # prints "PORT <n>" once listening on 127.0.0.1
 
 Its tools cover what a client must handle: plain text, structured content, isError, an image, a
 huge result, a schema strict mode rejects, a tool that kills the server mid-call (crash) and one
@@ -113,12 +113,12 @@ async def serve_stdio(server: Server) -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
-async def serve_http(server: Server) -> None:
+async def serve_http(server: Server, port: int = 0) -> None:
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(128)  # connections wait in the backlog until uvicorn accepts them
     app = server.streamable_http_app(streamable_http_path="/mcp", host="127.0.0.1")
     config = uvicorn.Config(app, log_level="error", lifespan="on")
@@ -137,7 +137,8 @@ def main(argv: list[str]) -> None:
         with open(os.environ["FIXTURE_PID_FILE"], "w") as f:
             f.write(str(os.getpid()))
     server = make_server(many)
-    asyncio.run(serve_http(server) if transport == "http" else serve_stdio(server))
+    port = int(argv[argv.index("--port") + 1]) if "--port" in argv else 0
+    asyncio.run(serve_http(server, port) if transport == "http" else serve_stdio(server))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """MCP tools: what flowrun adds to a call, and what a server's start-up costs a run or a batch.
 
-    .venv/bin/python bench/mcp.py            # both figures
-    .venv/bin/python bench/mcp.py --calls 200
+    .venv/bin/python bench/mcp_tools.py            # both figures
+    .venv/bin/python bench/mcp_tools.py --calls 200
 
 1. Per-call overhead: the fixture MCP server (tests/mcp_support/fixture_server.py), one ``echo``
    call at a time, through flowrun (the dispatcher: argument parsing and schema check, the MCP
@@ -40,8 +40,8 @@ from runner.tools.mcp_servers.manager import McpTools  # noqa: E402
 from runner.workflow.validate import load_workflow  # noqa: E402
 
 
-def write_workflow(folder: Path, source: str) -> Path:
-    path = folder / "bench_mcp.yaml"
+def write_workflow(folder: Path, source: str, name: str) -> Path:
+    path = folder / f"{name}.yaml"
     path.write_text(f"version: 1\nname: bench_mcp\ninput: go\ntools:\n{source}"
                     "tests:\n  - name: t\n    turns: [{tool_calls: [{name: calls}]}, {text: done}]\n",
                     encoding="utf-8")
@@ -115,13 +115,13 @@ def main() -> None:
         folder = Path(tmp)
         print("1. per-call overhead, flowrun vs the bare SDK client (median of "
               f"{args.calls} interleaved calls; target <= 1.10x)")
-        path = write_workflow(folder, stdio_source())
+        path = write_workflow(folder, stdio_source(), "bench_stdio")
         bare = StdioServerParameters(command=sys.executable, args=[str(FIXTURE), "stdio"])
         ours, theirs, startup = asyncio.run(per_call(path, bare, args.calls))
         print(f"   stdio:           flowrun {ours:.3f} ms   bare SDK {theirs:.3f} ms   ratio {ours / theirs:.2f}x")
         server = HttpFixture()
         try:
-            path_http = write_workflow(folder, http_source(server.url))
+            path_http = write_workflow(folder, http_source(server.url), "bench_http")
             ours_h, theirs_h, startup_h = asyncio.run(per_call(path_http, server.url, args.calls))
         finally:
             server.stop()
