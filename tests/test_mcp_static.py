@@ -87,7 +87,7 @@ def test_static_checks_point_at_the_line(tmp_path):
         "12:33 error MCP tool 'local' has the name of a tool of this file",
         "14:7 error overrides 'get_curent_time', which include does not list (did you mean 'get_current_time'?)",
         "16:13 error duplicate MCP server name 'time' (also at line 8)",
-        "18:32 error ${{ inputs.x }}: inputs is not available in a test turn's text or an MCP server's headers",
+        "18:32 error ${{ inputs.x }}: an MCP server's headers can only use env (they are filled once, when the server is connected)",
         "19:5 error an MCP server needs exactly one of command or url (found both)",
         "20:5 error an MCP server needs exactly one of command or url (found neither)",
         "25:7 error mock_mcp names server 'tim', which the workflow does not declare (did you mean 'time'?)",

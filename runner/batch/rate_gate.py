@@ -100,14 +100,7 @@ class RateGate:
 class SharedClient(httpx2.AsyncClient):
     """One of the batch's connection pools (kept-alive connections). Providers given
     a client never close it, and this one ignores ``aclose`` anyway so that no run can close it
-    under the others; ``shutdown`` closes it, once, at the end of the batch.
-
-    ``sdk_clients``: the SDK clients built on this pool, one per configuration, shared by the
-    runs (``providers.client.build_client``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sdk_clients: dict[tuple, Any] = {}
+    under the others; ``shutdown`` closes it, once, at the end of the batch."""
 
     async def aclose(self) -> None:  # deliberately a no-op
         return None
@@ -126,7 +119,7 @@ def shared_clients(gate: RateGate, concurrency: int) -> list[SharedClient]:
     batch's CPU on that; small pools keep it flat. Every pool reports to the same gate."""
     count = max(1, -(-max(1, concurrency) // POOL_SHARD))
     per_pool = -(-max(1, concurrency) // count)
-    verify = httpx2.create_ssl_context(trust_env=True)  # one CA bundle load (~18 ms) for all
+    verify = httpx2.create_ssl_context(trust_env=True)  # one CA bundle load for all
     return [shared_client(gate, per_pool, verify=verify) for _ in range(count)]
 
 
@@ -142,7 +135,7 @@ def shared_client(gate: RateGate, concurrency: int, *, verify: Any = True) -> Sh
         if trace is not None:
             trace.last_status = response.status_code
         if response.status_code == 429:
-            from runner.providers.client import parse_retry_after
+            from runner.providers.retry_policy import parse_retry_after
 
             gate.rate_limited(parse_retry_after(response.headers))
             if trace is not None:

@@ -55,9 +55,7 @@ class RunRequest:
 def require_env(workflow: Workflow, env: Mapping[str, str]) -> None:
     """Every ``${{ env.NAME }}`` a tool reads must be set before anything is sent: a missing token
     found halfway through a run would cost model calls and leave a half-done conversation."""
-    from runner.secrets.sources import env_names
-
-    missing = sorted(name for name in env_names(workflow) if not env.get(name))
+    missing = sorted(name for name in workflow.env_names() if not env.get(name))
     if missing:
         names = ", ".join(missing)
         raise UsageError(
@@ -249,15 +247,17 @@ async def run_conversation(
     next_message: Callable[[], Any] | None = None,
     show_requests: bool = False,
     http_client: Any = None,
+    sdk_clients: Any = None,
     mcp: Any = None,
     mock_mcp: Mapping[str, Any] | None = None,
     on_mcp: Callable[[Any], None] | None = None,
 ) -> RunOutcome:
     """The run path every caller shares: provider + dispatcher + loop. Each message after the
     first (and each one ``next_message`` returns, until it returns None) continues the same
-    conversation. ``http_client`` (owned by the caller) lets many runs share one connection pool;
-    ``mcp`` (started and owned by the caller, e.g. a batch) shares MCP servers the same way.
-    Without it, the workflow's MCP servers are started here for this run and stopped after it."""
+    conversation. ``http_client`` (owned by the caller) lets many runs share one connection pool,
+    ``sdk_clients`` (an ``SDKClientCache``, the caller's too) their SDK clients; ``mcp`` (started
+    and owned by the caller, e.g. a batch) shares MCP servers the same way. Without it, the
+    workflow's MCP servers are started here for this run and stopped after it."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
 
@@ -279,8 +279,9 @@ async def run_conversation(
 
             http_client = logging_http_client(emit, masker, settings.timeout)
             stack.push_async_callback(http_client.aclose)
-        options = {"background": True} if settings.api == "responses" and workflow.model.background else {}
-        provider = create_provider(settings, http_client=http_client, masker=masker, on_notice=emit, **options)
+        provider = create_provider(
+            settings, http_client=http_client, sdk_clients=sdk_clients, masker=masker, on_notice=emit
+        )
         stack.push_async_callback(provider.aclose)
         dispatcher = Dispatcher(
             workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http, mcp=mcp

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from runner.errors import Problem
-from runner.workflow.schema_check import suggest
+from runner.suggest import suggest
 from runner.workflow.yaml_loader import Document, JsonPath
 
 STDIO_KEYS = ("command", "args", "cwd", "env")

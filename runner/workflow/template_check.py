@@ -17,8 +17,8 @@ from typing import Any, Iterator
 from runner.errors import Problem
 from runner.secrets.masker import MIN_LENGTH
 from runner.templating import Reference, TemplateError, find_references
+from runner.suggest import suggest
 from runner.workflow.mcp_check import mcp_names
-from runner.workflow.schema_check import suggest
 from runner.workflow.yaml_loader import Document, JsonPath
 
 _RESOLVER = frozenset({"args", "env", "inputs"})
@@ -28,8 +28,8 @@ _TURN_TEXT = frozenset({"outputs"})  # runner.scripted.script.render_text fills 
 _WHERE = {
     "args": "args is only available in a tool's resolve",
     "outputs": "outputs is only available in the text of a test turn",
-    "env": "env is only available in a tool's resolve and an MCP server's headers",
-    "inputs": "inputs is not available in a test turn's text or an MCP server's headers",
+    "env": "env is only available in a tool's resolve",
+    "inputs": "inputs is not available in a test turn's text",
 }
 _HTTP_TEMPLATED = ("url", "query", "headers", "body")
 _SECRET_HEADER = re.compile(r"(?i)authorization|api[-_]?key|token|secret|password|cookie")
@@ -104,6 +104,9 @@ def template_problems(doc: Document, *, workflow: Any = None) -> list[Problem]:
 
 def _check_ref(doc: Document, path: JsonPath, ref: Reference, allowed: frozenset[str],
                tools: list, inputs: dict, tool_names: list[str]) -> list[Problem]:
+    if ref.context not in allowed and allowed is _MCP_HEADERS:
+        return [doc.problem(path, f"{ref.text}: an MCP server's headers can only use env (they are filled once, "
+                            "when the server is connected)", "use ${{ env.NAME }} here")]
     if ref.context not in allowed:
         return [doc.problem(path, f"{ref.text}: {_WHERE[ref.context]}",
                             "use " + ", ".join(f"${{{{ {c}.NAME }}}}" for c in sorted(allowed)) + " here")]

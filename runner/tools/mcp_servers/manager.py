@@ -147,7 +147,7 @@ class McpTools:
         return tuple(specs)
 
     def _check_selection(self, index: int, source: McpSource, available: list[str]) -> None:
-        from runner.workflow.schema_check import suggest
+        from runner.suggest import suggest
 
         wanted = [("include", j, n) for j, n in enumerate(source.include or ())]
         wanted += [("overrides", n, n) for n in source.overrides]
