@@ -299,3 +299,24 @@ tests:
         time.sleep(0.1)
     else:
         pytest.fail(f"the MCP server (pid {server_pid}) outlived the run")
+
+
+def test_a_server_that_never_answers_at_start_times_out(tmp_path):
+    path = workflow(tmp_path, f"""\
+  - mcp:
+      name: mute
+      command: {sys.executable}
+      args: ["-c", "import sys, time; sys.stderr.write('mute: listening to nobody\\\\n'); sys.stderr.flush(); time.sleep(600)"]
+      startup_timeout: 2
+""")
+
+    async def scenario():
+        started_at = time.monotonic()
+        with pytest.raises(McpUnavailable) as failed:
+            await McpTools(load_workflow(path), env=dict(os.environ)).start()
+        return failed.value, time.monotonic() - started_at
+
+    failure, seconds = asyncio.run(scenario())
+    assert str(failure).startswith("MCP server 'mute' did not start: did not answer within 2 s (startup_timeout)")
+    assert failure.stderr in ("", "mute: listening to nobody\n")  # what it wrote before the deadline, if anything
+    assert seconds < 60  # the process was stopped, not waited for

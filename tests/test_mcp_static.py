@@ -217,3 +217,30 @@ def test_validate_and_help_never_import_the_sdk(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
     assert FIXTURE.is_file()
+
+
+def test_remote_requests_go_to_the_checked_address_with_the_name_kept():
+    import asyncio
+
+    import httpx2
+
+    from runner.tools.mcp_servers.remote import RemoteRefused, guarded_client
+
+    async def scenario():
+        client = await guarded_client("http://localhost:9/mcp", {"Authorization": "Bearer x"}, allow_private=True)
+        hook = client.event_hooks["request"][0]
+        request = client.build_request("POST", "http://localhost:9/mcp")
+        await hook(request)
+        elsewhere = client.build_request("POST", "http://example.org/mcp")
+        try:
+            await hook(elsewhere)
+        except RemoteRefused as e:
+            refused = str(e)
+        await client.aclose()
+        return request, refused
+
+    request, refused = asyncio.run(scenario())
+    assert str(request.url) in ("http://127.0.0.1:9/mcp", "http://[::1]:9/mcp")
+    assert request.headers["Host"] == "localhost:9" and request.headers["Authorization"] == "Bearer x"
+    assert refused == "the MCP session tried to reach example.org, not localhost; refused"
+    assert isinstance(request, httpx2.Request)

@@ -88,7 +88,10 @@ class ServerConnection:
                 await self._stop.wait()
         except BaseException as e:  # noqa: BLE001 - reported through ``ready`` or at the next call
             if not ready.done():
-                ready.set_exception(e if isinstance(e, Exception) else McpStartError("was interrupted"))
+                if isinstance(e, Exception):
+                    ready.set_exception(e)
+                else:
+                    ready.cancel()  # start() gave up (its timeout) or was cancelled: nobody waits
             elif self._broken is None:
                 self._broken = _reason(e)
             if isinstance(e, asyncio.CancelledError):
