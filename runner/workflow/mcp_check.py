@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from runner.errors import Problem
 from runner.suggest import suggest
@@ -178,11 +178,3 @@ def mock_mcp_problems(doc: Document, case_path: JsonPath, case: dict, names: Mcp
                                        + (f" (did you mean '{guess}'?)" if guess else ""),
                                        "mock one of the tools listed under include:", key=True))
     return out
-
-
-def env_names_of(entries: Iterable[tuple[int, dict]]) -> list[str]:
-    """The environment variable names MCP servers receive (for messages about unset ones)."""
-    names: list[str] = []
-    for _, entry in entries:
-        names += [n for n in _list(_dict(entry.get("mcp")).get("env")) if isinstance(n, str)]
-    return names

@@ -5,7 +5,7 @@
 
 Its tools cover what a client must handle: plain text, structured content, isError, an image, a
 huge result, a schema strict mode rejects, a tool that kills the server mid-call (crash) and one
-that never answers (hang). ``--many N`` adds N trivial tools (filtering matters past a few dozen).
+that never answers (hang). ``--many N`` adds N trivial tools (filtering matters past a few dozen), listed in pages of 50.
 Every call is counted (``calls`` tool) so tests can tell one server process from several.
 """
 
@@ -65,7 +65,12 @@ def make_server(many: int) -> Server:
     extra = [tool(f"tool_{i:03d}", f"Trivial tool number {i}.", obj()) for i in range(many)]
 
     async def list_tools(ctx, params) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=base_tools() + extra)
+        everything = base_tools() + extra
+        if not extra:
+            return types.ListToolsResult(tools=everything)
+        start = int(params.cursor) if params is not None and params.cursor else 0  # pages of 50
+        more = str(start + 50) if start + 50 < len(everything) else None
+        return types.ListToolsResult(tools=everything[start:start + 50], next_cursor=more)
 
     async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         CALLS["n"] += 1

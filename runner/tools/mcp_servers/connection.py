@@ -125,10 +125,7 @@ class ServerConnection:
         tools: list[dict[str, Any]] = []
         cursor = None
         for _ in range(MAX_LIST_PAGES):
-            from mcp.types import PaginatedRequestParams
-
-            params = PaginatedRequestParams(cursor=cursor) if cursor else None
-            page = await self._client.list_tools(params=params) if params else await self._client.list_tools()
+            page = await self._client.list_tools(cursor=cursor)
             tools += [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in page.tools]
             cursor = page.next_cursor
             if not cursor:
