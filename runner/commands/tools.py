@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from typing import Any
 
 import click
 
-from runner.errors import FlowrunError, UsageError, WorkflowError
+from runner.cli import Group
 
 EXAMPLES = """
 \b
@@ -32,18 +31,7 @@ def _load(path: str):
     return load_workflow(path)
 
 
-def _load_or_exit(path: str):
-    try:
-        return _load(path)
-    except WorkflowError as err:
-        click.echo(str(err), err=True)
-        sys.exit(2)
-    except FlowrunError as err:
-        click.echo(f"flowrun: error: {err}", err=True)
-        sys.exit(err.exit_code)
-
-
-@click.group("tools", epilog=EXAMPLES)
+@click.group("tools", cls=Group, epilog=EXAMPLES)
 def tools_group() -> None:
     """Inspect and try a workflow's tools."""
 
@@ -53,9 +41,9 @@ def tools_group() -> None:
 def list_command(file: str) -> None:
     """One line per tool: name, resolver kind (mcp:SERVER for a server's tools), description, then
     its parameters. MCP servers are started (or connected to) to ask for their tools."""
-    workflow = _load_or_exit(file)
+    workflow = _load(file)
     if workflow.mcp:
-        workflow = _with_mcp_tools(workflow)
+        workflow = asyncio.run(_with_mcp_tools(workflow))
     if not workflow.tools:
         click.echo("(no tools)")
         return
@@ -70,22 +58,15 @@ def list_command(file: str) -> None:
             click.echo(f"{'':<{width}}  {'':<{kind_width}}  ({params})")
 
 
-def _with_mcp_tools(workflow):
+async def _with_mcp_tools(workflow):
     """The workflow with its MCP servers' tools, listed by starting the servers once."""
-    from runner.run.session import start_mcp
+    from runner.run.mcp_session import start_mcp
 
-    async def listed():
-        mcp = await start_mcp(workflow, env=dict(os.environ))
-        try:
-            return mcp.with_tools(workflow)
-        finally:
-            await mcp.aclose()
-
+    mcp = await start_mcp(workflow, env=dict(os.environ))
     try:
-        return asyncio.run(listed())
-    except FlowrunError as err:
-        click.echo(f"flowrun: error: {err}", err=True)
-        sys.exit(err.exit_code)
+        return mcp.with_tools(workflow)
+    finally:
+        await mcp.aclose()
 
 
 @tools_group.command("call", epilog=EXAMPLES)
@@ -96,24 +77,17 @@ def _with_mcp_tools(workflow):
 @click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="Set one of the file's `inputs`.")
 @click.option("--no-local-code", "--no-python", "no_python", is_flag=True,
               help="Refuse `python` resolvers and MCP servers started by a command (for files you did not write).")
-def call_command(file: str, tool: str, arguments: str, vars_: tuple[str, ...], no_python: bool) -> None:
+def call_command(file: str, tool: str, arguments: str, vars_: tuple[str, ...], no_python: bool) -> int:
     """Resolve one tool call and print its output (stdout), or its error (stderr, exit 1)."""
-    workflow = _load_or_exit(file)
-    try:
-        inputs = _inputs(workflow, vars_)
-    except FlowrunError as err:
-        click.echo(f"flowrun: error: {err}", err=True)
-        sys.exit(err.exit_code)
+    workflow = _load(file)
+    inputs = _inputs(workflow, vars_)
     env = dict(os.environ)
-    try:
-        result = asyncio.run(_call_once(workflow, tool, arguments, inputs, env, not no_python))
-    except FlowrunError as err:
-        click.echo(f"flowrun: error: {err}", err=True)
-        sys.exit(err.exit_code)
+    result = asyncio.run(_call_once(workflow, tool, arguments, inputs, env, not no_python))
     if result.is_error:
         click.echo(result.output, err=True)
-        sys.exit(1)
+        return 1
     click.echo(result.output)
+    return 0
 
 
 async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_python: bool):
@@ -124,7 +98,7 @@ async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_pyt
     masker = build_masker(workflow, env, None)
     mcp = None
     if workflow.mcp and workflow.tool(tool) is None:  # not one of the file's own: ask the servers
-        from runner.run.session import start_mcp
+        from runner.run.mcp_session import start_mcp
 
         mcp = await start_mcp(workflow, env=env, allow_local_code=allow_python)
     dispatcher = Dispatcher(workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mcp=mcp)
