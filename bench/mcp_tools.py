@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from mcp_helpers import FIXTURE, HttpFixture  # noqa: E402
+from support.mcp_files import FIXTURE, HttpFixture  # noqa: E402
 
 from runner.calls import ToolCall  # noqa: E402
 from runner.tools.dispatcher import Dispatcher  # noqa: E402

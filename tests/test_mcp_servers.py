@@ -19,7 +19,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mcp_helpers import HttpFixture, stdio_source, workflow
+from support.mcp_files import HttpFixture, stdio_source, workflow
 from runner.calls import ToolCall
 from runner.cli import cli
 from runner.errors import UsageError

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from mcp_helpers import FIXTURE, stdio_source, workflow
+from support.mcp_files import FIXTURE, stdio_source, workflow
 from runner.tools.mcp_servers.results import NO_CONTENT, convert, from_mock
 from runner.tools.mcp_servers.schemas import drop_added_nulls, normalize
 from runner.workflow.validate import validate_file

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-FIXTURE = Path(__file__).resolve().parent / "mcp_support" / "fixture_server.py"
+FIXTURE = Path(__file__).resolve().parents[1] / "mcp_support" / "fixture_server.py"
 
 
 def stdio_source(name: str = "fx", *, extra_args: str = "", more: str = "") -> str:
