@@ -85,7 +85,7 @@ class Notice(_Event):
     """Something a person should know that is not part of the conversation (retries, banners)."""
 
     type: ClassVar[str] = "notice"
-    level: Literal["info", "warning", "error"]
+    level: Literal["debug", "info", "warning", "error"]  # debug: details shown with -v only
     message: str
     ts: float = field(default_factory=_now)
 

@@ -219,6 +219,15 @@ class Batch:
                 self.env = self.offline.env(self.env)  # once, not per input
                 self.on_notice(self.offline.banner(o.file, every_run=True))
             self._preflight(todo)
+            self.mcp = None
+            if self.workflow.mcp:  # one set of MCP servers for the whole batch, shared by its runs
+                from runner.run.mcp_session import start_mcp
+
+                self.mcp = await start_mcp(
+                    self.workflow, env=self.env, mocks=self.offline.mock_mcp if self.offline else None,
+                    allow_local_code=o.allow_python,
+                    emit=lambda event: self.on_notice(event.message) if event.level in ("warning", "error") else None)
+                stack.push_async_callback(self.mcp.aclose)
             try:
                 self.writer = ResultWriter(o.out, append=o.resume)
             except OSError as exc:
@@ -301,7 +310,7 @@ class Batch:
             return empty_record(item, "invalid_input", f"{where}: {exc}")
         collector = _Collector()
         try:
-            end = await run_plan(plan, [collector], http_client=client, sdk_clients=self.sdk_clients)
+            end = await run_plan(plan, [collector], http_client=client, sdk_clients=self.sdk_clients, mcp=self.mcp)
         except FlowrunError as exc:  # its text is masked
             record = empty_record(item, "error", str(exc))
         except Exception as exc:  # noqa: BLE001 - one input's crash must not end the batch

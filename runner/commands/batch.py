@@ -73,7 +73,8 @@ class ProgressBar:
 @click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a run whose model keeps calling tools after this many turns.")
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's first test case (for demos); the tools are real.")
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from.")
-@click.option("--no-python", is_flag=True, help="Refuse `python` resolvers (for files you did not write).")
+@click.option("--no-local-code", "--no-python", "no_python", is_flag=True,
+              help="Refuse `python` resolvers and MCP servers started by a command (for files you did not write).")
 @click.option("-w", "--workers", type=click.IntRange(min=1, max=1024), help="Worker processes sharing the inputs and --concurrency (default: one per CPU core for batches of a few hundred inputs or more, else 1).")
 def batch_command(file: str, **options) -> int:
     """Run a workflow once per line of an inputs file, many at a time.

@@ -46,7 +46,8 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("-q", "--quiet", is_flag=True, help="Only the answer.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show full tool arguments and outputs.")
 @click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
-@click.option("--no-python", is_flag=True, help="Refuse `python` resolvers (for files you did not write).")
+@click.option("--no-local-code", "--no-python", "no_python", is_flag=True,
+              help="Refuse `python` resolvers and MCP servers started by a command (for files you did not write).")
 @click.option("--log-db", type=click.Path(dir_okay=False), envvar="FLOWRUN_LOG_DB", help="Run log database (default: ~/.local/state/flowrun/runs.sqlite3).")
 @click.option("--no-log", is_flag=True, help="Do not record this run in the run log.")
 @click.option("--otel", is_flag=True, help="Send the run as OpenTelemetry spans (also on when OTEL_EXPORTER_OTLP_ENDPOINT is set; needs flowrun[otel]).")

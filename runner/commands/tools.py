@@ -20,6 +20,7 @@ Examples:
   flowrun tools list workflows/weather.yaml
   flowrun tools call workflows/city_weather.yaml get_temperature --args '{"location": "Paris"}'
   flowrun tools call workflows/open_meteo.yaml current_temperature --args '{"latitude": 48.85, "longitude": 2.35}'
+  flowrun tools call workflows/world_time.yaml time_get_current_time --args '{"timezone": "Asia/Tokyo"}'
 """
 
 
@@ -38,19 +39,34 @@ def tools_group() -> None:
 @tools_group.command("list")
 @click.argument("file", type=click.Path(dir_okay=False))
 def list_command(file: str) -> None:
-    """One line per tool: name, resolver kind, description, then its parameters."""
+    """One line per tool: name, resolver kind (mcp:SERVER for a server's tools), description, then
+    its parameters. MCP servers are started (or connected to) to ask for their tools."""
     workflow = _load(file)
+    if workflow.mcp:
+        workflow = asyncio.run(_with_mcp_tools(workflow))
     if not workflow.tools:
         click.echo("(no tools)")
         return
     width = max(len(t.name) for t in workflow.tools)
-    for tool in workflow.tools:
-        kind = resolver_kind(tool.resolver)
+    kinds = [resolver_kind(t.resolver) for t in workflow.tools]
+    kind_width = max(6, *(len(k) for k in kinds))
+    for tool, kind in zip(workflow.tools, kinds):
         summary = (tool.description or "").strip().splitlines()[0] if tool.description else ""
-        click.echo(f"{tool.name:<{width}}  {kind:<6}  {summary}")
+        click.echo(f"{tool.name:<{width}}  {kind:<{kind_width}}  {summary}")
         params = parameters_summary(tool.parameters)
         if params:
-            click.echo(f"{'':<{width}}  {'':<6}  ({params})")
+            click.echo(f"{'':<{width}}  {'':<{kind_width}}  ({params})")
+
+
+async def _with_mcp_tools(workflow):
+    """The workflow with its MCP servers' tools, listed by starting the servers once."""
+    from runner.run.mcp_session import start_mcp
+
+    mcp = await start_mcp(workflow, env=dict(os.environ))
+    try:
+        return mcp.with_tools(workflow)
+    finally:
+        await mcp.aclose()
 
 
 @tools_group.command("call", epilog=EXAMPLES)
@@ -59,7 +75,8 @@ def list_command(file: str) -> None:
 @click.option("--args", "arguments", default="{}", show_default=True, metavar="JSON",
               help="The arguments, as the model would send them.")
 @click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="Set one of the file's `inputs`.")
-@click.option("--no-python", is_flag=True, help="Refuse `python` resolvers (for files you did not write).")
+@click.option("--no-local-code", "--no-python", "no_python", is_flag=True,
+              help="Refuse `python` resolvers and MCP servers started by a command (for files you did not write).")
 def call_command(file: str, tool: str, arguments: str, vars_: tuple[str, ...], no_python: bool) -> int:
     """Resolve one tool call and print its output (stdout), or its error (stderr, exit 1)."""
     workflow = _load(file)
@@ -79,11 +96,18 @@ async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_pyt
     from runner.tools.dispatcher import Dispatcher
 
     masker = build_masker(workflow, env, None)
-    dispatcher = Dispatcher(workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python)
+    mcp = None
+    if workflow.mcp and workflow.tool(tool) is None:  # not one of the file's own: ask the servers
+        from runner.run.mcp_session import start_mcp
+
+        mcp = await start_mcp(workflow, env=env, allow_local_code=allow_python)
+    dispatcher = Dispatcher(workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mcp=mcp)
     try:
         return await dispatcher.run_one(ToolCall("call_cli", tool, arguments))
     finally:
         await dispatcher.aclose()
+        if mcp is not None:
+            await mcp.aclose()
 
 
 def _inputs(workflow, pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -94,6 +118,8 @@ def _inputs(workflow, pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def resolver_kind(resolver) -> str:
+    if type(resolver).__name__ == "McpResolver":
+        return f"mcp:{resolver.server}"
     return {"StaticResolver": "static", "PythonResolver": "python", "HttpResolver": "http"}.get(
         type(resolver).__name__, "?")
 

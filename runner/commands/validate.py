@@ -25,13 +25,15 @@ _KEY_VALUE = re.compile(r"^(\s*(?:-\s+)?[\"']?([^\s:\"'][^:\"']*)[\"']?\s*:\s*)(
 Examples:
   flowrun validate workflows/*.yaml            # one OK line per file, or every problem at once
   flowrun validate --resolve workflows/city_weather.yaml   # also import python tools
+  flowrun validate --resolve workflows/world_time.yaml     # also start its MCP server, check include:
   flowrun validate workflows/                  # every workflow in a folder, as `flowrun test` finds them
   flowrun validate --format json bad.yaml | jq '.files[].problems'
   flowrun validate --format github workflows/  # in GitHub Actions: problems annotate the PR's lines
 """)
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--resolve", is_flag=True,
-              help="Also import python: resolvers to check they exist (this runs their modules' code).")
+              help="Also import python: resolvers and start (or connect to) MCP servers, to check that every "
+                   "tool exists (this runs their code).")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
               help="text for people, json for tools, github for workflow-command annotations in GitHub Actions.")
@@ -47,6 +49,10 @@ def validate_command(ctx: click.Context, files: tuple[str, ...], resolve: bool, 
         if owner is not None and owner.resolve() in listed:
             continue  # checked (and reported) with its workflow, which is listed too
         workflow, problems = validate_file(file, resolve=resolve)
+        if resolve and workflow is not None and workflow.mcp:
+            problems = problems + mcp_problems(file, workflow)
+            if any(p.severity == "error" for p in problems):
+                workflow = None
         errors = sum(p.severity == "error" for p in problems)
         if strict and len(problems) > errors:
             workflow = None
@@ -79,6 +85,48 @@ def schema_command(tests_only: bool) -> None:
     """Print the workflow JSON Schema (for editors and other tools)."""
     path = SCHEMA_PATH.with_name("tests.schema.json") if tests_only else SCHEMA_PATH
     click.echo(path.read_text(encoding="utf-8"), nl=False)
+
+
+def mcp_problems(file: str, workflow) -> list[Problem]:
+    """``--resolve``: start or connect to every MCP server of the workflow and report, at its line
+    in the file, a server that does not start and an included or overridden tool it lacks."""
+    import asyncio
+    import os
+
+    from runner.errors import FlowrunError
+    from runner.tools.mcp_servers.manager import McpTools
+    from runner.workflow.mcp_check import mcp_entries
+    from runner.workflow.yaml_loader import load_file
+
+    doc, _ = load_file(file, file=file)
+    where = [i for i, _ in mcp_entries(doc.data)] if doc is not None else []
+
+    async def check():
+        tools = McpTools(workflow, env=dict(os.environ))
+        try:
+            await tools.start()
+            return tools.missing, None
+        except FlowrunError as exc:
+            return [], exc
+        finally:
+            await tools.aclose()
+
+    missing, failure = asyncio.run(check())
+    out: list[Problem] = []
+    if failure is not None:
+        name = getattr(failure, "server", None)
+        index = next((k for k, s in enumerate(workflow.mcp) if s.server.name == name), 0)
+        path = ("tools", where[index], "mcp") if doc is not None and where else ()
+        out.append(doc.problem(path, failure.message, failure.hint, key=True) if doc is not None
+                   else Problem(file, 0, 0, failure.message, hint=failure.hint))
+    for m in missing:
+        guess = f" (did you mean '{m.guess}'?)" if m.guess else ""
+        shown = ", ".join(m.available[:20]) + (", ..." if len(m.available) > 20 else "") or "none"
+        server = workflow.mcp[m.source].server.name
+        out.append(doc.problem(("tools", where[m.source], m.key, m.index),
+                               f"MCP server '{server}' has no tool '{m.name}'{guess}", f"its tools: {shown}",
+                               key=m.key == "overrides"))
+    return out
 
 
 def expand_folders(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -131,7 +179,8 @@ def _print_text(file: str, workflow, problems: list[Problem]) -> None:
                 click.echo(line, err=True)
     if workflow is not None:
         tools, tests = len(workflow.tools), len(workflow.tests)
-        click.echo(f"{file}: OK ({_plural(tools, 'tool')}, {_plural(tests, 'test case')})")
+        servers = f", {_plural(len(workflow.mcp), 'MCP server')}" if workflow.mcp else ""
+        click.echo(f"{file}: OK ({_plural(tools, 'tool')}{servers}, {_plural(tests, 'test case')})")
     else:
         errors = sum(p.severity == "error" for p in problems)
         warnings = len(problems) - errors

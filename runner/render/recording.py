@@ -48,9 +48,12 @@ def _arguments(raw: str) -> Any:
 class Recorder:
     """A sink that builds a test case from the events of one run."""
 
-    def __init__(self, *, vars: Mapping[str, Any] | None = None, mock_http: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, *, vars: Mapping[str, Any] | None = None, mock_http: Mapping[str, Any] | None = None,
+                 mock_mcp: Mapping[str, Any] | None = None) -> None:
         self.vars = dict(vars or {})  # the --var values of the run, so the replay fills inputs the same way
         self.mock_http = dict(mock_http or {})  # canned HTTP answers the run used (--offline)
+        self.mock_mcp: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (mock_mcp or {}).items()}
+        self.mcp_tools: dict[str, str] = {}  # MCP tool name -> its server, once the servers are up
         self.turns: list[dict[str, Any]] = []
         self.outputs: dict[str, str] = {}
         self.calls: list[dict[str, Any]] = []
@@ -76,9 +79,18 @@ class Recorder:
         elif isinstance(event, ToolCallCompleted):
             self.outputs[event.name] = event.output  # the last one per tool, as expect checks it
             self.error_outputs = self.error_outputs or event.is_error
+            server = self.mcp_tools.get(event.name)
+            if server is not None:  # kept as the case's canned result: the replay needs no server
+                text = event.output[len("error: "):] if event.is_error and event.output.startswith("error: ") else event.output
+                self.mock_mcp.setdefault(server, {})[event.name] = (
+                    {"text": text, "is_error": True} if event.is_error else {"text": text})
         elif isinstance(event, (RunCompleted, RunFailed)):
             self._close_turn()
             self.status = event.status
+
+    def saw_mcp(self, mcp: Any) -> None:
+        """Learn which tools come from which MCP server (called once the servers are up)."""
+        self.mcp_tools = {t.name: t.resolver.server for t in mcp.tools}
 
     def _close_turn(self) -> None:
         # A turn that both talks and calls tools is replayed as its calls: a scripted turn is one
@@ -112,6 +124,8 @@ class Recorder:
             case["vars"] = self.vars
         if self.mock_http:
             case["mock_http"] = self.mock_http
+        if self.mock_mcp:
+            case["mock_mcp"] = self.mock_mcp
         case["turns"] = self.turns
         case["expect"] = expect
         return case

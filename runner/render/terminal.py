@@ -172,7 +172,9 @@ class TerminalRenderer:
         elif isinstance(event, ToolCallCompleted):
             self._tool_line(event)
         elif isinstance(event, Notice):
-            if not self.quiet or event.level == "error":
+            if event.level == "debug" and not self.verbose:
+                pass
+            elif not self.quiet or event.level == "error":
                 colour = self.style.red if event.level == "error" else self.style.yellow if event.level == "warning" else self.style.dim
                 self._say(colour(f"flowrun: {event.level}: {strip_controls(event.message)}") if event.level != "info" else colour(f"flowrun: {strip_controls(event.message)}"))
         elif isinstance(event, RunCompleted):

@@ -28,6 +28,8 @@ async def run_plan(
     next_message: Callable[[], Any] | None = None,
     http_client: Any = None,
     sdk_clients: Any = None,
+    mcp: Any = None,
+    on_mcp: Callable[[Any], None] | None = None,
 ) -> RunEnd:
     """Run ``plan``: ``notices`` (warnings a person must see first), ``run.started``, the
     conversation, its terminal event. Returns that event; an exception is raised on after the
@@ -43,7 +45,8 @@ async def run_plan(
             plan.workflow, s, [plan.message], emit, run_id=plan.run_id, inputs=plan.inputs, env=plan.env,
             masker=plan.masker, allow_python=plan.options.allow_python, max_turns=plan.options.max_turns,
             mock_http=plan.mocks, next_message=next_message, show_requests=plan.options.show_requests,
-            http_client=http_client, sdk_clients=sdk_clients,
+            http_client=http_client, sdk_clients=sdk_clients, mcp=mcp, on_mcp=on_mcp,
+            mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None,
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None
@@ -69,20 +72,40 @@ async def run_conversation(
     show_requests: bool = False,
     http_client: Any = None,
     sdk_clients: Any = None,
+    mcp: Any = None,
+    mock_mcp: Mapping[str, Any] | None = None,
+    on_mcp: Callable[[Any], None] | None = None,
 ) -> RunEnd:
     """The conversation every caller shares. Each message after the first (and each one
     ``next_message`` returns, until it returns None) continues it. ``http_client`` (owned by
     the caller) lets many runs share one connection pool, ``sdk_clients`` (an
-    ``SDKClientCache``, the caller's too) their SDK clients. Whatever stops it outside a turn
-    still ends it with a terminal event (``crash_end``) before the exception goes on."""
+    ``SDKClientCache``, the caller's too) their SDK clients, ``mcp`` (started and owned by the
+    caller, e.g. a batch) its MCP servers; without it, the workflow's MCP servers are started here
+    for this conversation and stopped after it (``mock_mcp``: a test case's canned servers).
+    Whatever stops it outside a turn still ends it with a terminal event (``crash_end``) before
+    the exception goes on."""
     started = time.monotonic()
     loop: RunLoop | None = None
     try:
         async with contextlib.AsyncExitStack() as stack:
+            if mcp is None and workflow.mcp:
+                from runner.run.mcp_session import start_mcp
+
+                mcp = await start_mcp(workflow, env=env, emit=emit, mocks=mock_mcp, allow_local_code=allow_python)
+                stack.push_async_callback(mcp.aclose)
+            if mcp is not None:
+                from dataclasses import replace
+
+                from runner.run.settings import tool_definitions
+
+                workflow = mcp.with_tools(workflow)
+                settings = replace(settings, tools=tool_definitions(workflow))
+                if on_mcp is not None:
+                    on_mcp(mcp)
             loop = await _open(stack, workflow, settings, emit, run_id=run_id, inputs=inputs, env=env,
                                masker=masker, allow_python=allow_python, max_turns=max_turns,
                                mock_http=mock_http, show_requests=show_requests, http_client=http_client,
-                               sdk_clients=sdk_clients)
+                               sdk_clients=sdk_clients, mcp=mcp)
             end = await loop.run(messages[0])
             pending = list(messages[1:])
             while end.exit_code == 0:
@@ -110,7 +133,7 @@ async def run_conversation(
 
 
 async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, emit, *, run_id, inputs, env,
-                masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients) -> RunLoop:
+                masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None) -> RunLoop:
     """Provider, dispatcher and loop for one conversation, closed by ``stack``."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
@@ -123,7 +146,7 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     provider = create_provider(settings, http_client=http_client, sdk_clients=sdk_clients, masker=masker, on_notice=emit)
     stack.push_async_callback(provider.aclose)
     dispatcher = Dispatcher(
-        workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http
+        workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http, mcp=mcp
     )
     stack.push_async_callback(dispatcher.aclose)
     return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns)

@@ -114,8 +114,15 @@ class Offline:
         mocked = (
             f" (HTTP tools {', '.join(sorted(self.mocks))} answer from the case's mock_http)" if self.mocks else ""
         )
+        if self.mock_mcp:
+            mocked += f" (MCP servers {', '.join(sorted(self.mock_mcp))} answer from the case's mock_mcp)"
         scope = " of every run" if every_run else ""
         return BANNER.format(scope=scope, case=self.case.name, file=file, mocked=mocked)
+
+    @property
+    def mock_mcp(self) -> dict | None:
+        """The case's canned MCP servers (not started in this run), by server name."""
+        return dict(self.case.mock_mcp) or None
 
     def stop(self) -> None:
         self.server.stop()

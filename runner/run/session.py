@@ -113,7 +113,8 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
             if request.chat:
                 raise UsageError("--record saves one message and its answer; it cannot be used with --chat")
             check_target(Path(request.record), workflow.path)
-            recorder = Recorder(vars=plan.vars, mock_http=plan.mocks)
+            recorder = Recorder(vars=plan.vars, mock_http=plan.mocks,
+                                mock_mcp=offline.mock_mcp if offline is not None else None)
         renderer = make_renderer(request, out, err)
         sinks = [renderer]
         if hasattr(renderer, "close"):
@@ -130,7 +131,8 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
             sinks.append(tracer)
         notices = [offline.banner(request.file)] if offline is not None else []
         end = await run_plan(plan, sinks, notices=notices,
-                             next_message=chat_reader(request, err) if request.chat else None)
+                             next_message=chat_reader(request, err) if request.chat else None,
+                             on_mcp=recorder.saw_mcp if recorder is not None else None)
         if recorder is not None:
             from runner.render.recording import finish
 

@@ -31,7 +31,7 @@ from runner.templating import TemplateError
 from runner.textsafe import encodable
 from runner.tools.outputs import ToolFailure, error_text, to_output, truncate
 from runner.tools.static_tool import resolve_static
-from runner.workflow.model import HttpResolver, PythonResolver, StaticResolver, ToolSpec, Workflow
+from runner.workflow.model import HttpResolver, McpResolver, PythonResolver, StaticResolver, ToolSpec, Workflow
 
 MAX_ARGUMENT_BYTES = 1_000_000
 MAX_LISTED_VIOLATIONS = 20
@@ -55,8 +55,10 @@ class Dispatcher:
         max_concurrency: int = 16,
         mock_http: Mapping[str, Mapping] | None = None,
         max_output_chars: int = 100_000,
+        mcp: Any = None,  # runner.tools.mcp_servers.manager.McpTools, started; owned by the caller
     ):
-        self.workflow = workflow
+        self.workflow = workflow if mcp is None else mcp.with_tools(workflow)
+        self._mcp = mcp
         self._inputs = dict(inputs)
         self._env = dict(os.environ if env is None else env)
         self.masker = masker if masker is not None else Masker()
@@ -201,6 +203,10 @@ class Dispatcher:
 
                 self._http = HttpTool(self._mock_http, masker=self.masker)
             return await self._http.call(tool.name, resolver, context)
+        if isinstance(resolver, McpResolver):
+            if self._mcp is None:
+                raise ToolFailure(f"MCP server {resolver.server!r} is not connected in this run")
+            return await self._mcp.call(resolver, tool.name, args)
         raise ToolFailure(f"tool {tool.name!r} has no resolver flowrun knows")
 
     def _unknown_tool(self, name: str) -> str:

@@ -60,7 +60,55 @@ class HttpResolver:
     retries: int = 2  # only for idempotent methods, connection errors, 429/503
 
 
-Resolver = Union[StaticResolver, PythonResolver, HttpResolver]
+@dataclass(frozen=True)
+class McpResolver:
+    """A tool an MCP server provides. Built at run time from the server's listing, never read from
+    the file: ``server`` is the source's server name, ``tool`` the name the server knows it by."""
+
+    server: str
+    tool: str
+
+
+Resolver = Union[StaticResolver, PythonResolver, HttpResolver, McpResolver]
+
+
+@dataclass(frozen=True)
+class McpServerSpec:
+    """How to reach one MCP server: ``command`` (stdio) or ``url`` (streamable HTTP)."""
+
+    name: str
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    cwd: str | None = None  # relative to the workflow's folder
+    env: tuple[str, ...] = ()  # NAMES of environment variables passed to the server
+    url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # values may use ${{ env.NAME }}
+    allow_private_network: bool = False
+    startup_timeout: float = 30.0
+
+    @property
+    def transport(self) -> str:
+        return "stdio" if self.command else "http"
+
+
+@dataclass(frozen=True)
+class McpOverride:
+    description: str | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class McpSource:
+    """A ``tools:`` item with ``mcp:``: which server, and which of its tools the model sees."""
+
+    server: McpServerSpec
+    include: tuple[str, ...] | None = None  # None: every tool the server lists
+    exclude: tuple[str, ...] = ()
+    prefix: str = ""
+    timeout: float = 60.0
+    strict: bool | None = None
+    overrides: dict[str, McpOverride] = field(default_factory=dict)
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +158,7 @@ class TestCase:
     vars: dict[str, Any] = field(default_factory=dict)
     expect: dict[str, Any] = field(default_factory=dict)  # see schemas/workflow.schema.json
     mock_http: dict[str, Any] = field(default_factory=dict)  # tool name -> canned response
+    mock_mcp: dict[str, Any] = field(default_factory=dict)  # server -> tool name -> canned result
     line: int = 0
 
 
@@ -118,7 +167,7 @@ class Workflow:
     path: Path
     name: str
     model: ModelSpec
-    tools: tuple[ToolSpec, ...]
+    tools: tuple[ToolSpec, ...]  # the file's own tools; MCP tools join them once their servers answer
     version: int = 1
     description: str = ""
     instructions: str | None = None
@@ -126,6 +175,7 @@ class Workflow:
     inputs: tuple[InputSpec, ...] = ()
     tests: tuple[TestCase, ...] = ()
     source_sha256: str = ""
+    mcp: tuple[McpSource, ...] = ()  # tool sources: the MCP servers whose tools the model may call
 
     @property
     def folder(self) -> Path:
@@ -145,6 +195,12 @@ class Workflow:
             try:
                 names |= {ref.name for ref in references_in(values) if ref.context == "env"}
             except TemplateError:  # reported by validation; nothing to read here
+                continue
+        for source in self.mcp:  # what an MCP server receives: its env names, its headers' values
+            names |= set(source.server.env)
+            try:
+                names |= {ref.name for ref in references_in(source.server.headers) if ref.context == "env"}
+            except TemplateError:
                 continue
         return frozenset(names)
 

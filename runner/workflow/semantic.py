@@ -19,6 +19,7 @@ from runner.errors import Problem
 from runner.jsonpointer import MISSING, resolve
 from runner.workflow.entrypoints import EntrypointError, load_entrypoint, parse_entrypoint
 from runner.suggest import suggest
+from runner.workflow.mcp_check import McpNames, mcp_names, mcp_problems, mock_mcp_problems
 from runner.workflow.schema_check import KEY_LIKE, explain_errors, workflow_schema
 from runner.workflow.template_check import strings, template_problems
 from runner.workflow.yaml_loader import Document, JsonPath
@@ -49,8 +50,9 @@ def semantic_problems(doc: Document, *, folder: Path, resolve: bool = False) -> 
     for i, tool in tools:
         out += _parameter_problems(doc, i, tool)
         out += _python_problems(doc, i, tool, folder, resolve)
+    out += mcp_problems(doc)
     out += template_problems(doc)
-    out += _test_problems(doc, [t for _, t in tools], list(_dict(data.get("inputs"))))
+    out += _test_problems(doc, [t for _, t in tools], list(_dict(data.get("inputs"))), mcp_names(data))
     out += _model_problems(doc)
     out += _pasted_keys(doc)
     return out
@@ -74,7 +76,7 @@ def sibling_problems(doc: Document, workflow: Document) -> list[Problem]:
                                    f"duplicate test name '{name}' (also at {workflow.file}:{own[name]})",
                                    "give each test case its own name, across the workflow and its test file"))
     out += template_problems(doc, workflow=data)
-    out += _test_problems(doc, tools, list(_dict(data.get("inputs"))))
+    out += _test_problems(doc, tools, list(_dict(data.get("inputs"))), mcp_names(data))
     out += _pasted_keys(doc)
     return out
 
@@ -278,14 +280,15 @@ def stdlib_process_or_file_api(ref: str) -> str | None:
     return None
 
 
-def _test_problems(doc: Document, tools: list[dict], inputs: list[str]) -> list[Problem]:
-    """Test cases (``doc``'s ``tests:``) against the workflow's ``tools`` and ``inputs``."""
+def _test_problems(doc: Document, tools: list[dict], inputs: list[str], mcp: McpNames) -> list[Problem]:
+    """Test cases (``doc``'s ``tests:``) against the workflow's ``tools`` and ``inputs``; a name
+    an MCP source may bring is not unknown (its server says which tools it has)."""
     by_name = {t["name"]: t for t in tools if isinstance(t.get("name"), str)}
     out: list[Problem] = []
 
     def unknown_tool(path: JsonPath, name: Any, severity: str, *, key: bool = False) -> None:
-        if isinstance(name, str) and name not in by_name:
-            guess = suggest(name, by_name)
+        if isinstance(name, str) and name not in by_name and not mcp.may_exist(name):
+            guess = suggest(name, list(by_name) + sorted(mcp.exact))
             hint = ("fine if the test checks how an unknown tool is handled; otherwise fix the name"
                     if severity == "warning" else "name one of the workflow's tools")
             out.append(doc.problem(path, f"the workflow has no tool '{name}'" + (f" (did you mean '{guess}'?)" if guess else ""),
@@ -304,11 +307,15 @@ def _test_problems(doc: Document, tools: list[dict], inputs: list[str]) -> list[
             unknown_tool(base + ("expect", "outputs", name), name, "error", key=True)
             out += _regex_problems(doc, base + ("expect", "outputs", name), check)
         out += _regex_problems(doc, base + ("expect", "final_text"), expect.get("final_text"))
+        out += mock_mcp_problems(doc, base, case, mcp)
         for name in _dict(case.get("mock_http")):
             path = base + ("mock_http", name)
             unknown_tool(path, name, "error", key=True)
             resolver = _dict(by_name.get(name, {}).get("resolve"))
-            if name in by_name and resolver and "http" not in resolver:
+            if name not in by_name and mcp.may_exist(name):
+                out.append(doc.problem(path, f"mock_http is for http tools; '{name}' would come from an MCP server",
+                                       "give MCP tools canned results under mock_mcp: SERVER: TOOL:", key=True))
+            elif name in by_name and resolver and "http" not in resolver:
                 out.append(doc.problem(path, f"mock_http is for http tools; '{name}' uses {next(iter(resolver))}",
                                        "remove this mock", key=True))
         for name in _dict(case.get("vars")):

@@ -18,10 +18,12 @@ from runner.errors import Problem
 from runner.secrets.masker import MIN_LENGTH
 from runner.templating import Reference, TemplateError, find_references
 from runner.suggest import suggest
+from runner.workflow.mcp_check import mcp_names
 from runner.workflow.yaml_loader import Document, JsonPath
 
 _RESOLVER = frozenset({"args", "env", "inputs"})
 _PROMPT = frozenset({"inputs"})  # runner.run.settings.render_text fills inputs only
+_MCP_HEADERS = frozenset({"env"})  # an MCP server's headers: filled once, when it is connected
 _TURN_TEXT = frozenset({"outputs"})  # runner.scripted.script.render_text fills outputs only
 _WHERE = {
     "args": "args is only available in a tool's resolve",
@@ -38,6 +40,8 @@ def contexts_at(path: JsonPath) -> frozenset[str] | None:
     n = len(path)
     if n == 1 and path[0] in ("instructions", "input"):
         return _PROMPT
+    if n == 5 and path[0] == "tools" and path[2] == "mcp" and path[3] == "headers":
+        return _MCP_HEADERS
     if n >= 4 and path[0] == "tools" and path[2] == "resolve":
         if path[3] == "static" or (path[3] == "http" and n >= 5 and path[4] in _HTTP_TEMPLATED):
             return _RESOLVER
@@ -70,6 +74,8 @@ def template_problems(doc: Document, *, workflow: Any = None) -> list[Problem]:
     inputs = owner.get("inputs") if isinstance(owner.get("inputs"), dict) else {}
     owner_tools = owner.get("tools") if isinstance(owner.get("tools"), list) else []
     tool_names = [t["name"] for t in owner_tools if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    mcp = mcp_names(owner)
+    tool_names += [n for n in sorted(mcp.exact) if n not in tool_names]
     out: list[Problem] = []
     for path, text in strings(data):
         if "${{" not in text:
@@ -86,6 +92,8 @@ def template_problems(doc: Document, *, workflow: Any = None) -> list[Problem]:
             out.append(doc.problem(path, str(e), "write ${{ args.NAME }}, ${{ env.NAME }} or ${{ inputs.NAME }}"))
             continue
         for ref in refs:
+            if ref.context == "outputs" and mcp.may_exist(ref.name):
+                continue  # an MCP server's tool: its server says whether it exists
             out.extend(_check_ref(doc, path, ref, allowed, tools, inputs, tool_names))
     for i, tool in enumerate(tools):
         http = tool.get("resolve", {}).get("http") if isinstance(tool, dict) and isinstance(tool.get("resolve"), dict) else None
@@ -96,6 +104,9 @@ def template_problems(doc: Document, *, workflow: Any = None) -> list[Problem]:
 
 def _check_ref(doc: Document, path: JsonPath, ref: Reference, allowed: frozenset[str],
                tools: list, inputs: dict, tool_names: list[str]) -> list[Problem]:
+    if ref.context not in allowed and allowed is _MCP_HEADERS:
+        return [doc.problem(path, f"{ref.text}: an MCP server's headers can only use env (they are filled once, "
+                            "when the server is connected)", "use ${{ env.NAME }} here")]
     if ref.context not in allowed:
         return [doc.problem(path, f"{ref.text}: {_WHERE[ref.context]}",
                             "use " + ", ".join(f"${{{{ {c}.NAME }}}}" for c in sorted(allowed)) + " here")]

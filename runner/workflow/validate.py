@@ -21,6 +21,9 @@ from runner.errors import Problem, WorkflowError
 from runner.workflow.model import (
     HttpResolver,
     InputSpec,
+    McpOverride,
+    McpServerSpec,
+    McpSource,
     ModelSpec,
     PythonResolver,
     Resolver,
@@ -206,7 +209,9 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
     workflow's test file) follow the workflow's own."""
     data = doc.data
     isolation = data.get("isolation", "thread")
-    tools = tuple(_tool(doc, i, t, isolation) for i, t in enumerate(data.get("tools", [])))
+    entries = list(enumerate(data.get("tools", [])))
+    tools = tuple(_tool(doc, i, t, isolation) for i, t in entries if "mcp" not in t)
+    sources = tuple(_mcp_source(doc, i, t) for i, t in entries if "mcp" in t)
     inputs = tuple(
         InputSpec(name, spec.get("description", ""), spec.get("default"), spec.get("required", False))
         for name, spec in data.get("inputs", {}).items()
@@ -229,6 +234,7 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
         inputs=inputs,
         tests=tests,
         source_sha256=doc.sha256,
+        mcp=sources,
     )
 
 
@@ -241,6 +247,27 @@ def _tool(doc: Document, i: int, t: dict[str, Any], isolation: str = "thread") -
         timeout=float(t.get("timeout", 60.0)),
         strict=t.get("strict"),
         isolation=t.get("isolation", isolation),
+        line=doc.position(("tools", i))[0],
+    )
+
+
+def _mcp_source(doc: Document, i: int, t: dict[str, Any]) -> McpSource:
+    server = dict(t["mcp"])
+    for key in ("args", "env"):
+        if key in server:
+            server[key] = tuple(server[key])
+    if "startup_timeout" in server:
+        server["startup_timeout"] = float(server["startup_timeout"])
+    overrides = {name: McpOverride(o.get("description"), float(o["timeout"]) if "timeout" in o else None)
+                 for name, o in t.get("overrides", {}).items()}
+    return McpSource(
+        server=McpServerSpec(**server),
+        include=tuple(t["include"]) if "include" in t else None,
+        exclude=tuple(t.get("exclude", ())),
+        prefix=t.get("prefix", ""),
+        timeout=float(t.get("timeout", 60.0)),
+        strict=t.get("strict"),
+        overrides=overrides,
         line=doc.position(("tools", i))[0],
     )
 
@@ -273,6 +300,7 @@ def _test(doc: Document, i: int, t: dict[str, Any]) -> LocatedTestCase:
         vars=t.get("vars", {}),
         expect=t.get("expect", {}),
         mock_http=t.get("mock_http", {}),
+        mock_mcp=t.get("mock_mcp", {}),
         line=doc.position(("tests", i))[0],
         file=doc.file,
     )
