@@ -23,6 +23,7 @@ COMMANDS = {
     "logs": ("runner.commands.logs", "logs_group", "List recent runs, or replay one from the run log."),
     "batch": ("runner.commands.batch", "batch_command", "Run a workflow over many inputs (JSONL), concurrently."),
     "init": ("runner.commands.init", "init_command", "Write a commented starter workflow."),
+    "import": ("runner.commands.import_openapi", "import_group", "Write http tools into a workflow from an OpenAPI description."),
     "schema": ("runner.commands.validate", "schema_command", "Print the workflow JSON Schema."),
 }
 

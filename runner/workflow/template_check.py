@@ -21,6 +21,7 @@ from runner.workflow.schema_check import suggest
 from runner.workflow.yaml_loader import Document, JsonPath
 
 _RESOLVER = frozenset({"args", "env", "inputs"})
+_BOUND = frozenset({"env", "inputs"})  # a tool's bind: fixed by the file, never by the model
 _PROMPT = frozenset({"inputs"})  # runner.run.settings.render_text fills inputs only
 _TURN_TEXT = frozenset({"outputs"})  # runner.scripted.script.render_text fills outputs only
 _WHERE = {
@@ -38,6 +39,8 @@ def contexts_at(path: JsonPath) -> frozenset[str] | None:
     n = len(path)
     if n == 1 and path[0] in ("instructions", "input"):
         return _PROMPT
+    if n >= 4 and path[0] == "tools" and path[2] == "bind":
+        return _BOUND
     if n >= 4 and path[0] == "tools" and path[2] == "resolve":
         if path[3] == "static" or (path[3] == "http" and n >= 5 and path[4] in _HTTP_TEMPLATED):
             return _RESOLVER
