@@ -60,9 +60,11 @@ def list_command(file: str) -> None:
         kind = resolver_kind(tool.resolver)
         summary = (tool.description or "").strip().splitlines()[0] if tool.description else ""
         click.echo(f"{tool.name:<{width}}  {kind:<6}  {summary}")
-        params = parameters_summary(tool.parameters)
+        params = parameters_summary(tool.model_parameters)
         if params:
             click.echo(f"{'':<{width}}  {'':<6}  ({params})")
+        if tool.bind:
+            click.echo(f"{'':<{width}}  {'':<6}  (bound by the file: {', '.join(tool.bind)})")
 
 
 @tools_group.command("call", epilog=EXAMPLES)
@@ -94,7 +96,8 @@ async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_pyt
     from runner.tools.dispatcher import Dispatcher
 
     masker = build_masker(workflow, env, None)
-    dispatcher = Dispatcher(workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python)
+    dispatcher = Dispatcher(workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python,
+                            on_notice=lambda n: click.echo(f"flowrun: {n.level}: {n.message}", err=True))
     try:
         return await dispatcher.run_one(ToolCall("call_cli", tool, arguments))
     finally:

@@ -260,7 +260,8 @@ async def run_conversation(
         provider = create_provider(settings, http_client=http_client, masker=masker, on_notice=emit, **options)
         stack.push_async_callback(provider.aclose)
         dispatcher = Dispatcher(
-            workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http
+            workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http,
+            on_notice=emit,
         )
         stack.push_async_callback(dispatcher.aclose)
         loop = RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns)

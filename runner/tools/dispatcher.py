@@ -25,8 +25,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runner.calls import ToolCall, ToolResult
+from runner.events import Notice
 from runner.secrets.masker import Masker
-from runner.templating import TemplateError, references_in
+from runner.templating import MISSING, TemplateError, references_in, render_value
 from runner.tools.outputs import ToolFailure, error_text, to_output, truncate
 from runner.tools.static_tool import resolve_static
 from runner.workflow.model import HttpResolver, PythonResolver, StaticResolver, ToolSpec, Workflow
@@ -53,6 +54,7 @@ class Dispatcher:
         max_concurrency: int = 16,
         mock_http: Mapping[str, Mapping] | None = None,
         max_output_chars: int = 100_000,
+        on_notice: Callable[[Notice], None] | None = None,
     ):
         self.workflow = workflow
         self._inputs = dict(inputs)
@@ -62,11 +64,19 @@ class Dispatcher:
         self._semaphore = asyncio.Semaphore(max(1, max_concurrency))
         self._mock_http = mock_http
         self._max_output_chars = max_output_chars
+        self._on_notice = on_notice
         self._validators: dict[str, Draft202012Validator] = {}
         self._http = None
         self._python = None
         # Environment values an HTTP tool sends (headers, URL, body) are secrets: mask them.
         for tool in workflow.tools:
+            try:  # a bound value read from the environment is sent somewhere: mask it too
+                bound_refs = references_in(tool.bind) if tool.bind else []
+            except TemplateError:
+                bound_refs = []
+            for ref in bound_refs:
+                if ref.context == "env":
+                    self.masker.add(self._env.get(ref.name))
             if isinstance(tool.resolver, HttpResolver):
                 r = tool.resolver
                 try:
@@ -137,6 +147,7 @@ class Dispatcher:
             return self._unknown_tool(name), True
         try:
             args = parse_arguments(call.arguments)
+            args = self._bind(tool, args)
             self._validate(tool, args)
         except _BadArguments as e:
             return error_text(str(e)), True
@@ -181,6 +192,31 @@ class Dispatcher:
                 self._http = HttpTool(self._mock_http, masker=self.masker)
             return await self._http.call(tool.name, resolver, context)
         raise ToolFailure(f"tool {tool.name!r} has no resolver flowrun knows")
+
+    def _bind(self, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
+        """The arguments with the tool's bound ones filled in from the file. A value the model
+        sent for a bound argument is dropped (it never saw that argument: it guessed, or was
+        told to by text it read) and a warning says so, naming the argument, not the value."""
+        if not tool.bind:
+            return args
+        sent = [name for name in tool.bind if name in args]
+        if sent:
+            self._notice(f"tool {tool.name!r}: the model sent bound argument{'s' if len(sent) > 1 else ''} "
+                         f"{', '.join(sent)}; ignored, the workflow file sets {'them' if len(sent) > 1 else 'it'}")
+        filled = {k: v for k, v in args.items() if k not in tool.bind}
+        context = {"env": self._env, "inputs": self._inputs}
+        for name, template in tool.bind.items():
+            try:
+                value = render_value(template, context)
+            except TemplateError as e:
+                raise _BadArguments(f"tool {tool.name!r} cannot fill its bound argument {name!r}: {e}") from None
+            if value is not MISSING:
+                filled[name] = value
+        return filled
+
+    def _notice(self, message: str) -> None:
+        if self._on_notice is not None:
+            self._on_notice(Notice("warning", self.masker.mask(message)))
 
     def _unknown_tool(self, name: str) -> str:
         names = [t.name for t in self.workflow.tools]
