@@ -24,7 +24,8 @@ from runner.events import (
     TurnStarted,
 )
 from runner.runlog.log import RunLog
-from runner.runlog.transcript import escape, render_transcript
+from runner.terminal_text import show_controls
+from runner.runlog.transcript import render_transcript
 
 ROOT = Path(__file__).resolve().parents[1]
 DONE = "5e1f0c2a-done-0000"
@@ -123,7 +124,7 @@ def test_show_escapes_control_characters(db):
     text = invoke("show", DONE, "--log-db", str(db)).output
     assert "\x1b" not in text and "\r" not in text
     assert "\\x1b[2J\\rEVIL" in text
-    assert escape("a\u202eb\x00c\x9b") == "a\\u202eb\\0c\\x9b"
+    assert show_controls("a\u202eb\x00c\x9b") == "a\\u202eb\\0c\\x9b"
 
 
 def test_show_json_has_events_and_tool_calls(db):

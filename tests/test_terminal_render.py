@@ -13,7 +13,8 @@ from runner.events import (
     ToolCallRequested,
     TurnStarted,
 )
-from runner.render.terminal import TerminalRenderer, clean, short_args
+from runner.render.terminal import TerminalRenderer, short_args
+from runner.terminal_text import strip_controls as clean
 
 ESC = re.compile(r"\x1b|\r")
 
@@ -75,3 +76,12 @@ def test_colour_only_when_asked():
     r(ToolCallRequested("c", "t", "{}"))
     r(ToolCallCompleted("c", "t", "ok", False, 1))
     assert "\x1b[32m✓" in err.getvalue()
+
+
+def test_live_view_strips_bidi_controls_that_logs_show_escapes():
+    """U+202E and friends reorder what the reader sees: gone live, made visible in a replay."""
+    from runner.terminal_text import show_controls, strip_controls
+
+    text = "invoice\u202egnp.exe\u2066x\u2069\u200f"
+    assert strip_controls(text) == "invoicegnp.exex"
+    assert show_controls(text) == "invoice\\u202egnp.exe\\u2066x\\u2069\\u200f"

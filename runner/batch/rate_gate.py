@@ -126,7 +126,7 @@ def shared_clients(gate: RateGate, concurrency: int) -> list[SharedClient]:
     batch's CPU on that; small pools keep it flat. Every pool reports to the same gate."""
     count = max(1, -(-max(1, concurrency) // POOL_SHARD))
     per_pool = -(-max(1, concurrency) // count)
-    verify = httpx2.create_ssl_context(trust_env=True)  # one CA bundle load (~18 ms) for all
+    verify = httpx2.create_ssl_context(trust_env=True)  # one CA bundle load for all
     return [shared_client(gate, per_pool, verify=verify) for _ in range(count)]
 
 

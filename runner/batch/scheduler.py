@@ -4,8 +4,8 @@ Every input is one ordinary run (``run_session.run_conversation``: provider, dis
 batch behaves exactly like ``flowrun run`` once per line. What the batch adds:
 
 - asyncio workers, at most ``concurrency`` runs in flight;
-- shared HTTP connection pools (a new client costs ~18 ms of TLS set-up, more than a whole
-  scripted run): one per ``POOL_SHARD`` workers, each worker keeping to its own, because the
+- shared HTTP connection pools (a new client's TLS set-up costs more than a whole scripted
+  run): one per ``POOL_SHARD`` workers, each worker keeping to its own, because the
   HTTP library checks every pooled connection on each request (one pool of N connections costs
   O(N) CPU per request); one SDK client per pool (``SharedClient.sdk_clients``); a batch-wide
   ``RateGate`` on all pools: a 429 pauses every request for its ``Retry-After`` and narrows the

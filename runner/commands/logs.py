@@ -15,7 +15,8 @@ import click
 
 from runner.errors import FlowrunError
 from runner.runlog.log import RunLog, default_log_path
-from runner.runlog.transcript import escape, fmt_duration, render_transcript, run_duration_ms
+from runner.terminal_text import show_controls
+from runner.runlog.transcript import fmt_duration, render_transcript, run_duration_ms
 
 SHORT_ID = 8
 
@@ -44,7 +45,7 @@ def _short_ids(ids: list[str]) -> dict[str, str]:
 
 def _first_line(text: str | None, width: int) -> str:
     line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")
-    line = escape(line)
+    line = show_controls(line)
     return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
 
 
@@ -53,8 +54,8 @@ def _table(runs: list[dict]) -> str:
     rows = [("ID", "STARTED", "WORKFLOW", "STATUS", "DURATION")]
     for r in runs:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started_at"])) if r.get("started_at") else "-"
-        rows.append((short[r["run_id"]], started, escape(Path(r.get("workflow_path") or "-").name),
-                     escape(r["status"]), fmt_duration(run_duration_ms(r))))
+        rows.append((short[r["run_id"]], started, show_controls(Path(r.get("workflow_path") or "-").name),
+                     show_controls(r["status"]), fmt_duration(run_duration_ms(r))))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     used = sum(widths) + 2 * 5
     answer_width = max(shutil.get_terminal_size((100, 24)).columns - used, 20)

@@ -79,7 +79,3 @@ class ChatProvider(SDKProvider):
         elif result.text:
             self.messages.append(assistant_message(result.text, ()))
 
-    @property
-    def pending_calls(self) -> tuple[ToolCall, ...]:
-        return self._pending
-

@@ -8,7 +8,6 @@ plain and stable (no colour, no carriage returns). ``NO_COLOR`` / ``--no-color``
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from typing import TextIO
@@ -24,23 +23,13 @@ from runner.events import (
     ToolCallRequested,
     TurnStarted,
 )
+from runner.terminal_text import strip_controls
 
-_CONTROL = re.compile(
-    r"\x1b\[[0-9;?]*[ -/]*[@-~]"  # CSI: cursor moves, colours, screen clears
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window titles, hyperlinks
-    r"|\x1b[@-Z\\-_]?"  # other escapes
-    r"|[\x00-\x08\x0b-\x1f\x7f\x9b]"  # control characters (tab and newline stay)
-)
 FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
-def clean(text: str) -> str:
-    """Strip terminal control sequences a tool or model could use to rewrite the screen."""
-    return _CONTROL.sub("", text)
-
-
 def short(text: str, limit: int = 60) -> str:
-    text = " ".join(clean(text).split())
+    text = " ".join(strip_controls(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -78,9 +67,6 @@ class Style:
 
     def yellow(self, t: str) -> str:
         return self._wrap("33", t)
-
-    def bold(self, t: str) -> str:
-        return self._wrap("1", t)
 
 
 class Spinner:
@@ -161,7 +147,7 @@ class TerminalRenderer:
         if isinstance(event, TextDelta):
             if self.spinner:
                 self.spinner.clear()
-            text = clean(event.text) if self.spinner else event.text
+            text = strip_controls(event.text) if self.spinner else event.text
             self.out.write(text)
             self.out.flush()
             if text:
@@ -174,21 +160,21 @@ class TerminalRenderer:
         elif isinstance(event, ToolCallRequested):
             self._pending[event.call_id] = (event.name, event.arguments)
             if self.verbose and not self.quiet:
-                self._say(self.style.dim(f"→ {event.name}({clean(event.arguments)})"))
+                self._say(self.style.dim(f"→ {event.name}({strip_controls(event.arguments)})"))
             self._spin_tools()
         elif isinstance(event, ToolCallCompleted):
             self._tool_line(event)
         elif isinstance(event, Notice):
             if not self.quiet or event.level == "error":
                 colour = self.style.red if event.level == "error" else self.style.yellow if event.level == "warning" else self.style.dim
-                self._say(colour(f"flowrun: {event.level}: {clean(event.message)}") if event.level != "info" else colour(f"flowrun: {clean(event.message)}"))
+                self._say(colour(f"flowrun: {event.level}: {strip_controls(event.message)}") if event.level != "info" else colour(f"flowrun: {strip_controls(event.message)}"))
         elif isinstance(event, RunCompleted):
             self._end_text()
             if not self.quiet:
                 self._say(self.style.dim(self._summary("completed", event)))
         elif isinstance(event, RunFailed):
             self._end_text()
-            self._say(self.style.red(f"flowrun: error: {clean(event.message)}"))
+            self._say(self.style.red(f"flowrun: error: {strip_controls(event.message)}"))
             if not self.quiet:
                 self._say(self.style.dim(self._summary(event.status, event)))
 
@@ -212,7 +198,7 @@ class TerminalRenderer:
         _, args = self._pending.pop(e.call_id, ("", ""))
         if self.quiet:
             return
-        output = clean(e.output) if self.verbose else short(e.output, 60)
+        output = strip_controls(e.output) if self.verbose else short(e.output, 60)
         mark = self.style.red("✗") if e.is_error else self.style.green("✓")
         line = f"{mark} {e.name}({short_args(args)}) → {output} {self.style.dim('(' + seconds(e.duration_ms) + ')')}"
         self._say(line)

@@ -55,9 +55,7 @@ class RunRequest:
 def require_env(workflow: Workflow, env: Mapping[str, str]) -> None:
     """Every ``${{ env.NAME }}`` a tool reads must be set before anything is sent: a missing token
     found halfway through a run would cost model calls and leave a half-done conversation."""
-    from runner.secrets.sources import env_names
-
-    missing = sorted(name for name in env_names(workflow) if not env.get(name))
+    missing = sorted(name for name in workflow.env_names() if not env.get(name))
     if missing:
         names = ", ".join(missing)
         raise UsageError(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from runner.errors import ProviderError, UsageError
+from runner.suggest import suggest
 from runner.providers.base import ModelSettings
 from runner.templating import TemplateError, render_string
 from runner.workflow.model import APIS, Workflow
@@ -44,11 +45,9 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, str]) -> dict[str, An
     declared = {i.name: i for i in workflow.inputs}
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        import difflib
-
         names = ", ".join(declared) or "(none declared)"
-        close = difflib.get_close_matches(unknown[0], list(declared), n=1)
-        guess = f"did you mean {close[0]!r}? " if close else ""
+        close = suggest(unknown[0], declared)
+        guess = f"did you mean {close!r}? " if close else ""
         raise UsageError(
             f"--var {unknown[0]}=... names an input the workflow does not declare",
             hint=f"{guess}declared inputs: {names}; add it under `inputs:` in {workflow.path}",

@@ -7,25 +7,12 @@ in the log must not rewrite the reader's terminal.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
+from runner.terminal_text import show_controls
+
 MAX_OUTPUT = 2000  # characters of one tool output; `logs show --json` has them all
-
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def escape(text: Any) -> str:
-    """Make control characters visible (``\\x1b``) instead of letting them act on the terminal."""
-    text = "" if text is None else str(text)
-
-    def repl(m: re.Match[str]) -> str:
-        c = m.group()
-        return {"\r": "\\r", "\x00": "\\0"}.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
-
-    return _UNSAFE.sub(repl, text)
-
 
 def fmt_time(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
@@ -70,13 +57,13 @@ def _header(run: dict) -> list[str]:
     status = run.get("status") or "?"
     lines = [
         f"run       {run.get('run_id')}",
-        f"workflow  {escape(run.get('workflow_path'))}",
-        f"api       {escape(run.get('api'))} · model {escape(run.get('model'))}{mode}",
+        f"workflow  {show_controls(run.get('workflow_path'))}",
+        f"api       {show_controls(run.get('api'))} · model {show_controls(run.get('model'))}{mode}",
         f"started   {fmt_time(run.get('started_at'))}",
         f"status    {status} · {fmt_duration(run_duration_ms(run))}",
     ]
     if status == "crashed":
-        lines.append(f"          the recording process ({run.get('pid')} on {escape(run.get('hostname'))}) "
+        lines.append(f"          the recording process ({run.get('pid')} on {show_controls(run.get('hostname'))}) "
                      "ended without finishing the run; replaying what was recorded")
     elif status == "running":
         lines.append("          still running, or recorded on another host that may have crashed")
@@ -86,7 +73,7 @@ def _header(run: dict) -> list[str]:
 def render_transcript(run: dict) -> str:
     """The whole run in order: input, assistant text, tool calls and results, final status."""
     out = _header(run)
-    user = escape(run.get("input") or "").strip("\n")
+    user = show_controls(run.get("input") or "").strip("\n")
     out += ["", "user:", "  " + _indent(user) if user.strip() else "  (no input recorded)"]
     text: list[str] = []
     saw_text = False
@@ -97,7 +84,7 @@ def render_transcript(run: dict) -> str:
 
     def end_text() -> None:
         if text:
-            joined = escape("".join(text)).strip("\n")
+            joined = show_controls("".join(text)).strip("\n")
             if joined.strip():
                 out.extend(["assistant:", "  " + _indent(joined)])
             text.clear()
@@ -113,11 +100,11 @@ def render_transcript(run: dict) -> str:
             turns = max(turns, e["turn"]) if isinstance(e.get("turn"), int) else turns
             out += ["", f"── turn {e.get('turn')} ──"]
         elif kind == "tool_call.requested":
-            out.append(f"→ {escape(e.get('name'))}({escape(e.get('arguments'))})")
+            out.append(f"→ {show_controls(e.get('name'))}({show_controls(e.get('arguments'))})")
         elif kind == "tool_call.completed":
             # Parallel calls finish out of order: name the call unless it just follows its request.
-            who = "" if last_call == e.get("call_id") else f"{escape(e.get('name'))} [{escape(e.get('call_id'))}]: "
-            body = _indent(escape(_clip(str(e.get("output", "")))), "    ")
+            who = "" if last_call == e.get("call_id") else f"{show_controls(e.get('name'))} [{show_controls(e.get('call_id'))}]: "
+            body = _indent(show_controls(_clip(str(e.get("output", "")))), "    ")
             mark = "✗ error: " if e.get("is_error") else "← "
             out.append(f"{mark}{who}{body}  ({fmt_duration(e.get('duration_ms'))})")
         elif kind == "turn.completed":
@@ -125,18 +112,18 @@ def render_transcript(run: dict) -> str:
                 if isinstance(value, int):
                     usage_sum[key] = usage_sum.get(key, 0) + value
             if e.get("status") not in ("tool_calls", "completed"):
-                out.append(f"(turn ended: {escape(e.get('status'))})")
+                out.append(f"(turn ended: {show_controls(e.get('status'))})")
         elif kind == "notice":
-            out.append(f"! {escape(e.get('level', 'info'))}: {_indent(escape(e.get('message')))}")
+            out.append(f"! {show_controls(e.get('level', 'info'))}: {_indent(show_controls(e.get('message')))}")
         elif kind in ("run.completed", "run.failed") and isinstance(e.get("turns"), int):
             turns = max(turns, e["turns"])
         if kind == "run.failed":
             saw_failure = True
-            out.append(f"✗ run {escape(e.get('status'))}: {_indent(escape(e.get('message')))}")
+            out.append(f"✗ run {show_controls(e.get('status'))}: {_indent(show_controls(e.get('message')))}")
         last_call = e.get("call_id") if kind == "tool_call.requested" else None
     end_text()
     if not saw_text and run.get("final_text"):
-        out += ["assistant:", "  " + _indent(escape(run["final_text"]).strip("\n"))]
+        out += ["assistant:", "  " + _indent(show_controls(run["final_text"]).strip("\n"))]
     out += ["", _summary(run, turns, usage_sum, saw_failure)]
     return "\n".join(out) + "\n"
 
@@ -155,7 +142,7 @@ def _summary(run: dict, turns: int, usage_sum: dict[str, int], saw_failure: bool
     parts.append(fmt_duration(run_duration_ms(run)))
     if run.get("exit_code") is not None:
         parts.append(f"exit {run['exit_code']}")
-    error = escape(run.get("error") or "").strip()
+    error = show_controls(run.get("error") or "").strip()
     if error and not saw_failure:  # otherwise the run.failed line above already said it
         parts.append(error.splitlines()[0])
     return "── " + " · ".join(parts) + " ──"

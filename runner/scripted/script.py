@@ -92,11 +92,6 @@ class TurnContext:
     calls: list[CallResult]  # answered calls, in submission order (``.call_id``, ``.output``)
     request: "RecordedRequest | None" = None
 
-    def output_for(self, call_id: str) -> str | None:
-        for c in self.calls:
-            if c.call_id == call_id:
-                return c.output
-        return None
 
 
 ScriptItem = Union[ScriptedTurn, RawSSE]

@@ -38,9 +38,6 @@ class Masker:
             ordered = sorted(self._forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
 
-    def add_basic_auth(self, user: str, password: str) -> None:
-        self.add(base64.b64encode(f"{user}:{password}".encode()).decode())
-
     @property
     def active(self) -> bool:
         return self._pattern is not None

@@ -15,7 +15,6 @@ deadline, and each tool's timeout is cut so the outputs still reach the run in t
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 import os
 import time
@@ -27,7 +26,8 @@ from jsonschema.exceptions import SchemaError
 from runner.calls import ToolCall, ToolResult
 from runner.events import Notice
 from runner.secrets.masker import Masker
-from runner.templating import MISSING, TemplateError, references_in, render_value
+from runner.suggest import suggest
+from runner.templating import MISSING, TemplateError, render_value
 from runner.tools.outputs import ToolFailure, error_text, to_output, truncate
 from runner.tools.static_tool import resolve_static
 from runner.workflow.model import HttpResolver, PythonResolver, StaticResolver, ToolSpec, Workflow
@@ -68,24 +68,8 @@ class Dispatcher:
         self._validators: dict[str, Draft202012Validator] = {}
         self._http = None
         self._python = None
-        # Environment values an HTTP tool sends (headers, URL, body) are secrets: mask them.
-        for tool in workflow.tools:
-            try:  # a bound value read from the environment is sent somewhere: mask it too
-                bound_refs = references_in(tool.bind) if tool.bind else []
-            except TemplateError:
-                bound_refs = []
-            for ref in bound_refs:
-                if ref.context == "env":
-                    self.masker.add(self._env.get(ref.name))
-            if isinstance(tool.resolver, HttpResolver):
-                r = tool.resolver
-                try:
-                    refs = references_in([r.url, r.query, r.headers, r.body])
-                except TemplateError:
-                    continue
-                for ref in refs:
-                    if ref.context == "env":
-                        self.masker.add(self._env.get(ref.name))
+        for name in workflow.env_names():  # values the tools send are secrets
+            self.masker.add(self._env.get(name))
 
     async def run_all(
         self,
@@ -224,8 +208,8 @@ class Dispatcher:
         if not name:
             return f"error: the call names no tool. Available tools: {available}."
         shown = name if len(name) <= 100 else name[:100] + "…"
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = suggest(name, names)
+        hint = f" Did you mean {close!r}?" if close else ""
         return f"error: there is no tool named {shown!r}.{hint} Available tools: {available}."
 
     def _validate(self, tool: ToolSpec, args: dict[str, Any]) -> None:
@@ -254,7 +238,7 @@ MAX_CACHED_VALIDATORS = 512
 def validator_for(schema: Any) -> Draft202012Validator:
     """A checked validator for a tool's parameters schema, built once per schema object.
 
-    ``check_schema`` costs ~1-2 ms, more than a whole run against a local server, and a batch
+    ``check_schema`` costs more than a whole run against a local server, and a batch
     makes a dispatcher per input from the same loaded workflow: so validators are kept per schema
     *object* (a workflow's schemas are not changed after loading). The entry holds the schema
     itself, so its id cannot be reused while cached. Raises ``SchemaError``; not cached then."""

@@ -68,7 +68,7 @@ _SSL_CONTEXTS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
 
 def ssl_context() -> ssl.SSLContext:
     """The TLS context for tool requests, made once per process (per ``SSL_CERT_FILE`` /
-    ``SSL_CERT_DIR``): loading the CA bundle takes ~18 ms, more than a whole run against a local
+    ``SSL_CERT_DIR``): loading the CA bundle costs more than a whole run against a local
     model, and a batch makes a dispatcher, so an HTTP client, for every input. Sharing the
     context shares no connection: keep-alive stays off, each request still connects afresh to
     the address that was checked, with its own SNI name."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator
 
-from runner.workflow.schema_check import suggest
+from runner.suggest import suggest
 
 
 class EntrypointError(Exception):

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from runner.templating import TemplateError, references_in
+
 APIS = ("responses", "chat", "assistants")
 
 
@@ -145,6 +147,24 @@ class Workflow:
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    def env_names(self) -> frozenset[str]:
+        """Every environment variable the tools read (``${{ env.NAME }}``): the values a run needs
+        before anything is sent, and the values no output may ever show."""
+        names: set[str] = set()
+        for tool in self.tools:
+            r = tool.resolver
+            values: list = []
+            if isinstance(r, StaticResolver):
+                values = [r.value]
+            elif isinstance(r, HttpResolver):
+                values = [r.url, r.query, r.headers, r.body]
+            values.append(tool.bind)  # a bound value read from the environment is sent too
+            try:
+                names |= {ref.name for ref in references_in(values) if ref.context == "env"}
+            except TemplateError:  # reported by validation; nothing to read here
+                continue
+        return frozenset(names)
 
     def tool(self, name: str) -> ToolSpec | None:
         for t in self.tools:

@@ -10,7 +10,6 @@ keyword, so wording lives beside the rule it explains.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from functools import lru_cache
@@ -23,6 +22,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from runner.errors import Problem
+from runner.suggest import suggest
 from runner.workflow.yaml_loader import Document, JsonPath
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "workflow.schema.json"
@@ -280,14 +280,6 @@ def _test_file_hint(key: str) -> str | None:
     if key in workflow_schema()["properties"]:
         return f"{key} belongs in the workflow file; a test file holds only tests:"
     return None
-
-
-def suggest(word: str, options: Iterable[str]) -> str | None:
-    """The option closest to a misspelt word, if one is close enough (case is ignored)."""
-    options = list(options)
-    lowered = {o.lower(): o for o in options}
-    found = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return lowered[found[0]] if found else None
 
 
 def show(value: Any, limit: int = 60) -> str:

@@ -18,7 +18,8 @@ from jsonschema import Draft202012Validator
 from runner.errors import Problem
 from runner.jsonpointer import MISSING, resolve
 from runner.workflow.entrypoints import EntrypointError, load_entrypoint, parse_entrypoint
-from runner.workflow.schema_check import KEY_LIKE, explain_errors, suggest, workflow_schema
+from runner.suggest import suggest
+from runner.workflow.schema_check import KEY_LIKE, explain_errors, workflow_schema
 from runner.workflow.template_check import strings, template_problems
 from runner.workflow.yaml_loader import Document, JsonPath
 

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from runner.errors import Problem
 from runner.secrets.masker import MIN_LENGTH
 from runner.templating import Reference, TemplateError, find_references
-from runner.workflow.schema_check import suggest
+from runner.suggest import suggest
 from runner.workflow.yaml_loader import Document, JsonPath
 
 _RESOLVER = frozenset({"args", "env", "inputs"})
