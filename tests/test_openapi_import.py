@@ -384,3 +384,32 @@ def test_a_bound_argument_is_filled_from_the_file_and_never_from_the_caller(tmp_
         assert r.code == 0, r.err
         assert server.seen[-1].query == {"limit": ["1"]}
         assert "bound argument limit; ignored" in r.err
+
+
+# --- the example workflow --------------------------------------------------------------------
+
+
+EXAMPLE_COMMAND = ["import", "openapi", "tests/fixtures/openapi/petstore-3.0.yaml", "--tag", "pets",
+                   "--bind", "limit=${{ inputs.page_size }}"]
+
+
+def test_the_hand_edited_example_survives_a_reimport(tmp_path):
+    example = REPO / "workflows" / "petstore.yaml"
+    target = tmp_path / "petstore.yaml"
+    shutil.copy(example, target)
+    r = flowrun(*EXAMPLE_COMMAND, "--into", str(target))
+    assert r.code == 0, r.err
+    assert "unchanged 3 tools" in r.err
+    assert target.read_text() == example.read_text()
+
+
+def test_the_example_came_from_the_command(tmp_path):
+    fresh = tmp_path / "petstore.yaml"
+    r = flowrun(*EXAMPLE_COMMAND, "--into", str(fresh))
+    assert r.code == 0, r.err
+    generated, example = tools_of(fresh), tools_of(REPO / "workflows" / "petstore.yaml")
+    assert list(generated) == list(example)
+    for name, tool in generated.items():
+        assert tool.parameters["properties"].keys() == example[name].parameters["properties"].keys()
+        assert tool.resolver.url == example[name].resolver.url and tool.bind == example[name].bind
+    assert generated["list_pets"].description != example["list_pets"].description  # edited by hand

@@ -195,7 +195,7 @@ class Dispatcher:
             except TemplateError as e:
                 raise _BadArguments(f"tool {tool.name!r} cannot fill its bound argument {name!r}: {e}") from None
             if value is not MISSING:
-                filled[name] = value
+                filled[name] = _typed(value, (tool.parameters.get("properties") or {}).get(name))
         return filled
 
     def _notice(self, message: str) -> None:
@@ -229,6 +229,23 @@ class Dispatcher:
             lines.append(f"- …and {len(errors) - MAX_LISTED_VIOLATIONS} more")
         raise _BadArguments(f"the arguments do not match the parameters of tool {tool.name!r}:\n"
                             + "\n".join(lines) + "\nFix these and call the tool again.")
+
+
+def _typed(value: Any, schema: Any) -> Any:
+    """A bound value from ``--var`` is text; read it as the number or boolean its argument
+    declares (``--var page_size=20`` for an integer argument), else leave it as it is."""
+    kinds = schema.get("type") if isinstance(schema, dict) else None
+    kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, list) else []
+    if not isinstance(value, str) or "string" in kinds or not kinds:
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    ok = ((isinstance(parsed, bool) and "boolean" in kinds)
+          or (isinstance(parsed, int) and not isinstance(parsed, bool) and ("integer" in kinds or "number" in kinds))
+          or (isinstance(parsed, float) and "number" in kinds))
+    return parsed if ok else value
 
 
 _VALIDATORS: dict[int, tuple[Any, Draft202012Validator]] = {}  # id(schema) -> (schema, validator)
