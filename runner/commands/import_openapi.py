@@ -118,7 +118,7 @@ def import_into(spec, chosen, target: Path, *, server: str | None = None, env_pr
         raise UsageError(f"--bind {unused[0]}: no imported tool has an argument named {unused[0]!r}",
                          hint="bind one of the arguments the tools take (see flowrun tools list)")
     inputs = _inputs_for(bind)
-    new_text, placed = writer.place_tools(text, str(target), [t.data for t in built], inputs)
+    new_text, placed = writer.place_tools(text, str(target), [t.data for t in built], inputs, data)
     if new_text != text:
         _check_and_write(target, new_text)
     lines = []

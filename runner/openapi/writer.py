@@ -63,11 +63,12 @@ def existing_tools(data: Any) -> list[Any]:
     return list(tools) if isinstance(tools, list) else []
 
 
-def place_tools(text: str, file: str, tools: list[dict], inputs: dict[str, dict]) -> tuple[str, Placement]:
+def place_tools(text: str, file: str, tools: list[dict], inputs: dict[str, dict],
+                data: Any = None) -> tuple[str, Placement]:
     """``text`` with ``tools`` added or updated in place (matched by their ``openapi`` key) and the
-    missing ``inputs`` declared."""
+    missing ``inputs`` declared. ``data`` is ``parse(text)`` when the caller has it already."""
     result = Placement()
-    data = parse(text, file)
+    data = parse(text, file) if data is None else data
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
