@@ -106,7 +106,7 @@ def build_tool(spec: Spec, op: Operation, options: ImportOptions, taken: set[str
     headers = {**auth_headers, **headers}
     query = {**query, **auth_query}
     if content_type and content_type != "application/json":
-        headers.setdefault("Content-Type", content_type)
+        headers.setdefault("Content-Type", _literal(content_type, "a media type"))
 
     parameters: dict[str, Any] = {"type": "object", "properties": props}
     if required:
@@ -131,7 +131,11 @@ def build_tool(spec: Spec, op: Operation, options: ImportOptions, taken: set[str
     if body is not None:
         http["body"] = body
     if _is_private(url):
-        http["allow_private_network"] = True
+        if options.server:
+            http["allow_private_network"] = True  # the person chose this server on the command line
+        else:
+            notes.append(f"{where}: the spec's server is on this machine or a private network; flowrun "
+                         "refuses such addresses unless you confirm with --server URL")
     tool["resolve"] = {"http": http}
     return ImportedTool(op, tool, notes + converter.notes, env)
 
@@ -209,10 +213,11 @@ def _request_body(spec: Spec, op: Operation, converter: SchemaConverter, props: 
 
 
 def _url(spec: Spec, op: Operation, options: ImportOptions, path_args: dict[str, str], where: str) -> str:
-    base = options.server or _server_url(spec, op)
+    spec_server = _server_url(spec, op)
+    base = options.server or (_literal(spec_server, "the server URL") if spec_server else None)
     if not base:
         raise SpecError(f"{spec.path.name} names no server", hint="give the API's base URL with --server URL")
-    if not re.match(r"^https?://", base, re.I):
+    if not re.match(r"^(https?://|\$\{\{)", base, re.I):
         raise SpecError(f"the spec's server URL {base!r} is relative",
                         hint="give the full base URL with --server, e.g. --server https://api.example.com" + base)
     path = op.path
@@ -223,7 +228,7 @@ def _url(spec: Spec, op: Operation, options: ImportOptions, path_args: dict[str,
             raise Unsupported(f"its path names {{{name}}}, which no path parameter declares")
         return path_args[name]
 
-    return base.rstrip("/") + re.sub(r"\{([^{}]+)\}", fill, path)
+    return base.rstrip("/") + re.sub(r"\{([^{}]+)\}", fill, _literal(path, "the path"))
 
 
 def _server_url(spec: Spec, op: Operation) -> str | None:
@@ -262,7 +267,7 @@ def _security(spec: Spec, op: Operation, options: ImportOptions) -> tuple[dict, 
             elif kind == "apiKey" and place == "query":
                 query[str(scheme.get("name"))] = secret
             elif kind == "apiKey" and place == "cookie":
-                headers["Cookie"] = f"{scheme.get('name')}={secret}"
+                headers["Cookie"] = f"{_literal(str(scheme.get('name')), 'a cookie name')}={secret}"
             elif kind == "http" and str(scheme.get("scheme", "")).lower() == "bearer":
                 headers["Authorization"] = f"Bearer {secret}"
             elif kind == "http" and str(scheme.get("scheme", "")).lower() == "basic":
@@ -276,6 +281,16 @@ def _security(spec: Spec, op: Operation, options: ImportOptions) -> tuple[dict, 
         if ok:
             return headers, query, env
     raise Unsupported("it needs " + " or ".join(refused) + " authentication; " + OAUTH_REFUSED)
+
+
+def _literal(text: str, what: str) -> str:
+    """Text from the spec that lands inside a template must stay text: a spec that writes
+    ``${{ env.NAME }}`` into a path or server URL would make the tool send that secret."""
+    if "${{" in text:
+        raise SpecError(f"{what} in the spec holds a flowrun expression ('${{{{'), which would be filled "
+                        f"in at call time: {text[:120]!r}", hint="an API description never needs one; "
+                        "check where this spec comes from")
+    return text
 
 
 def env_name(prefix: str, scheme: str) -> str:
