@@ -453,3 +453,14 @@ def test_validate_help_and_the_run_path_never_load_the_importer():
     for args in (["--help"], ["validate", "workflows/petstore.yaml"], ["workflows/petstore.yaml", "--offline", "-q"]):
         out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO).stdout
         assert out.strip().endswith("[]"), (args, out)
+
+
+def test_a_file_without_a_final_newline_is_left_alone_when_nothing_changes(tmp_path):
+    target = tmp_path / "wf.yaml"
+    run_import(PETSTORE, target, op_ids=("listPets",))
+    target.write_text(target.read_text().rstrip("\n"))
+    before = target.read_text()
+    run_import(PETSTORE, target, op_ids=("listPets",))
+    assert target.read_text() == before
+    run_import(PETSTORE, target, op_ids=("showPetById",))
+    assert target.read_text().startswith(before + "\n") and errors_of(target) == []

@@ -99,6 +99,8 @@ def place_tools(text: str, file: str, tools: list[dict], inputs: dict[str, dict]
     if missing:
         edits.append(_insertion(lines, data, "inputs", missing, _render_inputs))
         result.inputs_added = list(missing)
+    if not edits:
+        return text, result
     for start, end, new in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
         lines[start:end] = new
     return "".join(lines), result
