@@ -24,8 +24,8 @@ EXAMPLES = """
 Examples:
   flowrun import openapi petstore.yaml --list
   flowrun import openapi petstore.yaml --into workflows/pets.yaml --tag pets
-  flowrun import openapi petstore.yaml --into workflows/pets.yaml --op showPetById \\
-      --server http://127.0.0.1:8080/v1 --bind tenant='${{ inputs.tenant }}'
+  flowrun import openapi petstore.yaml --into workflows/pets.yaml --op listPets \\
+      --server http://127.0.0.1:8080/v1 --bind 'limit=${{ inputs.page_size }}'
 """
 
 
