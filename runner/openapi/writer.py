@@ -86,6 +86,9 @@ def place_tools(text: str, file: str, tools: list[dict], inputs: dict[str, dict]
             new_items.append(tool)
             result.added.append(tool["name"])
             continue
+        if not _merge(seq[i], tool, apply=False):  # the usual re-import: skip the item's round trip
+            result.unchanged.append(str(seq[i].get("name")))
+            continue
         start, end = _item_range(lines, data, seq, i)
         replacement = _updated_item(lines[start:end], tool, file)
         if replacement is None:
@@ -246,19 +249,24 @@ def _updated_item(item_lines: list[str], tool: dict, file: str) -> list[str] | N
     return _as_item(_dump_mapping(existing), dash)
 
 
-def _merge(existing: CommentedMap, new: dict, path: tuple[str, ...] = ()) -> bool:
-    """Merge ``new`` into ``existing`` in place; True if anything changed. The tool's name and
-    the descriptions (of the tool and of its arguments) stay as the file has them."""
+def _merge(existing: CommentedMap, new: dict, path: tuple[str, ...] = (), *, apply: bool = True) -> bool:
+    """Merge ``new`` into ``existing`` in place; True if anything changed (``apply=False``: only
+    say whether it would). The tool's name and the descriptions (of the tool and of its
+    arguments) stay as the file has them."""
     changed = False
     for key, value in new.items():
         kept = (key == "name" and not path) or (key == "description" and "resolve" not in path)
         if kept and isinstance(existing.get(key), str):
             continue
         if isinstance(value, dict) and isinstance(existing.get(key), CommentedMap):
-            changed |= _merge(existing[key], value, path + (key,))
+            changed |= _merge(existing[key], value, path + (key,), apply=apply)
         elif key not in existing or _plain(existing[key]) != value:
+            if not apply:
+                return True
             existing[key] = _styled(value, key)
             changed = True
+        if changed and not apply:
+            return True
     return changed
 
 
