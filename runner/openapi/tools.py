@@ -21,6 +21,8 @@ from runner.openapi.naming import argument_name, snake_case, tool_name
 from runner.openapi.operations import Operation, as_mapping
 from runner.openapi.schemas import SchemaConverter, is_object_with_properties
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_RESERVED_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}  # set by flowrun
 MAX_DESCRIPTION = 1024  # what the APIs accept for a function description
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")  # the http resolver's methods
 
@@ -87,6 +89,11 @@ def build_tool(spec: Spec, op: Operation, options: ImportOptions, taken: set[str
         if place == "header" and pname.lower() in ("accept", "content-type", "authorization"):
             continue  # OpenAPI says these are ignored as parameters
         if place not in ("path", "query", "header"):
+            continue
+        if place == "header" and (not _HEADER_NAME.match(pname) or pname.lower() in _RESERVED_HEADERS):
+            if param.get("required"):
+                raise Unsupported(f"it needs header {pname!r}, which flowrun cannot send")
+            notes.append(f"{where}: optional header {pname!r} left out (flowrun cannot send it)")
             continue
         arg = argument_name(pname, arg_names)
         props[arg] = _parameter_schema(converter, param, pwhere)
