@@ -40,3 +40,27 @@ def test_init_rejects_a_bad_name(tmp_path):
     r = flowrun("init", "../evil", cwd=tmp_path)
     assert r.code == 2 and "not a usable name" in r.err
     assert not (tmp_path.parent / "evil.yaml").exists()
+
+
+def test_init_writes_the_name_it_was_given_where_no_schemas_exist(tmp_path):
+    """The schema copy loop must not overwrite the workflow's name (it once wrote
+    `name: tests.schema.json` into the file, its comment and the tools module)."""
+    assert flowrun("init", "support-bot", cwd=tmp_path).code == 0
+    text = (tmp_path / "workflows" / "support-bot.yaml").read_text()
+    assert "name: support-bot" in text and "tests.schema.json" not in text
+    assert "support-bot" in (tmp_path / "workflows" / "support_bot_tools.py").read_text()
+
+
+def test_init_at_a_repository_root_keeps_schemas_inside_it(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    r = flowrun("init", "bot", "--dir", ".", cwd=repo)
+    assert r.code == 0, r.err
+    assert (repo / "schemas" / "workflow.schema.json").exists()
+    assert not (tmp_path / "schemas").exists()
+    assert (repo / "bot.yaml").read_text().startswith("# yaml-language-server: $schema=schemas/workflow.schema.json")
+    deep = flowrun("init", "deep", "--dir", "a/b", cwd=repo)
+    assert deep.code == 0, deep.err
+    assert (repo / "a" / "b" / "deep.yaml").read_text().startswith("# yaml-language-server: $schema=../../schemas/workflow.schema.json")
+    v = flowrun("validate", "a/b/deep.yaml", cwd=repo)
+    assert v.code == 0, v.err

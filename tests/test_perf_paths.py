@@ -12,8 +12,10 @@ from jsonschema.exceptions import SchemaError
 
 from provider_helpers import settings
 from runner.batch.rate_gate import POOL_SHARD, RateGate, shared_clients
-from runner.providers import client as client_mod
-from runner.providers.client import StreamIdle, build_client, open_stream
+from runner.providers import stream_reader as stream_reader_mod
+from runner.providers.api_errors import StreamIdle
+from runner.providers.sdk_client import SDKClientCache, build_client
+from runner.providers.stream_reader import open_stream
 from runner.providers.raw_stream import _segment
 from runner.scripted import server as server_mod
 from runner.tools.dispatcher import validator_for
@@ -76,7 +78,7 @@ def test_drain_reads_the_rest_of_a_stream_to_its_end():
 
 
 def test_drain_gives_up_on_a_stream_that_stays_open(monkeypatch):
-    monkeypatch.setattr(client_mod, "DRAIN_SECONDS", 0.05)
+    monkeypatch.setattr(stream_reader_mod, "DRAIN_SECONDS", 0.05)
 
     async def go():
         stream = Stream([(0, "terminal"), (30, "never")])
@@ -142,23 +144,51 @@ def test_tool_validators_are_built_once_per_schema_object():
 
 def test_runs_on_a_batch_pool_share_one_sdk_client_per_configuration():
     async def go():
-        pools = shared_clients(RateGate(4), 4)
+        pools = shared_clients(RateGate(40), 40)  # two pools
+        cache = SDKClientCache()  # the batch's, passed to every run
         try:
-            a = build_client(settings("chat", "http://127.0.0.1:9/v1"), http_client=pools[0])
-            b = build_client(settings("chat", "http://127.0.0.1:9/v1"), http_client=pools[0])
+            a = build_client(settings("chat", "http://127.0.0.1:9/v1"), http_client=pools[0], sdk_clients=cache)
+            b = build_client(settings("chat", "http://127.0.0.1:9/v1"), http_client=pools[0], sdk_clients=cache)
             other_key = build_client(settings("chat", "http://127.0.0.1:9/v1", api_key="sk-other-key-xyz"),
-                                     http_client=pools[0])
-            async with httpx2.AsyncClient() as own:  # any other pool: a client per conversation
+                                     http_client=pools[0], sdk_clients=cache)
+            other_pool = build_client(settings("chat", "http://127.0.0.1:9/v1"), http_client=pools[1],
+                                      sdk_clients=cache)
+            async with httpx2.AsyncClient() as own:  # no cache given: a client per conversation
                 c = build_client(settings("chat", "http://127.0.0.1:9/v1"), http_client=own)
                 d = build_client(settings("chat", "http://127.0.0.1:9/v1"), http_client=own)
-            return a, b, other_key, c, d
+            return a, b, other_key, other_pool, c, d
         finally:
             for p in pools:
                 await p.shutdown()
 
-    a, b, other_key, c, d = asyncio.run(go())
+    a, b, other_key, other_pool, c, d = asyncio.run(go())
     assert isinstance(a, openai.AsyncOpenAI) and a is b and other_key is not a
+    assert other_pool is not a  # an SDK client never crosses to another pool
     assert c is not d
+
+
+def test_a_batch_passes_its_sdk_client_cache_to_every_run(tmp_path, monkeypatch, capsys):
+    import json
+
+    from runner.cli import main
+    from runner.providers import sdk_client
+    from test_batch import WORKFLOW, echo_script
+
+    built = []
+    real = sdk_client._new_client
+
+    def counted(*args):
+        built.append(real(*args))
+        return built[-1]
+
+    monkeypatch.setattr(sdk_client, "_new_client", counted)
+    (tmp_path / "echo.yaml").write_text(WORKFLOW)
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"city": f"C{i}"}) + "\n" for i in range(8)))
+    with ScriptedServer(echo_script) as server, pytest.raises(SystemExit) as done:
+        main(["batch", str(tmp_path / "echo.yaml"), "--inputs", str(tmp_path / "in.jsonl"),
+              "--out", str(tmp_path / "out.jsonl"), "--concurrency", "4", "--base-url", server.base_url])
+    assert done.value.code == 0, capsys.readouterr().err
+    assert len(built) == 1  # eight runs, one pool, one configuration
 
 
 def test_a_big_batch_spreads_its_workers_over_small_pools():

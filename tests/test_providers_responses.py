@@ -101,8 +101,8 @@ RESULTS = [ToolResult("call_A", "get_weather", "21C"), ToolResult("call_B", "get
 
 def conversation(server: ReplayServer, steps, background: bool = False, **overrides):
     async def go():
-        provider = create_provider(settings("responses", server.base_url, **overrides),
-                                   sleep=FakeClock().sleep, background=background)
+        provider = create_provider(settings("responses", server.base_url, background=background, **overrides),
+                                   sleep=FakeClock().sleep)
         assert isinstance(provider, ResponsesProvider)
         try:
             return [await collect(getattr(provider, m)(a)) for m, a in steps]

@@ -13,7 +13,8 @@ import openai
 import pytest
 
 from runner.providers.api_errors import StreamIdle, is_permanent_connection_error, map_api_error
-from runner.providers.client import open_stream, retry_delay
+from runner.providers.retry_policy import retry_delay
+from runner.providers.stream_reader import open_stream
 from runner.secrets.masker import Masker
 from runner.tools.dispatcher import DEADLINE_MARGIN, MIN_TOOL_SECONDS, time_limit
 
@@ -119,3 +120,20 @@ def test_the_assistants_deadline_is_on_our_clock_even_when_the_servers_clock_dif
     assert provider.expires_at == server_now + 600
     assert provider.deadline == 1_600.0  # ten minutes from when we saw the run
     asyncio.run(provider.aclose())
+
+
+@pytest.mark.parametrize("api,background", [(None, True), ("chat", False), ("assistants", False)])
+def test_background_reaches_the_model_settings_only_for_responses(api, background, tmp_path):
+    from pathlib import Path
+
+    from runner.run.settings import Overrides, model_settings
+    from runner.workflow.validate import load_workflow
+
+    weather = Path(__file__).resolve().parent.parent / "workflows" / "weather.yaml"
+    wf = tmp_path / "bg.yaml"
+    wf.write_text(weather.read_text().replace("  temperature: 0.2\n", "  temperature: 0.2\n  background: true\n"))
+    settings = model_settings(load_workflow(wf), Overrides(api=api), {}, {"OPENAI_API_KEY": "sk-x"})
+    assert settings.api == (api or "responses")
+    assert settings.background is background
+    plain = model_settings(load_workflow(weather), Overrides(api=api), {}, {"OPENAI_API_KEY": "sk-x"})
+    assert plain.background is False

@@ -13,7 +13,7 @@ from provider_helpers import API_KEY, FakeClock, closed_port, collect, last_resu
 from runner.errors import ProviderError
 from runner.events import Notice
 from runner.providers.api_errors import ASSISTANTS_GONE, map_api_error
-from runner.providers.client import parse_retry_after, retry_delay, with_retries
+from runner.providers.retry_policy import parse_retry_after, retry_delay, with_retries
 from runner.providers.factory import create_provider
 from runner.secrets.masker import Masker
 from sse_replay import Canned, ReplayServer, error_response, sse

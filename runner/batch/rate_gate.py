@@ -100,14 +100,7 @@ class RateGate:
 class SharedClient(httpx2.AsyncClient):
     """One of the batch's connection pools (kept-alive connections). Providers given
     a client never close it, and this one ignores ``aclose`` anyway so that no run can close it
-    under the others; ``shutdown`` closes it, once, at the end of the batch.
-
-    ``sdk_clients``: the SDK clients built on this pool, one per configuration, shared by the
-    runs (``providers.client.build_client``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sdk_clients: dict[tuple, Any] = {}
+    under the others; ``shutdown`` closes it, once, at the end of the batch."""
 
     async def aclose(self) -> None:  # deliberately a no-op
         return None
@@ -142,7 +135,7 @@ def shared_client(gate: RateGate, concurrency: int, *, verify: Any = True) -> Sh
         if trace is not None:
             trace.last_status = response.status_code
         if response.status_code == 429:
-            from runner.providers.client import parse_retry_after
+            from runner.providers.retry_policy import parse_retry_after
 
             gate.rate_limited(parse_retry_after(response.headers))
             if trace is not None:

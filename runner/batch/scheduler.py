@@ -7,7 +7,7 @@ batch behaves exactly like ``flowrun run`` once per line. What the batch adds:
 - shared HTTP connection pools (a new client's TLS set-up costs more than a whole scripted
   run): one per ``POOL_SHARD`` workers, each worker keeping to its own, because the
   HTTP library checks every pooled connection on each request (one pool of N connections costs
-  O(N) CPU per request); one SDK client per pool (``SharedClient.sdk_clients``); a batch-wide
+  O(N) CPU per request); one SDK client per pool (``Batch.sdk_clients``); a batch-wide
   ``RateGate`` on all pools: a 429 pauses every request for its ``Retry-After`` and narrows the
   concurrency, so the batch slows down instead of failing inputs;
   a run that still ends on a 429 before any tool ran is queued again (nothing was done twice);
@@ -190,6 +190,7 @@ class Batch:
         file), open for the duration; yields the inputs still to do. ``run`` uses it, and so
         does the benchmark, which interleaves ``run_input`` calls with a baseline's runs."""
         from runner.batch.rate_gate import RateGate, shared_clients
+        from runner.providers.sdk_client import SDKClientCache
 
         o = self.options
         self.workflow, items, todo = self._load()
@@ -201,6 +202,7 @@ class Batch:
             self.gate = RateGate(concurrency)
             self.clients = shared_clients(self.gate, concurrency)
             self.client = self.clients[0]
+            self.sdk_clients = SDKClientCache()
             for client in self.clients:
                 stack.push_async_callback(client.shutdown)  # after the offline server stops
             self.case = None
@@ -315,7 +317,7 @@ class Batch:
             outcome = await converse(
                 self.workflow, settings, message, emit, run_id=new_run_id(), inputs=inputs, env=self.env,
                 masker=masker, allow_python=o.allow_python, max_turns=o.max_turns, mock_http=self.mocks,
-                http_client=client,
+                http_client=client, sdk_clients=self.sdk_clients,
             )
         except FlowrunError as exc:
             record = empty_record(item, "error", masker.mask(str(exc)))

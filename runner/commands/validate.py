@@ -25,18 +25,21 @@ _KEY_VALUE = re.compile(r"^(\s*(?:-\s+)?[\"']?([^\s:\"'][^:\"']*)[\"']?\s*:\s*)(
 Examples:
   flowrun validate workflows/*.yaml            # one OK line per file, or every problem at once
   flowrun validate --resolve workflows/city_weather.yaml   # also import python tools
+  flowrun validate workflows/                  # every workflow in a folder, as `flowrun test` finds them
   flowrun validate --format json bad.yaml | jq '.files[].problems'
+  flowrun validate --format github workflows/  # in GitHub Actions: problems annotate the PR's lines
 """)
-@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.argument("files", nargs=-1, required=True, metavar="FILE_OR_DIR...")
 @click.option("--resolve", is_flag=True,
               help="Also import python: resolvers to check they exist (this runs their modules' code).")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text for people, json for tools.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+              help="text for people, json for tools, github for workflow-command annotations in GitHub Actions.")
 @click.pass_context
 def validate_command(ctx: click.Context, files: tuple[str, ...], resolve: bool, strict: bool, fmt: str) -> None:
     """Check workflow files: YAML, schema, tools, templates and tests. Nothing is run or sent."""
     report = []
+    files = expand_folders(files)
     listed = {Path(f).resolve() for f in files}
     for file in files:
         owner = workflow_for(Path(file)) if is_test_file(Path(file)) else None
@@ -57,6 +60,8 @@ def validate_command(ctx: click.Context, files: tuple[str, ...], resolve: bool, 
         })
         if fmt == "text":
             _print_text(file, workflow, problems)
+        elif fmt == "github":
+            _print_github(file, workflow, problems)
     if fmt == "json":
         click.echo(redact(json.dumps({"valid": all(r["valid"] for r in report), "files": report}, indent=2)))
     ctx.exit(0 if all(r["valid"] for r in report) else 2)
@@ -73,6 +78,46 @@ def schema_command(tests_only: bool) -> None:
     """Print the workflow JSON Schema (for editors and other tools)."""
     path = SCHEMA_PATH.with_name("tests.schema.json") if tests_only else SCHEMA_PATH
     click.echo(path.read_text(encoding="utf-8"), nl=False)
+
+
+def expand_folders(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """A folder stands for the workflows in it, found as ``flowrun test DIR`` finds them."""
+    from runner.workflow.discover import discover
+
+    out: list[str] = []
+    for raw in paths:
+        out += [str(p) for p in discover([raw])] if Path(raw).is_dir() else [raw]
+    return tuple(dict.fromkeys(out))
+
+
+def github_annotation(problem: Problem, title: str = "flowrun validate") -> str:
+    """One GitHub Actions workflow command (``::error file=...,line=...::message``), escaped as
+    the runner expects, so the problem shows on the pull request's line."""
+
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return data(text).replace(":", "%3A").replace(",", "%2C")
+
+    fields = [f"file={prop(problem.file)}"]
+    if problem.line:
+        fields += [f"line={problem.line}", f"col={max(problem.column, 1)}"]
+    fields.append(f"title={prop(title)}")
+    text = problem.message + (f" (where: {problem.path})" if problem.path != "$" else "")
+    if problem.hint:
+        text += f" -- {problem.hint}"
+    level = "warning" if problem.severity == "warning" else "error"
+    return f"::{level} {','.join(fields)}::{data(redact(text))}"
+
+
+def _print_github(file: str, workflow, problems: list[Problem]) -> None:
+    for problem in problems:
+        click.echo(github_annotation(problem))
+    if workflow is not None:
+        click.echo(f"{file}: OK ({_plural(len(workflow.tools), 'tool')}, {_plural(len(workflow.tests), 'test case')})")
+    else:
+        click.echo(f"{file}: invalid", err=True)
 
 
 def _print_text(file: str, workflow, problems: list[Problem]) -> None:

@@ -25,7 +25,9 @@ from runner.providers.assistants_convert import active_run_in, assistant_params,
 from runner.providers.assistants_stream import ACTIVE, TERMINAL, RunStreamMapper, message_text, result_from_run
 from runner.calls import ToolCall, ToolResult
 from runner.providers.base import TurnEvent, TurnResult
-from runner.providers.client import OpenedStream, Started, open_stream
+from runner.providers.retry_policy import Started
+from runner.providers.stream_reader import OpenedStream
+from runner.providers.turn_stream import TurnStream
 from runner.providers.common import SDKProvider, as_dict
 from runner.providers.raw_stream import run_stream, submit_stream
 
@@ -84,7 +86,7 @@ class AssistantsProvider(SDKProvider):
                 yield item
         params = run_params(self.settings, assistant_id=self.assistant_id, reused=not self._own_assistant)
         create = lambda: run_stream(self.client, self.thread_id, params)  # noqa: E731
-        async for event in self._leg(lambda: open_stream(create, idle=self.settings.timeout), clear_active=True):
+        async for event in self._leg(lambda: self.open_events(create), clear_active=True):
             yield event
 
     async def submit_tool_outputs(self, results: Sequence[ToolResult]) -> AsyncIterator[TurnEvent]:
@@ -111,10 +113,7 @@ class AssistantsProvider(SDKProvider):
                 run = await self._runs.retrieve(run_id, thread_id=thread_id)
                 if run.status != "requires_action":
                     return run
-            return await open_stream(
-                lambda: submit_stream(self.client, thread_id, run_id, outputs),
-                idle=self.settings.timeout,
-            )
+            return await self.open_events(lambda: submit_stream(self.client, thread_id, run_id, outputs))
 
         try:
             async for event in self._leg(start, run_id=run_id):
@@ -144,31 +143,23 @@ class AssistantsProvider(SDKProvider):
         """One stream, to ``requires_action`` or a final status; recover when it ends early.
         ``run_id``: the run this leg continues (submissions), known before any event."""
         mapper = RunStreamMapper(self.thread_id)
-        opened: OpenedStream | None = None
-        known_run: Any = None
+        stream = TurnStream(lambda s: self._request(s, clear_active=clear_active), start)
         try:
-            async for item in self._request(start, clear_active=clear_active):
-                if not isinstance(item, Started):
-                    yield item
-                elif isinstance(item.value, OpenedStream):
-                    opened = item.value
-                else:
-                    known_run = item.value  # a retried submission found the run already moving
-            if opened is not None:
-                async for event in opened:
-                    for out in mapper.feed(event):
-                        yield out
-                    self._track(mapper.run)
-                    if mapper.finished:
-                        await opened.drain()  # so the connection can be reused
-                        break
+            async for notice in stream.open():
+                yield notice
+            async for event in stream:  # none when a retried submission found the run moving
+                for out in mapper.feed(event):
+                    yield out
+                self._track(mapper.run)
+                if mapper.finished:
+                    await stream.drain()  # so the connection can be reused
+                    break
         except openai.APIConnectionError:
             pass  # cut mid-stream: recovered below from the run's state on the server
         except openai.APIError as exc:  # an error object inside the stream (G5, wrapped form)
             mapper.error = (exc.code, self.masker.mask(server_message(exc) or "the server reported an error"))
         finally:
-            if opened is not None:
-                await opened.close()
+            await stream.close()
         if mapper.error is not None:
             await self._abandon(mapper.run_id)
             yield self._finish(mapper.result())
@@ -176,6 +167,7 @@ class AssistantsProvider(SDKProvider):
         if mapper.finished:
             yield self._finish(mapper.result())
             return
+        known_run = stream.instead  # a retried submission found the run already moving
         run_id = mapper.run_id or (known_run.id if known_run is not None else run_id)
         if run_id is None:
             raise ProviderError("the stream from the server was cut before the run was created")

@@ -53,6 +53,7 @@ class ModelSettings:
     tool_choice: str | None = None
     assistant_id: str | None = None
     store: bool | None = None
+    background: bool = False  # Responses only: a cut stream is resumed (starting_after); needs store
     seed: int | None = None
     tools: tuple[dict, ...] = ()  # {"name", "description", "parameters", "strict"} per tool
     timeout: float = 600.0

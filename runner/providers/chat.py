@@ -17,7 +17,6 @@ from runner.providers.chat_convert import (
     user_message,
 )
 from runner.providers.chat_stream import ChatStreamAccumulator
-from runner.providers.client import OpenedStream, Started, open_stream
 from runner.providers.common import SDKProvider
 from runner.providers.raw_stream import chat_stream
 
@@ -47,16 +46,11 @@ class ChatProvider(SDKProvider):
     async def _turn(self) -> AsyncIterator[TurnEvent]:
         kwargs = build_request(self.settings, self.messages)
         acc = ChatStreamAccumulator()
-        opened: OpenedStream | None = None
+        stream = self.turn_stream(lambda: chat_stream(self.client, kwargs))
         try:
-            create = lambda: chat_stream(self.client, kwargs)  # noqa: E731
-            async for item in self.attempt(lambda: open_stream(create, idle=self.settings.timeout)):
-                if isinstance(item, Started):
-                    opened = item.value
-                else:
-                    yield item
-            assert opened is not None
-            async for chunk in opened:
+            async for notice in stream.open():
+                yield notice
+            async for chunk in stream:
                 for event in acc.feed(chunk):
                     yield event
         except openai.APIConnectionError as exc:
@@ -65,8 +59,7 @@ class ChatProvider(SDKProvider):
             yield self.stream_failure(exc, completion_id=acc.completion_id)
             return
         finally:
-            if opened is not None:
-                await opened.close()
+            await stream.close()
         result = acc.result()  # raises ProviderError when the stream was cut short
         self._remember(result)
         yield result

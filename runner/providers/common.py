@@ -15,7 +15,9 @@ from runner.events import Notice
 from runner.providers.api_errors import map_api_error, server_message
 from runner.calls import ToolCall, ToolResult
 from runner.providers.base import ModelSettings, Provider, TurnResult
-from runner.providers.client import Started, retrying
+from runner.providers.retry_policy import Started, retrying
+from runner.providers.stream_reader import OpenedStream, open_stream
+from runner.providers.turn_stream import TurnStream
 from runner.secrets.masker import Masker
 
 T = TypeVar("T")
@@ -197,6 +199,15 @@ class SDKProvider(Provider):
             if is_stream_error(exc):
                 raise
             raise self.error(exc) from exc
+
+    def open_events(self, create: Callable[[], Awaitable[Any]]) -> Awaitable[OpenedStream]:
+        """Make the streamed request ``create`` and wait for its first event, with the model's
+        ``timeout`` as the idle limit between events."""
+        return open_stream(create, idle=self.settings.timeout)
+
+    def turn_stream(self, create: Callable[[], Awaitable[Any]]) -> TurnStream:
+        """The stream of one turn: ``create`` opened with visible retries (see ``TurnStream``)."""
+        return TurnStream(self.attempt, lambda: self.open_events(create))
 
     async def call(self, start: Callable[[], Awaitable[T]], notices: list[Notice]) -> T:
         """A plain (non-stream) request with retries; retry notices are appended to ``notices``."""

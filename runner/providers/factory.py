@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import httpx2
 
@@ -11,6 +11,9 @@ from runner.errors import ProviderError, UsageError
 from runner.events import Notice
 from runner.providers.base import ModelSettings, Provider
 from runner.secrets.masker import Masker
+
+if TYPE_CHECKING:  # the module imports openai: only when a provider is made
+    from runner.providers.sdk_client import SDKClientCache
 
 _PROVIDERS = {
     "chat": ("runner.providers.chat", "ChatProvider"),
@@ -23,23 +26,26 @@ def create_provider(
     settings: ModelSettings,
     *,
     http_client: httpx2.AsyncClient | None = None,
+    sdk_clients: SDKClientCache | None = None,
     masker: Masker | None = None,
     on_notice: Callable[[Notice], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
-    **options: Any,
+    now: Callable[[], float] | None = None,
 ) -> Provider:
     """A provider for one conversation. ``http_client`` (owned by the caller, never closed here)
-    is a test and proxy seam; ``masker`` is shared with the run so its secrets are masked too;
+    is a test and proxy seam; ``sdk_clients`` (also the caller's) shares SDK clients between
+    conversations, as a batch does; ``masker`` is shared with the run so its secrets are masked too;
     ``on_notice`` receives notices raised outside a turn (e.g. a failed clean-up in ``aclose``);
-    ``sleep`` replaces ``asyncio.sleep`` for retry and poll waits (fake clocks in tests)."""
+    ``sleep`` replaces ``asyncio.sleep`` for retry and poll waits and ``now`` replaces
+    ``time.time`` (fake clocks in tests)."""
     try:
         module_name, class_name = _PROVIDERS[settings.api]
     except KeyError:
         raise UsageError(f"unknown api {settings.api!r}: use one of responses, chat, assistants") from None
-    from runner.providers.client import build_client
+    from runner.providers.sdk_client import build_client
 
     try:
-        client = build_client(settings, http_client=http_client)
+        client = build_client(settings, http_client=http_client, sdk_clients=sdk_clients)
     except Exception as exc:  # noqa: BLE001 - e.g. the SDK's "Missing credentials"
         m = masker or Masker([settings.api_key])
         raise ProviderError(
@@ -47,6 +53,5 @@ def create_provider(
             hint="set the API key (local servers accept any value, e.g. 'ollama')",
         ) from None
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(
-        settings, client, masker=masker, owns_client=http_client is None, sleep=sleep, on_notice=on_notice, **options
-    )
+    owns_client = http_client is None and sdk_clients is None
+    return cls(settings, client, masker=masker, owns_client=owns_client, sleep=sleep, now=now, on_notice=on_notice)

@@ -20,7 +20,6 @@ import openai
 from runner.events import TextDelta
 from runner.calls import ToolCall, ToolResult
 from runner.providers.base import TurnEvent, TurnResult
-from runner.providers.client import OpenedStream, Started, open_stream
 from runner.providers.common import SDKProvider
 from runner.providers.raw_stream import responses_stream
 from runner.providers.responses_convert import build_request, function_call_outputs, replay_items, user_item
@@ -33,10 +32,10 @@ CONTINUABLE = ("completed", "tool_calls", "incomplete")
 class ResponsesProvider(SDKProvider):
     api = "responses"
 
-    def __init__(self, settings, client, *, background: bool = False, **options: Any):
+    def __init__(self, settings, client, **options: Any):
         super().__init__(settings, client, **options)
         self.stateful = settings.store is not False
-        self.background = background and self.stateful  # background mode needs stored responses
+        self.background = settings.background and self.stateful  # background mode needs stored responses
         self.previous_response_id: str | None = None
         self.history: list[dict[str, Any]] = []  # stateless mode only
         self._pending: tuple[ToolCall, ...] = ()
@@ -78,20 +77,16 @@ class ResponsesProvider(SDKProvider):
         create = lambda: responses_stream(self.client, kwargs)  # noqa: E731
         resumes = 0
         while True:
-            opened: OpenedStream | None = None
+            stream = self.turn_stream(create)
             cut: openai.APIConnectionError | None = None
             try:
-                async for item in self.attempt(lambda: open_stream(create, idle=self.settings.timeout)):
-                    if isinstance(item, Started):
-                        opened = item.value
-                    else:
-                        yield item
-                assert opened is not None
-                async for event in opened:
+                async for notice in stream.open():
+                    yield notice
+                async for event in stream:
                     for out in state.feed(event):
                         yield out
                     if state.finished:
-                        await opened.drain()  # so the connection can be reused
+                        await stream.drain()  # so the connection can be reused
                         break
             except openai.APIConnectionError as exc:
                 cut = exc
@@ -100,8 +95,7 @@ class ResponsesProvider(SDKProvider):
                 yield self.stream_failure(exc, response_id=state.response_id)
                 return
             finally:
-                if opened is not None:
-                    await opened.close()
+                await stream.close()
             if state.finished:
                 break
             if not (self.background and state.response_id and resumes < MAX_RESUMES):

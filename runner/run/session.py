@@ -241,10 +241,12 @@ async def run_conversation(
     next_message: Callable[[], Any] | None = None,
     show_requests: bool = False,
     http_client: Any = None,
+    sdk_clients: Any = None,
 ) -> RunOutcome:
     """The run path every caller shares: provider + dispatcher + loop. Each message after the
     first (and each one ``next_message`` returns, until it returns None) continues the same
-    conversation. ``http_client`` (owned by the caller) lets many runs share one connection pool."""
+    conversation. ``http_client`` (owned by the caller) lets many runs share one connection pool,
+    ``sdk_clients`` (an ``SDKClientCache``, the caller's too) their SDK clients."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
 
@@ -254,8 +256,9 @@ async def run_conversation(
 
             http_client = logging_http_client(emit, masker, settings.timeout)
             stack.push_async_callback(http_client.aclose)
-        options = {"background": True} if settings.api == "responses" and workflow.model.background else {}
-        provider = create_provider(settings, http_client=http_client, masker=masker, on_notice=emit, **options)
+        provider = create_provider(
+            settings, http_client=http_client, sdk_clients=sdk_clients, masker=masker, on_notice=emit
+        )
         stack.push_async_callback(provider.aclose)
         dispatcher = Dispatcher(
             workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http,

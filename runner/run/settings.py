@@ -114,6 +114,7 @@ def model_settings(
         tool_choice=m.tool_choice,
         assistant_id=m.assistant_id,
         store=m.store,
+        background=api == "responses" and m.background,
         seed=m.seed,
         tools=tool_definitions(workflow),
         timeout=m.timeout,

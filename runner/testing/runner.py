@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from runner.workflow.discover import discover
 from runner.errors import FlowrunError, UsageError, WorkflowError
 from runner.events import Event, RunCompleted, RunFailed, TextDelta, ToolCallCompleted, ToolCallRequested
 from runner.run.loop import new_run_id
@@ -51,31 +52,6 @@ class CaseResult:
         if self.error:
             return self.error
         return "\n".join(m.format() for m in self.mismatches)
-
-
-def discover(paths: Sequence[str]) -> list[Path]:
-    """Workflow files under the given files or folders (``*.yaml`` / ``*.yml``, sorted, each
-    once). A test file (NAME.test.yaml) stands for its workflow, whose cases include it; hidden
-    folders (.git, .venv) are skipped. A path that does not exist is a UsageError."""
-    from runner.workflow.validate import is_test_file, workflow_for
-
-    found: list[Path] = []
-    for raw in paths or ["workflows"]:
-        p = Path(raw)
-        if p.is_dir():
-            found += sorted(
-                q for q in p.rglob("*")
-                if q.suffix in (".yaml", ".yml") and q.is_file() and not is_test_file(q)
-                and not any(part.startswith(".") for part in q.relative_to(p).parts[:-1])
-            )
-        elif p.is_file():
-            found.append(workflow_for(p) or p if is_test_file(p) else p)
-        else:
-            raise UsageError(f"{raw}: no such file or folder", hint="give workflow files or folders that hold them")
-    unique: dict[Path, None] = {}
-    for q in found:
-        unique.setdefault(q, None)
-    return list(unique)
 
 
 class _Collector:
