@@ -29,7 +29,7 @@ Examples:
 """
 
 
-@click.group("import")
+@click.group("import", epilog=EXAMPLES)
 def import_group() -> None:
     """Write tools into a workflow file from an API description."""
 
