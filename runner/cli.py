@@ -1,17 +1,18 @@
 """The ``flowrun`` command line. ``flowrun FILE`` is short for ``flowrun run FILE``.
 
 Commands are imported lazily so ``flowrun --help`` and ``flowrun validate`` never import the
-``openai`` SDK. Every ``FlowrunError`` becomes one human message and its exit code here.
+``openai`` SDK. Commands raise; every error becomes one human message and its exit code here
+(``report``), and a command's return value is its exit code.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
 from runner import __version__
+from runner.commands.entry import Group, report
 
 # name -> (module, attribute, one-line help). The help is here so that `flowrun --help` lists the
 # commands without importing them.
@@ -40,7 +41,7 @@ Start here:
 """
 
 
-class FlowrunGroup(click.Group):
+class FlowrunGroup(Group):
     """A group whose unknown first word is a workflow file for ``run``."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -72,24 +73,7 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from runner.errors import FlowrunError
+    from runner.stdout_fd import keep_fd1
 
-    try:
-        code = cli.main(args=argv, prog_name="flowrun", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
-        sys.stderr.write("\nflowrun: interrupted\n")
-        sys.exit(130)
-    except FlowrunError as exc:
-        sys.stderr.write(f"flowrun: error: {exc}\n")
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.stderr.write("\nflowrun: interrupted\n")
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    keep_fd1()  # descriptor 1 is flowrun's: a tool's subprocess or os.write(1, ...) goes to stderr
+    cli.main(args=argv, prog_name="flowrun")

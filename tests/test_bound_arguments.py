@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cli_helpers import flowrun
+from support.cli import flowrun
 from runner.scripted import ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import REPO, flowrun
+from support.cli import flowrun
+from support.paths import REPO
 from petstore_server import API_KEY, PetstoreServer
 from runner.commands.import_openapi import import_into, parse_binds
 from runner.errors import UsageError
