@@ -25,6 +25,7 @@ COMMANDS = {
     "view": ("runner.commands.view", "view_command", "Browse the run log in a web page (127.0.0.1, read-only)."),
     "batch": ("runner.commands.batch", "batch_command", "Run a workflow over many inputs (JSONL), concurrently."),
     "init": ("runner.commands.init", "init_command", "Write a commented starter workflow."),
+    "import": ("runner.commands.import_openapi", "import_group", "Write http tools into a workflow from an OpenAPI description."),
     "schema": ("runner.commands.validate", "schema_command", "Print the workflow JSON Schema."),
 }
 

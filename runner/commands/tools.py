@@ -53,9 +53,11 @@ def list_command(file: str) -> None:
     for tool, kind in zip(workflow.tools, kinds):
         summary = (tool.description or "").strip().splitlines()[0] if tool.description else ""
         click.echo(f"{tool.name:<{width}}  {kind:<{kind_width}}  {summary}")
-        params = parameters_summary(tool.parameters)
+        params = parameters_summary(tool.model_parameters)
         if params:
             click.echo(f"{'':<{width}}  {'':<{kind_width}}  ({params})")
+        if tool.bind:
+            click.echo(f"{'':<{width}}  {'':<{kind_width}}  (bound by the file: {', '.join(tool.bind)})")
 
 
 async def _with_mcp_tools(workflow):
@@ -101,7 +103,8 @@ async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_pyt
         from runner.run.mcp_session import start_mcp
 
         mcp = await start_mcp(workflow, env=env, allow_local_code=allow_python)
-    dispatcher = Dispatcher(workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mcp=mcp)
+    dispatcher = Dispatcher(workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mcp=mcp,
+                            on_notice=lambda n: click.echo(f"flowrun: {n.level}: {n.message}", err=True))
     try:
         return await dispatcher.run_one(ToolCall("call_cli", tool, arguments))
     finally:

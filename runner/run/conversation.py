@@ -146,7 +146,8 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     provider = create_provider(settings, http_client=http_client, sdk_clients=sdk_clients, masker=masker, on_notice=emit)
     stack.push_async_callback(provider.aclose)
     dispatcher = Dispatcher(
-        workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http, mcp=mcp
+        workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http, mcp=mcp,
+        on_notice=emit,
     )
     stack.push_async_callback(dispatcher.aclose)
     return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns)

@@ -33,7 +33,7 @@ def tool_definitions(workflow: Workflow) -> tuple[dict, ...]:
         {
             "name": t.name,
             "description": t.description,
-            "parameters": t.parameters,
+            "parameters": t.model_parameters,  # bound arguments are not the model's
             "strict": t.strict,
         }
         for t in workflow.tools

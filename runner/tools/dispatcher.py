@@ -25,9 +25,10 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runner.calls import ToolCall, ToolResult
-from runner.suggest import suggest
+from runner.events import Notice
 from runner.secrets.masker import Masker
-from runner.templating import TemplateError
+from runner.suggest import suggest
+from runner.templating import MISSING, TemplateError, render_value
 from runner.textsafe import encodable
 from runner.tools.outputs import ToolFailure, error_text, to_output, truncate
 from runner.tools.static_tool import resolve_static
@@ -56,6 +57,7 @@ class Dispatcher:
         mock_http: Mapping[str, Mapping] | None = None,
         max_output_chars: int = 100_000,
         mcp: Any = None,  # runner.tools.mcp_servers.manager.McpTools, started; owned by the caller
+        on_notice: Callable[[Notice], None] | None = None,
     ):
         self.workflow = workflow if mcp is None else mcp.with_tools(workflow)
         self._mcp = mcp
@@ -66,6 +68,7 @@ class Dispatcher:
         self._semaphore = asyncio.Semaphore(max(1, max_concurrency))
         self._mock_http = mock_http
         self._max_output_chars = max_output_chars
+        self._on_notice = on_notice
         self._validators: dict[str, Draft202012Validator] = {}
         self._http = None
         self._python = None
@@ -147,6 +150,7 @@ class Dispatcher:
             return self._unknown_tool(name), True
         try:
             args = parse_arguments(call.arguments)
+            args = self._bind(tool, args)
             self._validate(tool, args)
         except _BadArguments as e:
             return error_text(str(e)), True
@@ -209,6 +213,31 @@ class Dispatcher:
             return await self._mcp.call(resolver, tool.name, args)
         raise ToolFailure(f"tool {tool.name!r} has no resolver flowrun knows")
 
+    def _bind(self, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
+        """The arguments with the tool's bound ones filled in from the file. A value the model
+        sent for a bound argument is dropped (it never saw that argument: it guessed, or was
+        told to by text it read) and a warning says so, naming the argument, not the value."""
+        if not tool.bind:
+            return args
+        sent = [name for name in tool.bind if name in args]
+        if sent:
+            self._notice(f"tool {tool.name!r}: the model sent bound argument{'s' if len(sent) > 1 else ''} "
+                         f"{', '.join(sent)}; ignored, the workflow file sets {'them' if len(sent) > 1 else 'it'}")
+        filled = {k: v for k, v in args.items() if k not in tool.bind}
+        context = {"env": self._env, "inputs": self._inputs}
+        for name, template in tool.bind.items():
+            try:
+                value = render_value(template, context)
+            except TemplateError as e:
+                raise _BadArguments(f"tool {tool.name!r} cannot fill its bound argument {name!r}: {e}") from None
+            if value is not MISSING:
+                filled[name] = _typed(value, (tool.parameters.get("properties") or {}).get(name))
+        return filled
+
+    def _notice(self, message: str) -> None:
+        if self._on_notice is not None:
+            self._on_notice(Notice("warning", self.masker.mask(message)))
+
     def _unknown_tool(self, name: str) -> str:
         names = [t.name for t in self.workflow.tools]
         available = ", ".join(names) if names else "none"
@@ -236,6 +265,23 @@ class Dispatcher:
             lines.append(f"- …and {len(errors) - MAX_LISTED_VIOLATIONS} more")
         raise _BadArguments(f"the arguments do not match the parameters of tool {tool.name!r}:\n"
                             + "\n".join(lines) + "\nFix these and call the tool again.")
+
+
+def _typed(value: Any, schema: Any) -> Any:
+    """A bound value from ``--var`` is text; read it as the number or boolean its argument
+    declares (``--var page_size=20`` for an integer argument), else leave it as it is."""
+    kinds = schema.get("type") if isinstance(schema, dict) else None
+    kinds = [kinds] if isinstance(kinds, str) else kinds if isinstance(kinds, list) else []
+    if not isinstance(value, str) or "string" in kinds or not kinds:
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    ok = ((isinstance(parsed, bool) and "boolean" in kinds)
+          or (isinstance(parsed, int) and not isinstance(parsed, bool) and ("integer" in kinds or "number" in kinds))
+          or (isinstance(parsed, float) and "number" in kinds))
+    return parsed if ok else value
 
 
 _VALIDATORS: dict[int, tuple[Any, Draft202012Validator]] = {}  # id(schema) -> (schema, validator)

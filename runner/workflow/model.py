@@ -121,6 +121,24 @@ class ToolSpec:
     strict: bool | None = None
     isolation: str = "thread"  # python tools: "thread" or "process" (a worker killed at the timeout)
     line: int = 0  # where the tool starts in the file, for messages
+    bind: dict[str, Any] = field(default_factory=dict)  # argument -> value fixed by the file
+    model_schema: dict[str, Any] | None = None  # parameters without the bound ones; None: all
+
+    @property
+    def model_parameters(self) -> dict[str, Any]:
+        """The schema the model gets: bound arguments are not the model's to see or choose."""
+        return self.parameters if self.model_schema is None else self.model_schema
+
+
+def without_bound(parameters: dict[str, Any], bound: Any) -> dict[str, Any]:
+    """``parameters`` with the ``bound`` arguments left out of properties and required."""
+    names = set(bound)
+    out = dict(parameters)
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: v for k, v in out["properties"].items() if k not in names}
+    if isinstance(out.get("required"), list):
+        out["required"] = [r for r in out["required"] if r not in names]
+    return out
 
 
 @dataclass(frozen=True)
@@ -192,6 +210,7 @@ class Workflow:
                 values = [r.value]
             elif isinstance(r, HttpResolver):
                 values = [r.url, r.query, r.headers, r.body]
+            values.append(tool.bind)  # a bound value read from the environment is sent too
             try:
                 names |= {ref.name for ref in references_in(values) if ref.context == "env"}
             except TemplateError:  # reported by validation; nothing to read here

@@ -49,6 +49,7 @@ def semantic_problems(doc: Document, *, folder: Path, resolve: bool = False) -> 
     out += _duplicates(doc, "tests", "test name", "give each test case its own name")
     for i, tool in tools:
         out += _parameter_problems(doc, i, tool)
+        out += _bind_problems(doc, i, tool)
         out += _python_problems(doc, i, tool, folder, resolve)
     out += mcp_problems(doc)
     out += template_problems(doc)
@@ -151,6 +152,23 @@ def _parameter_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
         if tool.get("strict") is True:
             found += _strict_problems(doc, base + path, node, root=not path)
     return [_name_tool(p, name) for p in found]
+
+
+def _bind_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
+    """A bound argument must be one the tool declares (it is removed from what the model sees)."""
+    bind = tool.get("bind")
+    if not isinstance(bind, dict):
+        return []
+    props = _dict(_dict(tool.get("parameters")).get("properties"))
+    out = []
+    for name in bind:
+        if name not in props:
+            guess = suggest(str(name), props)
+            out.append(doc.problem(("tools", i, "bind", name),
+                                   f"tool '{tool.get('name', i)}' binds '{name}', which its parameters do not declare"
+                                   + (f" (did you mean '{guess}'?)" if guess else ""),
+                                   "bind an argument listed under parameters.properties", key=True))
+    return out
 
 
 def _name_tool(problem: Problem, tool: Any) -> Problem:

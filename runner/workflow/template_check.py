@@ -22,6 +22,7 @@ from runner.workflow.mcp_check import mcp_names
 from runner.workflow.yaml_loader import Document, JsonPath
 
 _RESOLVER = frozenset({"args", "env", "inputs"})
+_BOUND = frozenset({"env", "inputs"})  # a tool's bind: fixed by the file, never by the model
 _PROMPT = frozenset({"inputs"})  # runner.run.settings.render_text fills inputs only
 _MCP_HEADERS = frozenset({"env"})  # an MCP server's headers: filled once, when it is connected
 _TURN_TEXT = frozenset({"outputs"})  # runner.scripted.script.render_text fills outputs only
@@ -42,6 +43,8 @@ def contexts_at(path: JsonPath) -> frozenset[str] | None:
         return _PROMPT
     if n == 5 and path[0] == "tools" and path[2] == "mcp" and path[3] == "headers":
         return _MCP_HEADERS
+    if n >= 4 and path[0] == "tools" and path[2] == "bind":
+        return _BOUND
     if n >= 4 and path[0] == "tools" and path[2] == "resolve":
         if path[3] == "static" or (path[3] == "http" and n >= 5 and path[4] in _HTTP_TEMPLATED):
             return _RESOLVER

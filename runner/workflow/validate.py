@@ -33,6 +33,7 @@ from runner.workflow.model import (
     TestCase,
     ToolSpec,
     Workflow,
+    without_bound,
 )
 from runner.workflow.schema_check import cases_schema_problems, schema_problems
 from runner.workflow.semantic import LITERAL_KEY, semantic_problems, sibling_problems
@@ -239,15 +240,19 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
 
 
 def _tool(doc: Document, i: int, t: dict[str, Any], isolation: str = "thread") -> ToolSpec:
+    parameters = t.get("parameters", NO_PARAMETERS)
+    bind = dict(t.get("bind") or {})
     return ToolSpec(
         name=t["name"],
         description=t["description"],
-        parameters=t.get("parameters", NO_PARAMETERS),
+        parameters=parameters,
         resolver=_resolver(t["resolve"]),
         timeout=float(t.get("timeout", 60.0)),
         strict=t.get("strict"),
         isolation=t.get("isolation", isolation),
         line=doc.position(("tools", i))[0],
+        bind=bind,
+        model_schema=without_bound(parameters, bind) if bind else None,
     )
 
 
