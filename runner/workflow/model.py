@@ -75,6 +75,17 @@ class ToolSpec:
 
 
 @dataclass(frozen=True)
+class OutputSpec:
+    """The structured answer a workflow asks for: the final text must parse as JSON matching
+    ``schema``; ``attempts`` is how many times the model is asked again when it does not."""
+
+    name: str
+    schema: dict[str, Any]
+    strict: bool = True
+    attempts: int = 2
+
+
+@dataclass(frozen=True)
 class InputSpec:
     name: str
     description: str = ""
@@ -124,6 +135,7 @@ class Workflow:
     input: str | None = None
     inputs: tuple[InputSpec, ...] = ()
     tests: tuple[TestCase, ...] = ()
+    output: OutputSpec | None = None
     source_sha256: str = ""
 
     @property
