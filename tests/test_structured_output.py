@@ -210,3 +210,52 @@ def test_validate_a_strict_schema_needs_an_object_root_and_a_good_name(tmp_path)
     assert r.code == 2
     assert "a strict output schema needs type: object at the root" in r.err
     assert f"{f}:5:" in r.err and f"{f}:6:" in r.err
+
+
+# ---- batch and secrets --------------------------------------------------------------------
+
+def test_batch_result_lines_carry_the_parsed_value(tmp_path):
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"message": "Extract INV-1042", "id": "a"}\n{"message": "Extract it again", "id": "b"}\n')
+    out = tmp_path / "out.jsonl"
+    with ScriptedServer(_turns(json.dumps(VALID))) as server:
+        r = flowrun("batch", EXAMPLE, "--inputs", str(inputs), "--out", str(out), "--base-url", server.base_url,
+                    env=KEY)
+    assert r.code == 0, r.err
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted(x["id"] for x in lines) == ["a", "b"]
+    for line in lines:
+        assert line["status"] == "completed" and line["output"] == VALID
+
+
+SECRET_WF = """\
+version: 1
+name: secret_out
+input: what is the token?
+tools:
+  - name: get_token
+    description: the token
+    resolve: {static: "${{ env.SERVICE_TOKEN }}"}
+output:
+  schema:
+    type: object
+    properties: {token: {type: string}}
+    required: [token]
+    additionalProperties: false
+"""
+
+
+@pytest.mark.parametrize("output", ["text", "jsonl"])
+def test_a_secret_inside_the_structured_answer_is_masked(tmp_path, output):
+    wf = tmp_path / "secret.yaml"
+    wf.write_text(SECRET_WF)
+    secret = "tok-very-secret-value-123456"
+    turns = [ScriptedTurn(tool_calls=(ScriptedCall("get_token", {}),)),
+             ScriptedTurn(text='{"token": "${{ outputs.get_token }}"}')]
+    with ScriptedServer(turns) as server:
+        r = flowrun(str(wf), "--base-url", server.base_url, "--no-log", "-o", output,
+                    env={**KEY, "SERVICE_TOKEN": secret})
+    assert r.code == 0, r.err
+    assert secret not in r.out + r.err
+    value = json.loads(r.out) if output == "text" else r.jsonl()[-1]["output"]
+    assert set(value) == {"token"} and value["token"] != secret
