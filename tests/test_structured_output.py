@@ -259,3 +259,75 @@ def test_a_secret_inside_the_structured_answer_is_masked(tmp_path, output):
     assert secret not in r.out + r.err
     value = json.loads(r.out) if output == "text" else r.jsonl()[-1]["output"]
     assert set(value) == {"token"} and value["token"] != secret
+
+
+# ---- flowrun test and --offline -----------------------------------------------------------
+
+@pytest.mark.parametrize("api", APIS)
+def test_the_example_runs_offline(api):
+    r = flowrun(EXAMPLE, "--offline", "--api", api, "--no-log")
+    assert r.code == 0, r.err
+    assert json.loads(r.out) == VALID
+
+
+def test_the_example_passes_flowrun_test_on_all_apis():
+    r = flowrun("test", EXAMPLE, "--api", "all")
+    assert r.code == 0, r.out + r.err
+    assert "9 passed, 0 failed" in r.out + r.err
+
+
+def _case_file(tmp_path, expect: str, answer: str = json.dumps(VALID), attempts: int = 2) -> str:
+    wf = tmp_path / "inv.yaml"
+    text = _example_text().replace("attempts: 2", f"attempts: {attempts}")
+    text = text[: text.index("tests:")] + f"""tests:
+  - name: the case
+    turns:
+      - tool_calls: [{{name: get_invoice, arguments: {{number: INV-1042}}}}]
+      - text: '{answer}'
+    expect:
+{expect}"""
+    wf.write_text(text)
+    return str(wf)
+
+
+def test_output_checks_that_fail_say_where_and_what(tmp_path):
+    f = _case_file(tmp_path, """      output:
+        - {pointer: /total, equals: 99}
+        - {pointer: /customer, contains: Globex}
+        - {pointer: /number, matches: '^X-'}
+        - {pointer: /lines, contains: {item: Widget, quantity: 2, unit_price: 12.5}}
+        - {pointer: /nowhere, equals: 1}
+""")
+    r = flowrun("test", f)
+    assert r.code == 1
+    text = r.out + r.err
+    assert "output at /total: expected 99" in text and "got      100.0" in text
+    assert 'output at /customer: expected to contain "Globex"' in text
+    assert "output at /number: expected to match /^X-/" in text
+    assert "output at /lines" not in text  # that element is there
+    assert "output at /nowhere: expected 1" in text and "nothing there" in text
+
+
+def test_a_case_fails_when_the_answer_never_matches_the_schema(tmp_path):
+    f = _case_file(tmp_path, "      status: completed\n", answer='{"number": 5}', attempts=0)
+    r = flowrun("test", f)
+    assert r.code == 1
+    text = r.out + r.err
+    assert "status: expected 'completed'" in text and "'invalid_output'" in text
+    assert "does not match the output schema" in text
+
+
+def test_a_bad_regex_in_an_output_check_is_a_validation_error(tmp_path):
+    f = _case_file(tmp_path, "      output:\n        - {pointer: /number, matches: '(unclosed'}\n")
+    r = flowrun("validate", f)
+    assert r.code == 2
+    assert "invalid regular expression" in r.err and f"{f}:" in r.err
+
+
+def test_the_default_schema_check_of_a_case_reports_a_non_matching_answer():
+    from runner.testing.expect import schema_mismatch
+
+    schema = {"type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"]}
+    assert schema_mismatch(schema, {"total": 3}) == []
+    [m] = schema_mismatch(schema, {"total": "3"})
+    assert m.what == "output" and "at /total" in m.note

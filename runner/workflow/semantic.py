@@ -296,6 +296,8 @@ def _test_problems(doc: Document, tools: list[dict], inputs: list[str]) -> list[
             unknown_tool(base + ("expect", "outputs", name), name, "error", key=True)
             out += _regex_problems(doc, base + ("expect", "outputs", name), check)
         out += _regex_problems(doc, base + ("expect", "final_text"), expect.get("final_text"))
+        for k, check in enumerate(_list(expect.get("output"))):
+            out += _regex_problems(doc, base + ("expect", "output", k), check)
         for name in _dict(case.get("mock_http")):
             path = base + ("mock_http", name)
             unknown_tool(path, name, "error", key=True)
