@@ -22,9 +22,9 @@ LAYERS: list[set[str]] = [
      "runner.templates"},  # files `flowrun init` copies into a user's project: they import no runner code
     {"runner.workflow"},
     {"runner.tools", "runner.providers", "runner.secrets.sources", "runner.scripted", "runner.render",
-     "runner.runlog"},
+     "runner.runlog", "runner.otel"},
     {"runner.run"},
-    {"runner.testing", "runner.batch"},
+    {"runner.testing", "runner.batch", "runner.view"},
     {"runner.commands"},
     {"runner.cli"},
     {"runner.__main__"},
