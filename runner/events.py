@@ -105,6 +105,7 @@ class RunCompleted(_Event):
     usage: dict[str, int] | None
     duration_ms: float
     ts: float = field(default_factory=_now)
+    output: Any = None  # the parsed final answer when the workflow has an output schema
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class RunFailed(_Event):
 
     type: ClassVar[str] = "run.failed"
     run_id: str
-    status: str  # failed | expired | cancelled | incomplete | max_turns | error | interrupted | crashed
+    status: str  # failed | expired | cancelled | incomplete | max_turns | invalid_output | error | interrupted | crashed
     message: str
     exit_code: int
     final_text: str

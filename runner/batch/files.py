@@ -17,6 +17,9 @@ Results (JSON Lines, one line per input, in the order inputs *finish*; ``index``
     {"index", "line", "status", "final_text", "tool_calls": [{name, arguments, output, is_error}],
      "usage", "error", "duration_ms"}
 
+plus ``"output"`` (the parsed answer, or null when it never matched) when the workflow has an
+``output:`` schema.
+
 Durability policy: each line is written and flushed as soon as its input finishes, so a killed
 or crashed process loses nothing it reported; ``fsync`` runs at most every ``FSYNC_INTERVAL``
 seconds and at the end, so a power cut loses at most that window. Either way ``--resume`` runs

@@ -327,6 +327,8 @@ class Batch:
             shown = collector.end  # the terminal event as the sinks saw it: masked
             record = empty_record(item, end.status, "")
             record["final_text"] = shown.final_text
+            if self.workflow.output is not None:  # the parsed answer, as data (null when it never matched)
+                record["output"] = getattr(shown, "output", None)
             record["tool_calls"] = list(collector.calls.values())
             record["usage"] = end.usage
             record["error"] = None if end.status == "completed" else shown.message

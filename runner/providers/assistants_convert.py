@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from runner.calls import ToolCall, ToolResult
 
 from runner.providers.base import ModelSettings
-from runner.providers.chat_convert import tool_param  # same nested shape as Chat tools
+from runner.providers.chat_convert import response_format, tool_param  # same nested shapes as Chat
 from runner.providers.common import given, pair_results
 
 _ACTIVE_RUN = re.compile(r"active run|while a run|run is active", re.IGNORECASE)
@@ -22,6 +22,8 @@ def assistant_params(settings: ModelSettings, *, name: str) -> dict[str, Any]:
         params["instructions"] = settings.instructions
     if settings.tools:
         params["tools"] = [tool_param(t) for t in settings.tools]
+    if settings.output:
+        params["response_format"] = response_format(settings.output)
     return params | given(temperature=settings.temperature, top_p=settings.top_p)
 
 
@@ -40,6 +42,8 @@ def run_params(settings: ModelSettings, *, assistant_id: str, reused: bool) -> d
         top_p=settings.top_p,
         max_completion_tokens=settings.max_output_tokens,
     )
+    if settings.output:  # on the run too: a reused assistant may have none, or another
+        params["response_format"] = response_format(settings.output)
     if settings.tools:
         params |= given(parallel_tool_calls=settings.parallel_tool_calls, tool_choice=settings.tool_choice)
     return params

@@ -56,6 +56,7 @@ class ModelSettings:
     background: bool = False  # Responses only: a cut stream is resumed (starting_after); needs store
     seed: int | None = None
     tools: tuple[dict, ...] = ()  # {"name", "description", "parameters", "strict"} per tool
+    output: dict | None = None  # {"name", "schema", "strict"}: the final answer's JSON Schema
     timeout: float = 600.0
     max_retries: int = 2
     extra_headers: tuple[tuple[str, str], ...] = ()

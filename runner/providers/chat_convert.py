@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from runner.calls import ToolCall, ToolResult
 
 from runner.providers.base import ModelSettings
-from runner.providers.common import given, is_openai, pair_results
+from runner.providers.common import given, is_openai, json_schema_format, pair_results
 
 
 def tool_param(tool: dict[str, Any]) -> dict[str, Any]:
@@ -19,6 +19,12 @@ def tool_param(tool: dict[str, Any]) -> dict[str, Any]:
     if tool.get("strict") is not None:
         function["strict"] = bool(tool["strict"])
     return {"type": "function", "function": function}
+
+
+def response_format(output: dict[str, Any]) -> dict[str, Any]:
+    """Structured output as Chat (and Assistants) take it; it constrains only the final message,
+    so tool calls go on as before."""
+    return {"type": "json_schema", "json_schema": json_schema_format(output)}
 
 
 def initial_messages(settings: ModelSettings) -> list[dict[str, Any]]:
@@ -62,6 +68,8 @@ def build_request(settings: ModelSettings, messages: Sequence[dict[str, Any]]) -
     if settings.tools:
         kwargs["tools"] = [tool_param(t) for t in settings.tools]
         kwargs |= given(tool_choice=settings.tool_choice, parallel_tool_calls=settings.parallel_tool_calls)
+    if settings.output:
+        kwargs["response_format"] = response_format(settings.output)
     # OpenAI's reasoning models accept only the new name; local servers know the old one.
     max_key = "max_completion_tokens" if is_openai(settings.base_url) else "max_tokens"
     kwargs |= given(temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed)

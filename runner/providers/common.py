@@ -226,3 +226,8 @@ class SDKProvider(Provider):
                 await self.client.close()
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
+
+
+def json_schema_format(output: dict) -> dict:
+    """The ``json_schema`` object every API takes for structured output (name, schema, strict)."""
+    return {"name": output["name"], "schema": output["schema"], "strict": bool(output.get("strict", True))}

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from runner.calls import ToolCall, ToolResult
 
 from runner.providers.base import ModelSettings
-from runner.providers.common import given, is_openai, pair_results
+from runner.providers.common import given, is_openai, json_schema_format, pair_results
 
 
 def tool_param(tool: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +91,8 @@ def build_request(
     if settings.tools:
         kwargs["tools"] = [tool_param(t) for t in settings.tools]
         kwargs |= given(tool_choice=settings.tool_choice, parallel_tool_calls=settings.parallel_tool_calls)
+    if settings.output:
+        kwargs["text"] = {"format": {"type": "json_schema", **json_schema_format(settings.output)}}
     kwargs |= given(
         temperature=settings.temperature,
         top_p=settings.top_p,

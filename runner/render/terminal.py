@@ -126,8 +126,12 @@ class TerminalRenderer:
         color: bool = False,
         quiet: bool = False,
         verbose: bool = False,
+        structured: bool = False,
     ):
         self.out = out
+        # Structured output: stdout gets the parsed JSON once it matched the schema, never the
+        # streamed text (an answer that fails the check and its retries must not reach a pipe).
+        self.structured = structured
         self.err = err
         self.quiet = quiet
         self.verbose = verbose
@@ -151,7 +155,9 @@ class TerminalRenderer:
             self.spinner.show(label)
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, TextDelta):
+        if isinstance(event, TextDelta) and self.structured:
+            self._spin("writing the answer…")
+        elif isinstance(event, TextDelta):
             if self.spinner:
                 self.spinner.clear()
             text = strip_controls(event.text) if self.spinner or self._out_tty else event.text
@@ -178,6 +184,8 @@ class TerminalRenderer:
                 colour = self.style.red if event.level == "error" else self.style.yellow if event.level == "warning" else self.style.dim
                 self._say(colour(f"flowrun: {event.level}: {strip_controls(event.message)}") if event.level != "info" else colour(f"flowrun: {strip_controls(event.message)}"))
         elif isinstance(event, RunCompleted):
+            if self.structured:
+                self._write_json(event.output)
             self._end_text()
             if not self.quiet:
                 self._say(self.style.dim(self._summary("completed", event)))
@@ -188,6 +196,15 @@ class TerminalRenderer:
             self._say(self.style.red(f"flowrun: error: {strip_controls(event.message)}"))
             if not self.quiet:
                 self._say(self.style.dim(self._summary(event.status, event)))
+
+    def _write_json(self, value) -> None:
+        """Pretty for a person at a terminal, one compact line for a pipe (jq, a script, a file)."""
+        if self.spinner:
+            self.spinner.clear()
+        pretty = bool(getattr(self.out, "isatty", lambda: False)())
+        text = json.dumps(value, ensure_ascii=False, indent=2 if pretty else None)
+        self.out.write((strip_controls(text) if pretty else text) + "\n")
+        self.out.flush()
 
     def _spin_tools(self) -> None:
         if len(self._pending) == 1:

@@ -17,6 +17,7 @@ from runner.events import Event, Notice, RunEnd, RunStarted
 from runner.run.fanout import FanOut, Sink
 from runner.run.loop import RunLoop, crash_end
 from runner.run.plan import RunPlan
+from runner.run.structured import OutputCheck
 from runner.workflow.model import Workflow
 
 
@@ -150,7 +151,9 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
         on_notice=emit,
     )
     stack.push_async_callback(dispatcher.aclose)
-    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns)
+    spec = workflow.output
+    output = OutputCheck(spec.schema, attempts=spec.attempts) if spec is not None else None
+    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output)
 
 
 __all__ = ["run_plan", "run_conversation"]

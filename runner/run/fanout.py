@@ -27,6 +27,10 @@ def mask_event(event: Event, masker: Masker | None) -> Event:
             masked = masker.mask(value)
             if masked != value:
                 changes[f.name] = masked
+        elif isinstance(value, (dict, list)):  # a structured answer: every string inside it
+            masked = masker.mask_value(value)
+            if masked != value:
+                changes[f.name] = masked
     return dataclasses.replace(event, **changes) if changes else event
 
 

@@ -26,6 +26,7 @@ from runner.events import (
 )
 from runner.calls import ToolCall, ToolResult
 from runner.providers.base import Provider, TurnEvent, TurnResult
+from runner.run.structured import OutputCheck, repair_message
 
 Emit = Callable[[Event], None]
 CANCEL_TIMEOUT = 10.0  # seconds given to the server to cancel a run after Ctrl-C
@@ -76,12 +77,14 @@ class RunLoop:
         *,
         run_id: str,
         max_turns: int = 10,
+        output: OutputCheck | None = None,
     ):
         self.provider = provider
         self.dispatcher = dispatcher
         self.emit = emit
         self.run_id = run_id
         self.max_turns = max_turns
+        self.output = output  # None: the final text is the answer, as it comes
         self.turns = 0
         self.tool_call_count = 0
         self.usage: dict[str, int] | None = None
@@ -109,6 +112,7 @@ class RunLoop:
 
     async def _drive(self, first: Callable[[], AsyncIterator[TurnEvent]]) -> RunEnd:
         turns_here = 0
+        repairs = 0
         start = first
         try:
             while True:
@@ -118,6 +122,25 @@ class RunLoop:
                 result = await self._consume(start())
                 self.usage = add_usage(self.usage, result.usage)
                 self.emit(TurnCompleted(turn=self.turns, status=result.status, usage=result.usage))
+                if result.status == "completed" and self.output is not None:
+                    checked = self.output.check(result.text)
+                    if checked.ok:
+                        return self._finish(result, checked.value)
+                    if repairs >= self.output.attempts:
+                        return self._fail(
+                            "invalid_output",
+                            "the final answer does not match the output schema"
+                            + (f" after {repairs + 1} answers" if repairs else "") + ": "
+                            + "; ".join(checked.errors),
+                            1,
+                            result.text,
+                        )
+                    repairs += 1
+                    self.emit(Notice(level="warning", message=(
+                        f"the answer does not match the output schema; asking again "
+                        f"({repairs} of {self.output.attempts}): " + "; ".join(checked.errors))))
+                    start = lambda m=repair_message(checked.errors): self.provider.send_message(m)  # noqa: E731
+                    continue
                 if result.status != "tool_calls":
                     return self._finish(result)
                 calls = list(result.tool_calls)
@@ -163,13 +186,14 @@ class RunLoop:
         return crash_end(self.run_id, exc, turns=self.turns, tool_calls=self.tool_call_count,
                          usage=self.usage, duration_ms=self._elapsed_ms())
 
-    def _finish(self, result: TurnResult) -> RunEnd:
+    def _finish(self, result: TurnResult, output=None) -> RunEnd:
         if result.status == "completed":
             return self._end(
                 RunCompleted(
                     run_id=self.run_id,
                     status="completed",
                     final_text=result.text,
+                    output=output,
                     turns=self.turns,
                     tool_calls=self.tool_call_count,
                     usage=self.usage,

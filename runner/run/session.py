@@ -115,7 +115,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
             check_target(Path(request.record), workflow.path)
             recorder = Recorder(vars=plan.vars, mock_http=plan.mocks,
                                 mock_mcp=offline.mock_mcp if offline is not None else None)
-        renderer = make_renderer(request, out, err)
+        renderer = make_renderer(request, out, err, structured=workflow.output is not None)
         sinks = [renderer]
         if hasattr(renderer, "close"):
             stack.callback(renderer.close)
@@ -159,7 +159,7 @@ def chat_reader(request: RunRequest, err: TextIO):
     return next_message
 
 
-def make_renderer(request: RunRequest, out: TextIO, err: TextIO):
+def make_renderer(request: RunRequest, out: TextIO, err: TextIO, *, structured: bool = False):
     if request.output == "jsonl":
         from runner.render.jsonl import JsonlRenderer
 
@@ -174,6 +174,7 @@ def make_renderer(request: RunRequest, out: TextIO, err: TextIO):
         color=request.color and tty,
         quiet=request.quiet,
         verbose=request.verbose,
+        structured=structured,
     )
 
 

@@ -40,6 +40,12 @@ def tool_definitions(workflow: Workflow) -> tuple[dict, ...]:
     )
 
 
+def output_format(workflow: Workflow) -> dict | None:
+    """The structured-output request for the providers, or None when the file asks for none."""
+    o = workflow.output
+    return None if o is None else {"name": o.name, "schema": o.schema, "strict": o.strict}
+
+
 def resolve_inputs(workflow: Workflow, given: Mapping[str, str]) -> dict[str, Any]:
     """The ``inputs`` context: declared defaults overlaid with ``--var`` values."""
     declared = {i.name: i for i in workflow.inputs}
@@ -117,5 +123,6 @@ def model_settings(
         background=api == "responses" and m.background,
         seed=m.seed,
         tools=tool_definitions(workflow),
+        output=output_format(workflow),
         timeout=m.timeout,
     )

@@ -111,12 +111,14 @@ def check(
     final_text: str,
     status: str,
     message: str = "",
+    output: Any = MISSING,
 ) -> list[Mismatch]:
     """Every way the run differs from ``expect``. ``message`` says why a run did not complete.
 
     ``tool_calls`` compares names in order (for parallel calls, the order the model listed them)
     and, where given, arguments. ``outputs`` checks the last output of each named tool (its final
-    state when the model called it several times)."""
+    state when the model called it several times). ``output`` is the parsed structured answer
+    (MISSING when the run gave none), for the ``output`` checks."""
     out: list[Mismatch] = []
     if "status" in expect and status != expect["status"]:
         out.append(Mismatch("status", repr(expect["status"]), repr(status), message))
@@ -144,11 +146,62 @@ def check(
         out += match_text(matcher, got[-1], what)
     if "final_text" in expect:
         out += match_text(expect["final_text"], final_text, "final text")
+    for spec in expect.get("output") or ():
+        out += match_output(spec, output)
     if expect.get("no_error_outputs"):
         for c in completed:
             if c.is_error:
                 out.append(Mismatch(f"output of {c.name}", "no error", repr(c.output)))
     return out
+
+
+def match_output(spec: Mapping[str, Any], answer: Any) -> list[Mismatch]:
+    """One ``expect.output`` check: the value at ``pointer`` ``equals`` / ``contains`` /
+    ``matches`` what the case says."""
+    pointer = spec.get("pointer", "")
+    what = f"output at {pointer or '/'}"
+    if answer is MISSING:
+        return [Mismatch(what, "a structured answer", "none", "the run gave no answer that matched the output schema")]
+    value = json_pointer(answer, pointer)
+    if value is MISSING:
+        return [Mismatch(what, _wanted(spec), "nothing there", f"the answer: {_json(answer)}")]
+    if "equals" in spec and not same(spec["equals"], value):
+        return [Mismatch(what, _json(spec["equals"]), _json(value))]
+    if "contains" in spec:
+        wanted = spec["contains"]
+        if isinstance(value, str):
+            ok = isinstance(wanted, str) and wanted in value
+        elif isinstance(value, list):
+            ok = any(same(wanted, v) for v in value)
+        elif isinstance(value, dict):
+            ok = isinstance(wanted, str) and wanted in value
+        else:
+            ok = False
+        if not ok:
+            return [Mismatch(what, f"to contain {_json(wanted)}", _json(value))]
+    if "matches" in spec and not (isinstance(value, str) and re.search(str(spec["matches"]), value)):
+        return [Mismatch(what, f"to match /{spec['matches']}/", _json(value))]
+    return []
+
+
+def schema_mismatch(schema: Mapping[str, Any], answer: Any) -> list[Mismatch]:
+    """A case checks the answer against the output schema itself, whatever the run said: the
+    check that the run loop did its job."""
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(Draft202012Validator(dict(schema)).iter_errors(answer), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return []
+    where = "/" + "/".join(str(p) for p in errors[0].absolute_path)
+    return [Mismatch("output", "to match the output schema", _json(answer), f"at {where}: {errors[0].message}")]
+
+
+def _wanted(spec: Mapping[str, Any]) -> str:
+    if "equals" in spec:
+        return _json(spec["equals"])
+    if "contains" in spec:
+        return f"to contain {_json(spec['contains'])}"
+    return f"to match /{spec.get('matches')}/"
 
 
 def _shown(value: Any) -> str:

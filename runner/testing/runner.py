@@ -20,7 +20,8 @@ from runner.events import Event, RunCompleted, RunFailed, TextDelta, ToolCallCom
 from runner.run import offline as offline_mode
 from runner.run.offline import MOCK_MODES
 from runner.run.plan import NoMessage, RunOptions, prepare
-from runner.testing.expect import Mismatch, check
+from runner.jsonpointer import MISSING
+from runner.testing.expect import Mismatch, check, schema_mismatch
 from runner.workflow.model import APIS, TestCase, Workflow
 
 NO_TURN = "scripted model has no turn"  # what the scripted server says when a case's turns run out
@@ -122,7 +123,10 @@ async def run_case(
         final_text=end.final_text,
         status=end.status,
         message=why,
+        output=end.output if workflow.output is not None and end.status == "completed" else MISSING,
     )
+    if workflow.output is not None and expect["status"] == "completed" and end.status == "completed":
+        mismatches += schema_mismatch(workflow.output.schema, end.output)
     return CaseResult(file, case.name, api, not mismatches, _ms(started), mismatches)
 
 

@@ -142,6 +142,17 @@ def without_bound(parameters: dict[str, Any], bound: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class OutputSpec:
+    """The structured answer a workflow asks for: the final text must parse as JSON matching
+    ``schema``; ``attempts`` is how many times the model is asked again when it does not."""
+
+    name: str
+    schema: dict[str, Any]
+    strict: bool = True
+    attempts: int = 2
+
+
+@dataclass(frozen=True)
 class InputSpec:
     name: str
     description: str = ""
@@ -192,6 +203,7 @@ class Workflow:
     input: str | None = None
     inputs: tuple[InputSpec, ...] = ()
     tests: tuple[TestCase, ...] = ()
+    output: OutputSpec | None = None
     source_sha256: str = ""
     mcp: tuple[McpSource, ...] = ()  # tool sources: the MCP servers whose tools the model may call
 

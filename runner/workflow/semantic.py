@@ -52,6 +52,7 @@ def semantic_problems(doc: Document, *, folder: Path, resolve: bool = False) -> 
         out += _bind_problems(doc, i, tool)
         out += _python_problems(doc, i, tool, folder, resolve)
     out += mcp_problems(doc)
+    out += _output_problems(doc, _dict(data.get("output")))
     out += template_problems(doc)
     out += _test_problems(doc, [t for _, t in tools], list(_dict(data.get("inputs"))), mcp_names(data))
     out += _model_problems(doc)
@@ -124,8 +125,41 @@ def _parameter_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
     params = tool.get("parameters")
     if not isinstance(params, dict):
         return []
-    base: JsonPath = ("tools", i, "parameters")
-    name = tool.get("name", i)
+    found = _schema_problems(doc, ("tools", i, "parameters"), params, strict=tool.get("strict") is True, what="tools")
+    return [_name_tool(p, tool.get("name", i)) for p in found]
+
+
+# Keywords OpenAI's strict mode (Structured Outputs) refuses; the schema would be rejected.
+STRICT_UNSUPPORTED = ("allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
+                      "patternProperties", "unevaluatedProperties", "unevaluatedItems", "propertyNames",
+                      "contains", "minContains", "maxContains", "uniqueItems")
+
+
+def _output_problems(doc: Document, output: dict) -> list[Problem]:
+    """The output schema is a JSON Schema of its own; strict (the default) adds the API's subset:
+    an object at the root, closed objects, every property required, supported keywords only."""
+    schema = output.get("schema")
+    if not isinstance(schema, dict):
+        return []
+    base: JsonPath = ("output", "schema")
+    strict = output.get("strict", True) is True
+    found = _schema_problems(doc, base, schema, strict=strict, what="schemas")
+    if strict and schema.get("type") != "object":
+        found.append(doc.problem(base, "a strict output schema needs type: object at the root",
+                                 "wrap the answer in an object (type: object, properties: {...}), or set strict: false",
+                                 key=True))
+    if strict:
+        for path, node in subschemas(schema):
+            for kw in STRICT_UNSUPPORTED:
+                if kw in node:
+                    found.append(doc.problem(base + path + (kw,), f"strict mode does not support {kw}",
+                                             f"remove {kw} (flowrun still validates the answer), or set strict: false",
+                                             key=True))
+    return [replace(p, message=f"output schema: {p.message}") for p in found]
+
+
+def _schema_problems(doc: Document, base: JsonPath, params: dict, *, strict: bool, what: str) -> list[Problem]:
+    """A JSON Schema in the file (tool parameters, the output schema) checked as one."""
     found = explain_errors(_META.iter_errors(params), doc, prefix=base)
     cycles: set[frozenset[str]] = set()
     for path, node in subschemas(params):
@@ -149,9 +183,9 @@ def _parameter_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
                         f"required lists '{req}', which properties does not declare"
                         + (f" (did you mean '{guess}'?)" if guess else ""),
                         "declare it under properties, or remove it from required"))
-        if tool.get("strict") is True:
-            found += _strict_problems(doc, base + path, node, root=not path)
-    return [_name_tool(p, name) for p in found]
+        if strict:
+            found += _strict_problems(doc, base + path, node, root=not path, what=what)
+    return found
 
 
 def _bind_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
@@ -222,20 +256,20 @@ def _pointer(doc: Any, pointer: str) -> Any:
     return doc
 
 
-def _strict_problems(doc: Document, path: JsonPath, node: dict, *, root: bool) -> list[Problem]:
+def _strict_problems(doc: Document, path: JsonPath, node: dict, *, root: bool, what: str = "tools") -> list[Problem]:
     """OpenAI strict mode: closed objects, every property required, no anyOf at the root."""
     out = []
     if root and "anyOf" in node:
-        out.append(doc.problem(path + ("anyOf",), "strict tools cannot use anyOf at the root",
+        out.append(doc.problem(path + ("anyOf",), f"strict {what} cannot use anyOf at the root",
                                "move the alternatives into a property, or set strict: false"))
     kind = node.get("type")
     if kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in node:
         if node.get("additionalProperties") is not False:
-            out.append(doc.problem(path, "strict tools need additionalProperties: false on every object",
+            out.append(doc.problem(path, f"strict {what} need additionalProperties: false on every object",
                                    "add additionalProperties: false here, or set strict: false", key=True))
         missing = [p for p in _dict(node.get("properties")) if p not in _list(node.get("required"))]
         if missing:
-            out.append(doc.problem(path, "strict tools must list every property in required (missing: "
+            out.append(doc.problem(path, f"strict {what} must list every property in required (missing: "
                                    + ", ".join(missing) + ")",
                                    "list them in required; an optional one takes type: [string, \"null\"]", key=True))
     return out
@@ -326,6 +360,8 @@ def _test_problems(doc: Document, tools: list[dict], inputs: list[str], mcp: Mcp
             out += _regex_problems(doc, base + ("expect", "outputs", name), check)
         out += _regex_problems(doc, base + ("expect", "final_text"), expect.get("final_text"))
         out += mock_mcp_problems(doc, base, case, mcp)
+        for k, check in enumerate(_list(expect.get("output"))):
+            out += _regex_problems(doc, base + ("expect", "output", k), check)
         for name in _dict(case.get("mock_http")):
             path = base + ("mock_http", name)
             unknown_tool(path, name, "error", key=True)

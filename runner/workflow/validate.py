@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
+import re
 from typing import Any
 
 from runner.errors import Problem, WorkflowError
@@ -31,6 +32,7 @@ from runner.workflow.model import (
     ScriptedTurn,
     StaticResolver,
     TestCase,
+    OutputSpec,
     ToolSpec,
     Workflow,
     without_bound,
@@ -234,9 +236,19 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
         input=data.get("input"),
         inputs=inputs,
         tests=tests,
+        output=_output(data),
         source_sha256=doc.sha256,
         mcp=sources,
     )
+
+
+def _output(data: dict[str, Any]) -> OutputSpec | None:
+    spec = data.get("output")
+    if spec is None:
+        return None
+    name = spec.get("name") or re.sub(r"[^A-Za-z0-9_-]", "_", str(data["name"]))[:64] or "output"
+    return OutputSpec(name=name, schema=spec["schema"], strict=spec.get("strict", True),
+                      attempts=int(spec.get("attempts", 2)))
 
 
 def _tool(doc: Document, i: int, t: dict[str, Any], isolation: str = "thread") -> ToolSpec:
