@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
      "runner.textsafe", "runner.stdout_fd",
      "runner.templates"},  # files `flowrun init` copies into a user's project: they import no runner code
     {"runner.workflow"},
-    {"runner.tools", "runner.providers", "runner.secrets.sources", "runner.scripted", "runner.render",
+    {"runner.tools", "runner.providers", "runner.openapi", "runner.secrets.sources", "runner.scripted", "runner.render",
      "runner.runlog", "runner.otel"},
     {"runner.run"},
     {"runner.testing", "runner.batch", "runner.view"},

@@ -13,7 +13,7 @@ import pytest
 
 from support.cli import flowrun
 from support.paths import REPO
-from petstore_server import API_KEY, PetstoreServer
+from support.petstore_server import API_KEY, PetstoreServer
 from runner.commands.import_openapi import import_into, parse_binds
 from runner.errors import UsageError
 from runner.openapi.document import SpecError, load_spec
