@@ -1,13 +1,15 @@
 """The ``flowrun`` command line. ``flowrun FILE`` is short for ``flowrun run FILE``.
 
 Commands are imported lazily so ``flowrun --help`` and ``flowrun validate`` never import the
-``openai`` SDK. Every ``FlowrunError`` becomes one human message and its exit code here.
+``openai`` SDK. Commands raise; every error becomes one human message and its exit code here
+(``report``), and a command's return value is its exit code.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from typing import TextIO
 
 import click
 
@@ -39,7 +41,50 @@ Start here:
 """
 
 
-class FlowrunGroup(click.Group):
+def report(exc: BaseException, err: TextIO) -> int:
+    """The one place an error is written for the user (on ``err``) and given its exit code.
+    A FlowrunError's text was masked by whoever raised it; ``shown``: the user saw it already."""
+    from runner.errors import FlowrunError, Interrupted
+
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        exc.show(file=err)
+        return 2
+    if isinstance(exc, (click.exceptions.Abort, KeyboardInterrupt)):
+        exc = Interrupted()
+    if isinstance(exc, FlowrunError):
+        if not exc.shown:
+            err.write("\nflowrun: interrupted\n" if isinstance(exc, Interrupted) else f"flowrun: error: {exc}\n")
+        return exc.exit_code
+    if isinstance(exc, BrokenPipeError):
+        return 1
+    raise exc
+
+
+class Entry:
+    """Run as a program (``main``), a command reports its errors and exits with its code the
+    same way whether it is ``flowrun`` itself or one command that a test invokes directly."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except SystemExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - report() re-raises what it does not know
+            sys.exit(report(exc, sys.stderr))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class Command(Entry, click.Command):
+    pass
+
+
+class Group(Entry, click.Group):
+    pass
+
+
+class FlowrunGroup(Group):
     """A group whose unknown first word is a workflow file for ``run``."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -71,24 +116,4 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from runner.errors import FlowrunError
-
-    try:
-        code = cli.main(args=argv, prog_name="flowrun", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
-        sys.stderr.write("\nflowrun: interrupted\n")
-        sys.exit(130)
-    except FlowrunError as exc:
-        sys.stderr.write(f"flowrun: error: {exc}\n")
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.stderr.write("\nflowrun: interrupted\n")
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    cli.main(args=argv, prog_name="flowrun")

@@ -1,23 +1,27 @@
 """One error hierarchy for flowrun; each class carries the exit code the CLI returns.
 
     FlowrunError                 exit 1 (base)
-    ├── RunFailed                exit 1  the run ended in a state other than completed
+    ├── RunError                 exit 1 (or the run's code) the run ended in a state other than completed
     ├── UsageError               exit 2  bad command line
     ├── WorkflowError            exit 2  invalid workflow file (carries a list of Problems)
     ├── ProviderError            exit 3  API unreachable, auth, 404, unrecoverable stream
     └── Interrupted              exit 130 the user pressed Ctrl-C
 
 Messages are written for people: what went wrong and what to do about it. They are turned into
-text once, in the CLI, after secrets are masked.
+text once, in the CLI (``runner.cli.report``); whoever raises one with text from a run masks
+secrets first. ``shown``: the user has already seen why (the run's terminal event was rendered),
+so the CLI only exits with the code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 
 class FlowrunError(Exception):
     exit_code = 1
+    shown = False
 
     def __init__(self, message: str, *, hint: str | None = None):
         super().__init__(message)
@@ -27,9 +31,22 @@ class FlowrunError(Exception):
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
 
+    def masked(self, mask: Callable[[str], str]) -> FlowrunError:
+        """This error with ``mask`` (a run's secret masker) applied to its text, before it is
+        raised on towards the CLI, which prints it."""
+        self.message = mask(self.message)
+        self.hint = mask(self.hint) if self.hint else self.hint
+        self.args = (self.message,)
+        return self
 
-class RunFailed(FlowrunError):
-    exit_code = 1
+
+class RunError(FlowrunError):
+    """A run ended other than completed (its ``run.failed`` event says how and was shown)."""
+
+    def __init__(self, message: str, *, exit_code: int = 1, shown: bool = True):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.shown = shown
 
 
 class UsageError(FlowrunError):
@@ -82,4 +99,10 @@ class ProviderError(FlowrunError):
 
 
 class Interrupted(FlowrunError):
+    """Ctrl-C. ``shown``: the run's ``interrupted`` end was already rendered."""
+
     exit_code = 130
+
+    def __init__(self, message: str = "interrupted", *, shown: bool = False):
+        super().__init__(message)
+        self.shown = shown

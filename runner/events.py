@@ -33,6 +33,7 @@ class RunStarted(_Event):
     model: str
     input: str
     offline: bool = False
+    workflow_sha256: str = ""  # of the file's bytes: which version of the workflow ran
     ts: float = field(default_factory=_now)
 
 
@@ -91,7 +92,11 @@ class Notice(_Event):
 
 @dataclass(frozen=True)
 class RunCompleted(_Event):
+    """The run ended well. With ``RunFailed``, the one record of how a run ended: callers read it."""
+
     type: ClassVar[str] = "run.completed"
+    exit_code: ClassVar[int] = 0  # not fields: so a caller reads either end the same way
+    message: ClassVar[str] = ""
     run_id: str
     status: str  # always "completed"
     final_text: str
@@ -104,9 +109,12 @@ class RunCompleted(_Event):
 
 @dataclass(frozen=True)
 class RunFailed(_Event):
+    """The run ended any other way, including a crash or Ctrl-C outside a turn (then ``turns``
+    counts the turns before it), so every sink sees how each run ended."""
+
     type: ClassVar[str] = "run.failed"
     run_id: str
-    status: str  # failed | expired | cancelled | incomplete | max_turns | error | interrupted
+    status: str  # failed | expired | cancelled | incomplete | max_turns | error | interrupted | crashed
     message: str
     exit_code: int
     final_text: str
@@ -128,5 +136,6 @@ ALL_EVENTS = (
     RunCompleted,
     RunFailed,
 )
+RunEnd = Union[RunCompleted, RunFailed]  # the terminal event: the run's outcome
 Event = Union[ALL_EVENTS]  # type: ignore[valid-type]
 EVENT_TYPES: dict[str, type] = {cls.type: cls for cls in ALL_EVENTS}

@@ -35,3 +35,16 @@ def flowrun(*args: str, env: dict | None = None, cwd: Path | str | None = None, 
         timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def execute(request, *, out, err) -> int:
+    """A ``RunRequest`` run in this process, its errors reported by the CLI's one reporter;
+    returns the exit code ``flowrun`` would exit with."""
+    from runner.cli import report
+    from runner.run.session import run
+
+    try:
+        run(request, out=out, err=err)
+    except BaseException as exc:  # noqa: BLE001 - report() re-raises what the CLI would not catch
+        return report(exc, err)
+    return 0

@@ -15,10 +15,10 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from cli_helpers import REPO, flowrun
+from cli_helpers import REPO, execute, flowrun
 
 from runner.errors import UsageError
-from runner.run.session import RunRequest, execute
+from runner.run.session import RunRequest
 from runner.testing.junit import write_junit
 from runner.testing.runner import CaseResult, discover, run_all, run_case
 from runner.workflow.validate import load_workflow

@@ -8,11 +8,11 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from cli_helpers import REPO, flowrun
+from cli_helpers import REPO, execute, flowrun
 
 from runner.errors import UsageError
 from runner.events import RunCompleted, RunStarted, TextDelta, ToolCallCompleted, ToolCallRequested, TurnStarted
-from runner.run.session import RunRequest, execute
+from runner.run.session import RunRequest
 from runner.scripted import ScriptedServer
 from runner.render.recording import Recorder, check_target, finish, save_case
 from runner.testing.runner import run_all

@@ -1,7 +1,7 @@
 """``flowrun batch``: one workflow over many inputs, as fast as the API's rate limits allow.
 
-Every input is one ordinary run (``run_session.run_conversation``: provider, dispatcher, loop) so a
-batch behaves exactly like ``flowrun run`` once per line. What the batch adds:
+Every input is one ordinary run (``run.plan.prepare`` then ``run.conversation.run_plan``: provider,
+dispatcher, loop) so a batch behaves exactly like ``flowrun run`` once per line. What the batch adds:
 
 - asyncio workers, at most ``concurrency`` runs in flight;
 - shared HTTP connection pools (a new client's TLS set-up costs more than a whole scripted
@@ -24,14 +24,15 @@ import contextlib
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping
 
 from runner.batch.files import BatchInput, ResultWriter, read_done, read_inputs, repair_tail
 from runner.errors import FlowrunError, UsageError
 from runner.events import Event, RunCompleted, RunFailed, ToolCallCompleted, ToolCallRequested
-from runner.run.settings import OFFLINE_KEY, Overrides, model_settings, render_text, resolve_inputs
+from runner.run.plan import NoMessage, RunOptions, prepare
+from runner.run.settings import Overrides, model_settings, resolve_inputs
 
 BATCH_MAX_RETRIES = 4  # per request; the gate spaces them out by the server's Retry-After
 MAX_REQUEUES = 5  # per input, for runs that ended on a 429 before any tool ran
@@ -205,22 +206,18 @@ class Batch:
             self.sdk_clients = SDKClientCache()
             for client in self.clients:
                 stack.push_async_callback(client.shutdown)  # after the offline server stops
-            self.case = None
-            self.mocks = None
-            self.overrides = Overrides(api=o.api, base_url=o.base_url, model=o.model)
+            self.offline = None
+            self.run_options = RunOptions(
+                api=o.api, base_url=o.base_url, model=o.model, max_turns=o.max_turns, allow_python=o.allow_python,
+                min_retries=BATCH_MAX_RETRIES, require_env=False,
+            )
             if o.offline:
-                from runner.run.session import case_mocks, pick_case, start_scripted_server
+                from runner.run import offline as offline_mode
 
-                self.case = pick_case(self.workflow, o.case_name)
-                server = start_scripted_server(self.workflow, self.case)
-                stack.callback(server.stop)
-                self.mocks = case_mocks(self.workflow, self.case)
-                self.overrides = Overrides(api=o.api, base_url=server.base_url, model=o.model)
-                self.env = {**self.env, self.workflow.model.api_key_env: OFFLINE_KEY}
-                self.on_notice(
-                    f"OFFLINE: the model's side of every run is scripted from test case {self.case.name!r} of "
-                    f"{o.file}; no model is called. The tools are real."
-                )
+                case = offline_mode.pick_case(self.workflow, o.case_name)
+                self.offline = stack.enter_context(offline_mode.start(self.workflow, case))
+                self.env = self.offline.env(self.env)  # once, not per input
+                self.on_notice(self.offline.banner(o.file, every_run=True))
             self._preflight(todo)
             try:
                 self.writer = ResultWriter(o.out, append=o.resume)
@@ -231,20 +228,17 @@ class Batch:
 
     def _preflight(self, todo: list[BatchInput]) -> None:
         """Fail the whole batch now for what would fail every input (no key, unknown API)."""
+        o, offline = self.options, self.offline
+        overrides = Overrides(api=o.api, base_url=offline.base_url if offline else o.base_url, model=o.model)
         for item in todo:
             if item.problem:
                 continue
             try:
-                inputs = resolve_inputs(self.workflow, self._vars(item))
+                inputs = resolve_inputs(self.workflow, {**(offline.vars if offline else {}), **item.vars})
             except UsageError:
                 continue
-            model_settings(self.workflow, self.overrides, inputs, self.env)  # raises for everyone
+            model_settings(self.workflow, overrides, inputs, self.env)  # raises for everyone
             return
-
-    def _vars(self, item: BatchInput) -> dict[str, str]:
-        if self.case is None:
-            return dict(item.vars)
-        return {**{k: str(v) for k, v in self.case.vars.items()}, **item.vars}
 
     async def _worker(self, pending: deque, client) -> None:
         while pending:
@@ -291,68 +285,48 @@ class Batch:
 
     async def _run_one(self, item: BatchInput, trace, client) -> dict | None:
         """The result line for one input, or None to queue it again (rate-limited at start)."""
-        from runner.run.loop import new_run_id
-        from runner.secrets.sources import build_masker
-        from runner.run.fanout import FanOut
+        from runner.run.conversation import run_plan
 
         if item.problem:
             return empty_record(item, "invalid_input", item.problem)
-        o = self.options
-        where = f"{o.inputs}:{item.line}"
+        where = f"{self.options.inputs}:{item.line}"
         started = time.perf_counter()
         try:
-            inputs = resolve_inputs(self.workflow, self._vars(item))
-            default = self.case.input if self.case is not None and self.case.input is not None else self.workflow.input
-            message = render_text(item.message if item.message is not None else default, inputs, "input")
-            if not message:
-                raise UsageError('there is no user message: give "message" in the line or `input:` in the workflow')
-            settings = model_settings(self.workflow, self.overrides, inputs, self.env)
+            plan = prepare(self.workflow, self.run_options, env=self.env, vars=item.vars, message=item.message,
+                           offline=self.offline)
+        except NoMessage:
+            why = 'there is no user message: give "message" in the line or `input:` in the workflow'
+            return empty_record(item, "invalid_input", f"{where}: {why}")
         except UsageError as exc:
             return empty_record(item, "invalid_input", f"{where}: {exc}")
-        settings = replace(settings, max_retries=max(settings.max_retries, BATCH_MAX_RETRIES))
-        masker = build_masker(self.workflow, self.env, None if o.offline else settings.api_key)
         collector = _Collector()
-        emit = FanOut([collector], masker)
         try:
-            outcome = await converse(
-                self.workflow, settings, message, emit, run_id=new_run_id(), inputs=inputs, env=self.env,
-                masker=masker, allow_python=o.allow_python, max_turns=o.max_turns, mock_http=self.mocks,
-                http_client=client, sdk_clients=self.sdk_clients,
-            )
-        except FlowrunError as exc:
-            record = empty_record(item, "error", masker.mask(str(exc)))
+            end = await run_plan(plan, [collector], http_client=client, sdk_clients=self.sdk_clients)
+        except FlowrunError as exc:  # its text is masked
+            record = empty_record(item, "error", str(exc))
         except Exception as exc:  # noqa: BLE001 - one input's crash must not end the batch
-            record = empty_record(item, "error", masker.mask(f"internal error: {type(exc).__name__}: {exc}"))
+            record = empty_record(item, "error", plan.masker.mask(f"internal error: {type(exc).__name__}: {exc}"))
         else:
             if (
-                outcome.status == "error"
+                end.status == "error"
                 and trace.last_status == 429
-                and outcome.tool_calls == 0
+                and end.tool_calls == 0
                 and self._requeues.get(item.index, 0) < MAX_REQUEUES
             ):
                 self._requeues[item.index] = self._requeues.get(item.index, 0) + 1
                 return None
-            end = collector.end
-            record = empty_record(item, outcome.status, "")
-            record["final_text"] = end.final_text if end is not None else masker.mask(outcome.final_text)
+            shown = collector.end  # the terminal event as the sinks saw it: masked
+            record = empty_record(item, end.status, "")
+            record["final_text"] = shown.final_text
             record["tool_calls"] = list(collector.calls.values())
-            record["usage"] = outcome.usage
-            record["error"] = None if outcome.status == "completed" else (
-                end.message if isinstance(end, RunFailed) else masker.mask(outcome.message)
-            )
+            record["usage"] = end.usage
+            record["error"] = None if end.status == "completed" else shown.message
         record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         return record
-
-
-async def converse(workflow, settings, message: str, emit, *, http_client, **kwargs):
-    """One conversation through the shared run path, on the batch's HTTP client."""
-    from runner.run.session import run_conversation
-
-    return await run_conversation(workflow, settings, [message], emit, http_client=http_client, **kwargs)
 
 
 async def run_batch(options: BatchOptions, *, on_result=None) -> BatchSummary:
     return await Batch(options, on_result=on_result).run()
 
 
-__all__ = ["Batch", "BatchOptions", "BatchSummary", "run_batch", "converse"]
+__all__ = ["Batch", "BatchOptions", "BatchSummary", "run_batch"]

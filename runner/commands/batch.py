@@ -9,6 +9,8 @@ from typing import TextIO
 
 import click
 
+from runner.cli import Command
+
 EXAMPLES = """
 \b
 Examples:
@@ -58,7 +60,7 @@ class ProgressBar:
         self.err.flush()
 
 
-@click.command("batch", epilog=EXAMPLES)
+@click.command("batch", cls=Command, epilog=EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--inputs", "inputs", required=True, type=click.Path(dir_okay=False), help="JSON Lines file: one input per line.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="JSON Lines file the results are appended to.")
@@ -72,7 +74,7 @@ class ProgressBar:
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's first test case (for demos); the tools are real.")
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from.")
 @click.option("--no-python", is_flag=True, help="Refuse `python` resolvers (for files you did not write).")
-def batch_command(file: str, **options) -> None:
+def batch_command(file: str, **options) -> int:
     """Run a workflow once per line of an inputs file, many at a time.
 
     Results are appended to --out as each input finishes, so an interrupted batch loses nothing:
@@ -98,7 +100,7 @@ def batch_command(file: str, **options) -> None:
         case_name=options["case_name"],
         allow_python=not options["no_python"],
     )
-    sys.exit(execute(opts, err=sys.stderr))
+    return execute(opts, err=sys.stderr)
 
 
 def execute(options, *, err: TextIO) -> int:

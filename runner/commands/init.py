@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from runner.cli import Command
+
 from runner.errors import UsageError
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -46,7 +48,7 @@ def schema_reference(target: Path) -> tuple[str, Path | None]:
     return Path(os.path.relpath(copy, folder)).as_posix(), copy
 
 
-@click.command("init", epilog="\b\nExample:\n  flowrun init support-bot      # writes workflows/support-bot.yaml and workflows/support_bot_tools.py")
+@click.command("init", cls=Command, epilog="\b\nExample:\n  flowrun init support-bot      # writes workflows/support-bot.yaml and workflows/support_bot_tools.py")
 @click.argument("name")
 @click.option("--dir", "folder", default="workflows", show_default=True, type=click.Path(file_okay=False), help="Where to write the files.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")

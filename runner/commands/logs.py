@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from runner.errors import FlowrunError
+from runner.cli import Group
 from runner.runlog.log import RunLog, default_log_path
 from runner.terminal_text import show_controls
 from runner.runlog.transcript import fmt_duration, render_transcript, run_duration_ms
@@ -26,13 +26,6 @@ _LOG_DB = click.option(
     envvar="FLOWRUN_LOG_DB",
     help="Run log database (default: $XDG_STATE_HOME/flowrun/runs.sqlite3 or ~/.local/state/...).",
 )
-
-
-def _fail(ctx: click.Context, err: FlowrunError) -> None:
-    click.echo(f"flowrun: error: {err}", err=True)
-    # SystemExit, not ctx.exit: click turns ctx.exit into a return value when cli.main runs
-    # with standalone_mode=False, and the code would be lost.
-    raise SystemExit(err.exit_code)
 
 
 def _short_ids(ids: list[str]) -> dict[str, str]:
@@ -81,7 +74,7 @@ def _open(path: Path | None) -> tuple[Path, RunLog | None]:
     return path, RunLog.open_reader(path)
 
 
-@click.group("logs", invoke_without_command=True, epilog="""
+@click.group("logs", cls=Group, invoke_without_command=True, epilog="""
 \b
 Examples:
   flowrun logs                       # the 20 most recent runs
@@ -105,9 +98,6 @@ def logs_group(ctx: click.Context, limit: int, as_json: bool, log_db: Path | Non
     try:
         path, log = _open(log_db)
         runs = log.list_runs(limit) if log else []
-    except FlowrunError as err:
-        _fail(ctx, err)
-        return
     finally:
         if log:
             log.close()
@@ -139,9 +129,6 @@ def show_command(ctx: click.Context, run_id: str, as_json: bool, log_db: Path | 
             raise RunNotFound(f"no run matches {run_id!r}: there is no run log at {path} yet",
                               hint="runs are recorded there once you run a workflow")
         run = log.get_run(run_id)
-    except FlowrunError as err:
-        _fail(ctx, err)
-        return
     finally:
         if log:
             log.close()

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from runner.errors import FlowrunError, UsageError
+from runner.cli import Command
+from runner.errors import UsageError
 
 EXAMPLES = """
 \b
@@ -29,7 +30,7 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
-@click.command("run", epilog=EXAMPLES)
+@click.command("run", cls=Command, epilog=EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=True, path_type=str))
 @click.option("-m", "--message", help="The user message (replaces the file's `input`).")
 @click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="Set one of the file's `inputs`.")
@@ -50,7 +51,7 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--no-log", is_flag=True, help="Do not record this run in the run log.")
 def run_command(file: str, **options) -> None:
     """Run a workflow: stream the answer, resolve every tool call through the file."""
-    from runner.run.session import RunRequest, execute
+    from runner.run.session import RunRequest, run
 
     request = RunRequest(
         file=file,
@@ -72,9 +73,4 @@ def run_command(file: str, **options) -> None:
         chat=options["chat"],
         record=options["record_path"],
     )
-    code = execute(request, out=sys.stdout, err=sys.stderr)
-    sys.exit(code)
-
-
-def fail(err: FlowrunError) -> None:  # used by cli.main
-    click.echo(f"flowrun: error: {err}", err=True)
+    run(request, out=sys.stdout, err=sys.stderr)  # a run that did not complete raises

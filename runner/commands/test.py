@@ -12,6 +12,9 @@ from pathlib import Path
 
 import click
 
+from runner.cli import Command
+from runner.errors import UsageError
+
 EXAMPLES = """
 \b
 Examples:
@@ -24,7 +27,7 @@ Examples:
 WIDTH = 80
 
 
-@click.command("test", epilog=EXAMPLES)
+@click.command("test", cls=Command, epilog=EXAMPLES)
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--api", type=click.Choice(["responses", "chat", "assistants", "all"]), help="Which API the scripted server speaks (default: each file's model.api; all: each case on the three).")
 @click.option("--mock-http", "mock_http", flag_value="all", help="Every HTTP tool answers from the case's `mock_http` (no network at all); one without a canned answer returns an error.")
@@ -32,7 +35,7 @@ WIDTH = 80
 @click.option("-k", "name_filter", metavar="TEXT", help="Only cases whose FILE::NAME contains TEXT (ignoring case).")
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Also write a JUnit XML report, for CI systems.")
 @click.option("-v", "--verbose", is_flag=True, help="One line per case instead of dots.")
-def test_command(paths, api, mock_http, name_filter, junit_xml, verbose) -> None:
+def test_command(paths, api, mock_http, name_filter, junit_xml, verbose) -> int:
     """Run the test cases of workflow files (default folder: workflows/).
 
     A workflow's cases are its `tests:` and those of NAME.test.yaml beside it. The model's side is
@@ -43,8 +46,7 @@ def test_command(paths, api, mock_http, name_filter, junit_xml, verbose) -> None
 
     files = discover(list(paths))
     if not files:
-        click.echo("flowrun: error: no workflow files found", err=True)
-        sys.exit(2)
+        raise UsageError("no workflow files found")
     out = sys.stdout
     current: list[Path | None] = [None]
 
@@ -67,12 +69,10 @@ def test_command(paths, api, mock_http, name_filter, junit_xml, verbose) -> None
 
         write_junit(results, junit_xml)
     if not results:
-        what = f"no test case matches -k {name_filter!r}" if name_filter else "no test cases found"
-        click.echo(f"flowrun: error: {what}", err=True)
-        if not name_filter:
-            click.echo("  hint: add a `tests:` entry to a workflow, or record one with "
-                       "`flowrun FILE --record NAME.test.yaml`", err=True)
-        sys.exit(2)
+        if name_filter:
+            raise UsageError(f"no test case matches -k {name_filter!r}")
+        raise UsageError("no test cases found", hint="add a `tests:` entry to a workflow, or record one with "
+                         "`flowrun FILE --record NAME.test.yaml`")
     failed = [r for r in results if not r.passed]
     if failed:
         out.write("\n" + " FAILURES ".center(WIDTH, "=") + "\n")
@@ -80,4 +80,4 @@ def test_command(paths, api, mock_http, name_filter, junit_xml, verbose) -> None
         out.write(f"___ {r.nodeid} ___\n{r.report()}\n\n")
     passed = len(results) - len(failed)
     out.write(f"{passed} passed, {len(failed)} failed\n")
-    sys.exit(1 if failed else 0)
+    return 1 if failed else 0

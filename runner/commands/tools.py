@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from typing import Any
 
 import click
 
-from runner.errors import FlowrunError, UsageError, WorkflowError
+from runner.cli import Group
 
 EXAMPLES = """
 \b
@@ -31,18 +30,7 @@ def _load(path: str):
     return load_workflow(path)
 
 
-def _load_or_exit(path: str):
-    try:
-        return _load(path)
-    except WorkflowError as err:
-        click.echo(str(err), err=True)
-        sys.exit(2)
-    except FlowrunError as err:
-        click.echo(f"flowrun: error: {err}", err=True)
-        sys.exit(err.exit_code)
-
-
-@click.group("tools", epilog=EXAMPLES)
+@click.group("tools", cls=Group, epilog=EXAMPLES)
 def tools_group() -> None:
     """Inspect and try a workflow's tools."""
 
@@ -51,7 +39,7 @@ def tools_group() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def list_command(file: str) -> None:
     """One line per tool: name, resolver kind, description, then its parameters."""
-    workflow = _load_or_exit(file)
+    workflow = _load(file)
     if not workflow.tools:
         click.echo("(no tools)")
         return
@@ -72,20 +60,17 @@ def list_command(file: str) -> None:
               help="The arguments, as the model would send them.")
 @click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="Set one of the file's `inputs`.")
 @click.option("--no-python", is_flag=True, help="Refuse `python` resolvers (for files you did not write).")
-def call_command(file: str, tool: str, arguments: str, vars_: tuple[str, ...], no_python: bool) -> None:
+def call_command(file: str, tool: str, arguments: str, vars_: tuple[str, ...], no_python: bool) -> int:
     """Resolve one tool call and print its output (stdout), or its error (stderr, exit 1)."""
-    workflow = _load_or_exit(file)
-    try:
-        inputs = _inputs(workflow, vars_)
-    except FlowrunError as err:
-        click.echo(f"flowrun: error: {err}", err=True)
-        sys.exit(err.exit_code)
+    workflow = _load(file)
+    inputs = _inputs(workflow, vars_)
     env = dict(os.environ)
     result = asyncio.run(_call_once(workflow, tool, arguments, inputs, env, not no_python))
     if result.is_error:
         click.echo(result.output, err=True)
-        sys.exit(1)
+        return 1
     click.echo(result.output)
+    return 0
 
 
 async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_python: bool):

@@ -174,6 +174,8 @@ class TerminalRenderer:
                 self._say(self.style.dim(self._summary("completed", event)))
         elif isinstance(event, RunFailed):
             self._end_text()
+            if event.turns == 0:  # it stopped before asking the model: the command line says why
+                return
             self._say(self.style.red(f"flowrun: error: {strip_controls(event.message)}"))
             if not self.quiet:
                 self._say(self.style.dim(self._summary(event.status, event)))

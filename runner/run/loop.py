@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
 from runner.errors import FlowrunError, ProviderError
@@ -17,6 +16,7 @@ from runner.events import (
     Event,
     Notice,
     RunCompleted,
+    RunEnd,
     RunFailed,
     TextDelta,
     ToolCallCompleted,
@@ -39,19 +39,19 @@ class _Dispatcher:  # the part of runner.tools.dispatcher.Dispatcher the loop us
     async def run_all(self, calls, *, on_start=None, on_done=None, deadline=None) -> list[ToolResult]: ...
 
 
-@dataclass
-class RunOutcome:
-    """How a run ended; ``exit_code`` is what the CLI returns."""
-
-    run_id: str
-    status: str
-    exit_code: int
-    final_text: str = ""
-    message: str = ""
-    turns: int = 0
-    tool_calls: int = 0
-    usage: dict[str, int] | None = None
-    results: list[ToolResult] = field(default_factory=list)
+def crash_end(run_id: str, exc: BaseException, *, turns: int = 0, tool_calls: int = 0,
+              usage: dict[str, int] | None = None, duration_ms: float = 0.0) -> RunFailed:
+    """The terminal event for a run cut short outside a turn: an error while setting up,
+    Ctrl-C at the --chat prompt, a bug of ours. Every sink sees it, so none is left waiting (the
+    run log row never stays "running"). Unmasked, like every event before the fan-out."""
+    if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+        status, message, code = "interrupted", "interrupted by the user", 130
+    elif isinstance(exc, FlowrunError):
+        status, message, code = "error", str(exc), exc.exit_code
+    else:
+        status, message, code = "crashed", f"internal error: {type(exc).__name__}", 1
+    return RunFailed(run_id=run_id, status=status, message=message, exit_code=code, final_text="",
+                     turns=turns, tool_calls=tool_calls, usage=usage, duration_ms=duration_ms)
 
 
 def add_usage(total: dict[str, int] | None, more: dict[str, int] | None) -> dict[str, int] | None:
@@ -85,7 +85,6 @@ class RunLoop:
         self.turns = 0
         self.tool_call_count = 0
         self.usage: dict[str, int] | None = None
-        self.results: list[ToolResult] = []
         self._partial: list[str] = []  # text of the turn in flight, kept if the turn never ends
         self._started = time.monotonic()
 
@@ -103,12 +102,12 @@ class RunLoop:
             raise ProviderError("the server's stream ended before the turn finished")
         return result
 
-    async def run(self, message: str) -> RunOutcome:
+    async def run(self, message: str) -> RunEnd:
         return await self._drive(lambda: self.provider.send_message(message))
 
     follow_up = run
 
-    async def _drive(self, first: Callable[[], AsyncIterator[TurnEvent]]) -> RunOutcome:
+    async def _drive(self, first: Callable[[], AsyncIterator[TurnEvent]]) -> RunEnd:
         turns_here = 0
         start = first
         try:
@@ -139,7 +138,6 @@ class RunLoop:
                 extra = {"deadline": float(deadline)} if isinstance(deadline, (int, float)) else {}
                 results = await self.dispatcher.run_all(calls, on_done=self._tool_done, **extra)
                 self.tool_call_count += len(results)
-                self.results.extend(results)
                 start = lambda r=results: self.provider.submit_tool_outputs(r)  # noqa: E731
         except (asyncio.CancelledError, KeyboardInterrupt):
             try:  # bounded: a server that hangs on cancel must not keep the user waiting
@@ -160,9 +158,14 @@ class RunLoop:
     def _elapsed_ms(self) -> float:
         return round((time.monotonic() - self._started) * 1000, 3)
 
-    def _finish(self, result: TurnResult) -> RunOutcome:
+    def crashed(self, exc: BaseException) -> RunFailed:
+        """The end of this conversation when ``exc`` stopped it between turns."""
+        return crash_end(self.run_id, exc, turns=self.turns, tool_calls=self.tool_call_count,
+                         usage=self.usage, duration_ms=self._elapsed_ms())
+
+    def _finish(self, result: TurnResult) -> RunEnd:
         if result.status == "completed":
-            self.emit(
+            return self._end(
                 RunCompleted(
                     run_id=self.run_id,
                     status="completed",
@@ -173,13 +176,12 @@ class RunLoop:
                     duration_ms=self._elapsed_ms(),
                 )
             )
-            return self._outcome("completed", 0, result.text, "")
         why = result.error or "no reason given by the server"
         code = f" ({result.error_code})" if result.error_code else ""
         return self._fail(result.status, f"the run ended {result.status}{code}: {why}", 1, result.text)
 
-    def _fail(self, status: str, message: str, exit_code: int, text: str) -> RunOutcome:
-        self.emit(
+    def _fail(self, status: str, message: str, exit_code: int, text: str) -> RunFailed:
+        return self._end(
             RunFailed(
                 run_id=self.run_id,
                 status=status,
@@ -192,20 +194,11 @@ class RunLoop:
                 duration_ms=self._elapsed_ms(),
             )
         )
-        return self._outcome(status, exit_code, text, message)
 
-    def _outcome(self, status: str, code: int, text: str, message: str) -> RunOutcome:
-        return RunOutcome(
-            run_id=self.run_id,
-            status=status,
-            exit_code=code,
-            final_text=text,
-            message=message,
-            turns=self.turns,
-            tool_calls=self.tool_call_count,
-            usage=self.usage,
-            results=list(self.results),
-        )
+    def _end(self, end):
+        """The terminal event is the outcome: emitted to every sink, returned to the caller."""
+        self.emit(end)
+        return end
 
 
-__all__ = ["RunLoop", "RunOutcome", "new_run_id", "Notice", "TextDelta", "ToolCall"]
+__all__ = ["RunLoop", "RunEnd", "crash_end", "new_run_id", "Notice", "TextDelta", "ToolCall"]

@@ -1,12 +1,16 @@
 """The run log: every run's events written to SQLite as they happen, so nothing is lost.
 
-A crash, a SIGKILL or a dropped stream still leaves the run's record up to that moment.
+A pure event sink (``sink(run_id)``): ``run.started`` writes the run's row, each terminal event
+(``run.completed`` / ``run.failed``) finishes it, everything in between is stored as it comes.
+Events reach it already masked by the run's fan-out; a masker given to ``open`` is for other
+writers (tests, the soak benchmark). A crash, a SIGKILL or a dropped stream still leaves the
+run's record up to that moment.
 
 Commit policy (why a killed process loses at most the last ~100 ms of text):
 - every event other than ``text.delta`` is committed before ``record`` returns;
 - text deltas are buffered in memory and written in one transaction when the oldest is
   ``FLUSH_SECONDS`` old (a timer thread does this even if the stream then stalls), when
-  ``FLUSH_DELTAS`` are waiting, or before any other event, ``finish_run``, ``close`` or a
+  ``FLUSH_DELTAS`` are waiting, or before any other event, the end of the run, ``close`` or a
   normal interpreter exit. A SIGKILL therefore loses at most the deltas of the last ~100 ms.
 
 The log must never be why a run fails: any error while recording prints one warning on stderr
@@ -25,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from runner.errors import UsageError
 from runner.runlog.db import RunLogError, alive, connect, process_token
@@ -65,6 +69,7 @@ class RunLog:
         self._masker = masker or Masker()
         self._lock = threading.RLock()
         self._seq: dict[str, int] = {}
+        self._started: set[str] = set()  # runs whose row this log wrote
         self._pending: list[tuple] = []
         self._pending_since = 0.0
         self._timer: threading.Timer | None = None
@@ -111,10 +116,29 @@ class RunLog:
         self._guard(lambda: self._write(
             "INSERT INTO runs (run_id, workflow_path, workflow_sha256, api, model, input, offline,"
             " status, started_at, pid, hostname, pid_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row))
-        self._seq[run_id] = 0
+        self._seq.setdefault(run_id, 0)  # a new run: no need to ask the file for its last event
+        self._started.add(run_id)
+
+    def sink(self, run_id: str) -> Callable[[Any], None]:
+        """The sink for one run's events (a fan-out calls it with each event)."""
+        return lambda event: self.record(run_id, event)
 
     def record(self, run_id: str, event: Any) -> None:
-        self._guard(lambda: self._record(run_id, event))
+        """Store one event; ``run.started`` also writes the run's row and a terminal event
+        finishes it (several in --chat, one per answer: the last one stays)."""
+        data = event if isinstance(event, dict) else event.to_dict()
+        kind = data.get("type")
+        if kind == "run.started" and run_id not in self._started:
+            self.start_run(run_id=run_id, workflow_path=str(data.get("workflow", "")),
+                           workflow_sha256=str(data.get("workflow_sha256", "")), api=str(data.get("api", "")),
+                           model=str(data.get("model", "")), input=str(data.get("input", "")),
+                           offline=bool(data.get("offline")))
+        self._guard(lambda: self._record(run_id, data))
+        if kind in ("run.completed", "run.failed"):
+            failed = kind == "run.failed"
+            self.finish_run(run_id, status=str(data.get("status", "")), final_text=data.get("final_text") or "",
+                            usage=data.get("usage"), exit_code=int(data.get("exit_code", 1)) if failed else 0,
+                            error=(data.get("message") or None) if failed else None)
 
     def finish_run(self, run_id: str, *, status: str, final_text: str, usage: dict | None,
                    exit_code: int, error: str | None) -> None:

@@ -17,15 +17,13 @@ from typing import Callable, Iterable, Sequence
 from runner.workflow.discover import discover
 from runner.errors import FlowrunError, UsageError, WorkflowError
 from runner.events import Event, RunCompleted, RunFailed, TextDelta, ToolCallCompleted, ToolCallRequested
-from runner.run.loop import new_run_id
-from runner.secrets.sources import build_masker
-from runner.run.settings import OFFLINE_KEY, Overrides, model_settings, render_text, resolve_inputs
-from runner.run.fanout import FanOut
+from runner.run import offline as offline_mode
+from runner.run.offline import MOCK_MODES
+from runner.run.plan import NoMessage, RunOptions, prepare
 from runner.testing.expect import Mismatch, check
 from runner.workflow.model import APIS, TestCase, Workflow
 
 NO_TURN = "scripted model has no turn"  # what the scripted server says when a case's turns run out
-MOCK_MODES = ("declared", "all", "none")  # the case's mock_http / every HTTP tool mocked / live HTTP
 
 
 @dataclass
@@ -87,7 +85,7 @@ async def run_case(
     extra_sinks: Iterable = (),
 ) -> CaseResult:
     """Play one case on one API and check its expectations."""
-    from runner.run.session import case_mocks, run_conversation, start_scripted_server
+    from runner.run.conversation import run_plan
 
     started = time.monotonic()
     file = case_file(workflow, case)
@@ -97,50 +95,34 @@ async def run_case(
         return CaseResult(file, case.name, api, False, _ms(started), error=error)
 
     try:
-        server = start_scripted_server(workflow, case)
+        offline = offline_mode.start(workflow, case, mock_http)
     except Exception as exc:  # noqa: BLE001 - reported as this case's failure
         return failed(f"the scripted model server did not start: {type(exc).__name__}: {exc}")
-    try:
-        env = {**os.environ, workflow.model.api_key_env: OFFLINE_KEY}
-        inputs = resolve_inputs(workflow, {k: _var_text(v) for k, v in case.vars.items()})
-        settings = model_settings(workflow, Overrides(api=api, base_url=server.base_url), inputs, env)
-        masker = build_masker(workflow, env, None)
-        message = render_text(case.input if case.input is not None else workflow.input, inputs, "input") or ""
-        if not message:
+    with offline:
+        try:
+            options = RunOptions(api=api, max_turns=max_turns, require_env=False)
+            plan = prepare(workflow, options, env=os.environ, offline=offline)
+            end = await run_plan(plan, [collector, *extra_sinks])
+        except NoMessage:
             return failed(f"the case has no user message: give it `input:`, or set `input:` in {workflow.path}")
-        mocks = case_mocks(workflow, case, mock_http)
-        emit = FanOut([collector, *extra_sinks], masker)
-        outcome = await run_conversation(
-            workflow, settings, [message], emit, run_id=new_run_id(), inputs=inputs, env=env,
-            masker=masker, max_turns=max_turns, mock_http=mocks,
-        )
-    except FlowrunError as exc:
-        return failed(str(exc))
-    except Exception as exc:  # noqa: BLE001 - a bug must fail this case, not the whole run
-        return failed(f"internal error: {type(exc).__name__}: {exc}")
-    finally:
-        server.stop()
+        except FlowrunError as exc:
+            return failed(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must fail this case, not the whole run
+            return failed(f"internal error: {type(exc).__name__}: {exc}")
     expect = dict(case.expect)
     expect.setdefault("status", "completed")
-    why = outcome.message
+    why = end.message
     if NO_TURN in why:
         why += "; the case's turns ran out: end them with a text turn, the model's answer"
     mismatches = check(
         expect,
         requested=collector.requested,
         completed=collector.completed,
-        final_text=outcome.final_text,
-        status=outcome.status,
+        final_text=end.final_text,
+        status=end.status,
         message=why,
     )
     return CaseResult(file, case.name, api, not mismatches, _ms(started), mismatches)
-
-
-def _var_text(value: object) -> str:
-    """A ``vars:`` value as ``--var`` would give it (YAML true is the text true, not True)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
 
 
 def _ms(started: float) -> float:

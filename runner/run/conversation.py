@@ -1,0 +1,129 @@
+"""Carry out a run: provider + dispatcher + loop, events fanned out (masked once) to the sinks.
+
+Every way of ending goes through one terminal event (``run.completed`` or ``run.failed``) that
+every sink sees, an exception or Ctrl-C included; the caller gets that event back, or the
+exception, its text masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+from runner.errors import FlowrunError
+from runner.events import Event, Notice, RunEnd, RunStarted
+from runner.run.fanout import FanOut, Sink
+from runner.run.loop import RunLoop, crash_end
+from runner.run.plan import RunPlan
+from runner.workflow.model import Workflow
+
+
+async def run_plan(
+    plan: RunPlan,
+    sinks: Iterable[Sink],
+    *,
+    notices: Iterable[str] = (),
+    next_message: Callable[[], Any] | None = None,
+    http_client: Any = None,
+    sdk_clients: Any = None,
+) -> RunEnd:
+    """Run ``plan``: ``notices`` (warnings a person must see first), ``run.started``, the
+    conversation, its terminal event. Returns that event; an exception is raised on after the
+    sinks saw the run end, a FlowrunError with its text masked."""
+    emit = FanOut(list(sinks), plan.masker)
+    for text in notices:
+        emit(Notice(level="warning", message=text))
+    s = plan.settings
+    emit(RunStarted(plan.run_id, str(plan.workflow.path), s.api, s.model, plan.message,
+                    plan.offline is not None, plan.workflow.source_sha256))
+    try:
+        return await run_conversation(
+            plan.workflow, s, [plan.message], emit, run_id=plan.run_id, inputs=plan.inputs, env=plan.env,
+            masker=plan.masker, allow_python=plan.options.allow_python, max_turns=plan.options.max_turns,
+            mock_http=plan.mocks, next_message=next_message, show_requests=plan.options.show_requests,
+            http_client=http_client, sdk_clients=sdk_clients,
+        )
+    except FlowrunError as exc:
+        raise exc.masked(plan.masker.mask) from None
+
+
+async def run_conversation(
+    workflow: Workflow,
+    settings,
+    messages: list[str],
+    emit: Callable[[Event], None],
+    *,
+    run_id: str,
+    inputs: Mapping[str, Any],
+    env: Mapping[str, str],
+    masker,
+    allow_python: bool = True,
+    max_turns: int = 10,
+    mock_http: Mapping[str, Any] | None = None,
+    next_message: Callable[[], Any] | None = None,
+    show_requests: bool = False,
+    http_client: Any = None,
+    sdk_clients: Any = None,
+) -> RunEnd:
+    """The conversation every caller shares. Each message after the first (and each one
+    ``next_message`` returns, until it returns None) continues it. ``http_client`` (owned by
+    the caller) lets many runs share one connection pool, ``sdk_clients`` (an
+    ``SDKClientCache``, the caller's too) their SDK clients. Whatever stops it outside a turn
+    still ends it with a terminal event (``crash_end``) before the exception goes on."""
+    started = time.monotonic()
+    loop: RunLoop | None = None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            loop = await _open(stack, workflow, settings, emit, run_id=run_id, inputs=inputs, env=env,
+                               masker=masker, allow_python=allow_python, max_turns=max_turns,
+                               mock_http=mock_http, show_requests=show_requests, http_client=http_client,
+                               sdk_clients=sdk_clients)
+            end = await loop.run(messages[0])
+            pending = list(messages[1:])
+            while end.exit_code == 0:
+                if pending:
+                    follow = pending.pop(0)
+                elif next_message is not None:
+                    try:
+                        follow = await next_message()
+                    except (asyncio.CancelledError, KeyboardInterrupt) as exc:  # Ctrl-C at the prompt
+                        end = loop.crashed(exc)  # ends "interrupted", as Ctrl-C in a turn does
+                        emit(end)
+                        break
+                else:
+                    break
+                if not follow:
+                    break
+                end = await loop.follow_up(follow)
+        return end
+    except BaseException as exc:
+        if loop is not None:
+            emit(loop.crashed(exc))
+        else:
+            emit(crash_end(run_id, exc, duration_ms=round((time.monotonic() - started) * 1000, 3)))
+        raise
+
+
+async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, emit, *, run_id, inputs, env,
+                masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients) -> RunLoop:
+    """Provider, dispatcher and loop for one conversation, closed by ``stack``."""
+    from runner.providers.factory import create_provider
+    from runner.tools.dispatcher import Dispatcher
+
+    if show_requests and http_client is None:
+        from runner.providers.verbose_http import logging_http_client
+
+        http_client = logging_http_client(emit, masker, settings.timeout)
+        stack.push_async_callback(http_client.aclose)
+    provider = create_provider(settings, http_client=http_client, sdk_clients=sdk_clients, masker=masker, on_notice=emit)
+    stack.push_async_callback(provider.aclose)
+    dispatcher = Dispatcher(
+        workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http
+    )
+    stack.push_async_callback(dispatcher.aclose)
+    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns)
+
+
+__all__ = ["run_plan", "run_conversation"]
