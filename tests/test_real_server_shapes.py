@@ -216,3 +216,19 @@ def test_a_405_on_creating_an_assistant_points_at_assistant_id():
             conversation(s, "assistants", max_retries=0)
     assert "cannot create assistants" in info.value.message
     assert "model.assistant_id" in (info.value.hint or "")
+
+
+# --- 3. a completed run with no text is never a silent success --------------------------------
+
+@pytest.mark.parametrize("api", ["responses", "chat", "assistants"])
+def test_a_run_that_completed_with_no_text_and_no_tool_call_says_so_on_stderr_and_in_the_log(api, tmp_path):
+    from cli_helpers import flowrun
+    env = {"OPENAI_API_KEY": "sk-test-key-for-loopback-0000", "FLOWRUN_LOG_DB": str(tmp_path / "l.sqlite3")}
+    with ScriptedServer([ScriptedTurn(text="")]) as s:
+        r = flowrun("workflows/weather.yaml", "--api", api, "--base-url", s.base_url, "-m", "hi", env=env)
+    assert r.out == ""
+    assert "no text and no tool call" in r.err, r.err
+    listing = flowrun("logs", env=env)
+    run_id = next(word for word in listing.out.split() if word.startswith("run_"))
+    record = flowrun("logs", "show", run_id, "--json", env=env)
+    assert "no text and no tool call" in record.out, record.out
