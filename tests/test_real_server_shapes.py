@@ -133,6 +133,16 @@ def test_assistants_calls_announced_only_in_run_steps_are_answered_with_a_warnin
     assert text_of(events) == ANSWER
 
 
+def test_calls_in_a_run_step_are_acted_on_while_the_server_holds_the_stream_open():
+    # LLAMPHouse keeps the run stream open while its agent waits for the outputs: reading on
+    # would only end at the idle limit (or never), so the step itself ends the leg
+    hold = Fault(kind="stall", api="assistants", turn=0, after=4, seconds=5, times=1)
+    with ScriptedServer(SCRIPT, quirks=["calls_in_steps_only"], faults=[hold]) as s:
+        events = conversation(s, "assistants", timeout=2.0)
+    assert [r.status for r in results(events)] == ["tool_calls", "completed"]
+    assert not any("stream ended" in w or "no event" in w for w in warnings_in(events)), warnings_in(events)
+
+
 def test_requires_action_without_any_call_is_a_failure_naming_the_deviation_never_success():
     result = result_from_run({"id": "run_1", "status": "requires_action", "required_action": None})
     assert result.status == "failed" and result.error == NO_CALLS

@@ -164,6 +164,8 @@ class AssistantsProvider(SDKProvider):
                 if mapper.finished:
                     await stream.drain()  # so the connection can be reused
                     break
+                if mapper.step_calls:  # whole calls in a run step: the server may never send
+                    break              # requires_action and wait for the outputs (G13): ask the run
         except openai.APIConnectionError:
             pass  # cut mid-stream: recovered below from the run's state on the server
         except openai.APIError as exc:  # an error object inside the stream (G5, wrapped form)
@@ -182,7 +184,7 @@ class AssistantsProvider(SDKProvider):
         run_id = mapper.run_id or (known_run.get("id") if known_run else None) or run_id  # or a JSON reply
         if run_id is None:
             raise ProviderError("the stream from the server was cut before the run was created")
-        if known_run is None:
+        if known_run is None and not mapper.step_calls:
             yield self.warn(f"the stream ended before run {run_id} finished; checking the run on the server")
         else:
             self._track(known_run)
