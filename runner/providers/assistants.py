@@ -186,7 +186,7 @@ class AssistantsProvider(SDKProvider):
             raise ProviderError("the stream from the server was cut before the run was created")
         if known_run is None and not mapper.step_calls:
             yield self.warn(f"the stream ended before run {run_id} finished; checking the run on the server")
-        else:
+        if known_run is not None:
             self._track(known_run)
         async for event in self._recover(run_id, mapper.text, mapper.step_calls, known_run):
             yield event
