@@ -6,11 +6,14 @@
 1. Run overhead: the weather workflow (2 turns, 2 parallel tools) 200 times through flowrun
    (the batch engine's path for one input, one run at a time) vs a hand-written loop on the raw
    ``openai`` SDK sending the same requests, per API, against the same scripted server with no
-   latency; runs interleaved one by one, ratio of the median run times.
+   latency; runs interleaved one by one, ratio of the median run times (1a-c). Then the same run
+   as whole processes (1d-f): ``flowrun workflows/weather.yaml`` vs a seed-style program on the
+   bare SDK (bench/rawproc.py), start-up included.
 2. Start-up: ``flowrun validate`` and ``flowrun --help`` vs ``python -c "import yaml, jsonschema, click"``.
 3. Parallel tools: one turn of 8 HTTP tool calls, each answered after 200 ms.
-4. Batch: ``flowrun batch`` over 1,000 inputs, concurrency 100, 100 ms per model turn; for scale,
-   the raw SDK loop and a bare httpx2 loop (no SDK at all) doing the same runs in-process.
+4. Batch: ``flowrun batch`` over 1,000 inputs, concurrency 100, 100 ms per model turn, with one
+   worker process and with one per core, against the floor: a bare httpx2 loop (no SDK at all)
+   doing the same runs in-process; and the scaling from one worker to one per core.
 5. Cost growth: flowrun's client CPU per tool round for 10 / 100 / 1,000 rounds, and per MB of
    tool output for outputs of 1 KB / 100 KB / 1 MB (both flat unless something is quadratic).
 
@@ -172,6 +175,55 @@ def figure_1(runs: int, tmp: Path) -> list[Row]:
     return rows
 
 
+def figure_1w(runs: int, tmp: Path) -> list[Row]:
+    """The same weather run as whole processes, as a user starts them: ``flowrun
+    workflows/weather.yaml --api X`` (run log on, in a temporary database) against
+    ``bench/rawproc.py``, a seed-style program on the bare SDK (plain ``yaml.safe_load``, one
+    client, the loop of ``rawloop.py``), same server and turns. Start-up included: interpreter,
+    imports, validation, run log, client set-up. Alternating runs, ratio of the median walls;
+    the CPU each process used (``wait4``) is shown beside it."""
+    env = {**_no_openai_env(), "OPENAI_API_KEY": "bench", "FLOWRUN_LOG_DB": str(tmp / "whole-runs.sqlite3")}
+    rows = []
+    with server_process("weather") as url:
+        for api in APIS:
+            sides = {
+                "flow": [*flowrun_cmd(), str(WEATHER), "--api", api, "--base-url", url],
+                "raw": [sys.executable, str(ROOT / "bench" / "rawproc.py"), str(WEATHER), "--api", api,
+                        "--base-url", url],
+            }
+            took: dict[str, list[tuple[float, float]]] = {"flow": [], "raw": []}
+            for i in range(runs + 1):  # the first pair warms the file cache and the run log
+                for side in (("flow", "raw") if i % 2 == 0 else ("raw", "flow")):
+                    wall_s, cpu_s, code, out = whole_process(sides[side], env)
+                    if code != 0 or "57" not in out:
+                        raise RuntimeError(f"{side} process for {api} exited {code}: {out[-300:]!r}")
+                    if i:
+                        took[side].append((wall_s, cpu_s))
+            f = statistics.median(w for w, _ in took["flow"])
+            r = statistics.median(w for w, _ in took["raw"])
+            fc = statistics.median(c for _, c in took["flow"])
+            rc = statistics.median(c for _, c in took["raw"])
+            show_progress(f"1w {api}: flowrun process {f * 1000:.0f} ms, raw process {r * 1000:.0f} ms (medians)")
+            rows.append(Row(
+                f"1{'def'[APIS.index(api)]}", f"whole process, {api} ({runs} runs)", f"{f / r:.2f}x", "<= 1.10x",
+                f / r <= 1.10,
+                f"median process: flowrun {f * 1000:.0f} ms vs seed-style openai program {r * 1000:.0f} ms; "
+                f"CPU {fc * 1000:.0f} vs {rc * 1000:.0f} ms",
+            ))
+    return rows
+
+
+def whole_process(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds of the child, exit code, stdout) of one process."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    took = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return took, usage.ru_utime + usage.ru_stime, proc.returncode, out
+
+
 # --- 2. start-up --------------------------------------------------------------------------------
 
 
@@ -293,67 +345,70 @@ tools:
 # --- 4. batch -----------------------------------------------------------------------------------
 
 
-def figure_4(tmp: Path, n: int, concurrency: int, latency: float) -> list[Row]:
-    """``flowrun batch`` as a user runs it (a child process, start-up included); then, for
-    scale, the raw SDK loop and a bare HTTP loop doing the same n runs at the same concurrency
-    in this process. On one client core the client's CPU per run sets the pace."""
+def figure_4(tmp: Path, n: int, concurrency: int, latency: float, reps: int) -> list[Row]:
+    """``flowrun batch`` as a user runs it (a child process, start-up included) with one worker
+    process and with one per core, against the floor: a bare httpx2 loop doing the same n
+    two-turn runs at the same concurrency in this process (post, read SSE lines, json.loads;
+    no SDK, no flowrun). Alternating, ``reps`` times, medians."""
     inputs = write_inputs(tmp / "batch-inputs.jsonl",
                           [f'{{"message": "Weather in city {i}?", "id": {i}}}' for i in range(n)])
-    out = tmp / "batch-results.jsonl"
     ideal = n / concurrency * 2 * latency
+    cores = os.cpu_count() or 1
+    sides = {"w1": 1, f"w{cores}": cores} if cores > 1 else {"w1": 1}
+    runs: dict[str, list[dict]] = {k: [] for k in sides}
+    floor: list[tuple[float, float]] = []
     with server_process("weather", latency_turn=latency) as url:
-        err = open(tmp / "batch-stderr.txt", "w+")
-        t = time.perf_counter()
-        proc = subprocess.Popen([*flowrun_cmd(), "batch", str(WEATHER), "--inputs", str(inputs), "--out", str(out),
-                                 "--concurrency", str(concurrency), "--base-url", url],
-                                cwd=tmp, stdout=subprocess.DEVNULL, stderr=err, env=_no_openai_env())
-        _, status, usage = os.wait4(proc.pid, 0)
-        took = time.perf_counter() - t
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        said = err.read().strip().splitlines()
-        floor, floor_cpu = raw_concurrent(url, n, concurrency)
-        bare, bare_cpu = bare_http_concurrent(url, n, concurrency)
-    lines = out.read_text().splitlines()
-    peak_mb = usage.ru_maxrss / 1024
-    cpu_ms = (usage.ru_utime + usage.ru_stime) / n * 1000
-    ratio = took / ideal
-    ok = ratio <= 1.5 and proc.returncode == 0 and len(lines) == n
-    summary = said[-1] if said else "(no summary)"
-    return [Row("4", f"batch, {n} inputs, concurrency {concurrency}, {latency * 1000:.0f} ms/turn",
-                f"{ratio:.2f}x", "<= 1.5x", ok,
-                f"{took:.2f} s wall (process start included) vs ideal {ideal:.1f} s; peak RSS {peak_mb:.0f} MB;"
-                f" {cpu_ms:.1f} ms CPU per input; {len(lines)} result lines; exit {proc.returncode};"
-                f" it said: {summary!r}. The raw openai loop, same runs and concurrency, in-process:"
-                f" {floor:.2f} s, {floor_cpu:.1f} ms CPU per run; a bare httpx2 loop (no SDK, no flowrun: post,"
-                f" read SSE lines, json.loads), same runs: {bare:.2f} s, {bare_cpu:.1f} ms CPU per run")]
+        for rep in range(reps):
+            order = list(sides) if rep % 2 == 0 else list(reversed(sides))
+            for key in order:
+                runs[key].append(batch_process(tmp, inputs, url, concurrency, sides[key]))
+                show_progress(f"4 --workers {sides[key]}: {runs[key][-1]['wall']:.2f} s, "
+                              f"{runs[key][-1]['cpu_ms']:.1f} ms CPU per input")
+            floor.append(bare_http_concurrent(url, n, concurrency))
+            show_progress(f"4 bare httpx2 loop: {floor[-1][0]:.2f} s, {floor[-1][1]:.1f} ms CPU per run")
+    bare = statistics.median(t for t, _ in floor)
+    bare_cpu = statistics.median(c for _, c in floor)
+    rows = []
+    med = {}
+    for key, workers in sides.items():
+        took = statistics.median(r["wall"] for r in runs[key])
+        last = runs[key][-1]
+        med[key] = took
+        ok = took / bare <= 1.2 and all(r["code"] == 0 and r["lines"] == n for r in runs[key])
+        rows.append(Row(
+            f"4{'ab'[list(sides).index(key)]}",
+            f"batch vs bare-HTTP floor, {n} inputs, concurrency {concurrency}, {latency * 1000:.0f} ms/turn, "
+            f"--workers {workers}", f"{took / bare:.2f}x", "<= 1.2x", ok,
+            f"{took:.2f} s wall (process start included; median of {reps}) vs the bare httpx2 loop {bare:.2f} s "
+            f"({bare_cpu:.1f} ms CPU per run, one process) and the ideal {ideal:.1f} s; flowrun {last['cpu_ms']:.1f} ms "
+            f"CPU per input over all its processes; peak RSS {last['peak_mb']:.0f} MB per process; "
+            f"{last['lines']} result lines; exit {last['code']}; it said: {last['said']!r}",
+        ))
+    if len(sides) == 2:
+        one, many = med["w1"], med[f"w{cores}"]
+        rows.append(Row("4c", f"batch scaling, --workers 1 -> {cores} on {cores} cores", f"{one / many:.2f}x",
+                        f">= {0.8 * cores:.1f}x", one / many >= 0.8 * cores,
+                        f"{one:.2f} s -> {many:.2f} s; the scripted server (its own process) shares these cores"))
+    return rows
 
 
-def raw_concurrent(url: str, n: int, concurrency: int) -> tuple[float, float]:
-    workflow = load_workflow(WEATHER)
-    api = workflow.model.api
-    spec = rawloop.spec_for(api, workflow)
-    static = {"get_current_temperature": "57", "get_rain_probability": "0.06"}
-
-    async def call_tool(name: str, args: dict) -> str:
-        return static[name]
-
-    async def main() -> None:
-        client = rawloop.openai.AsyncOpenAI(base_url=url, api_key="bench")
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(i: int) -> None:
-            async with gate:
-                await rawloop.RUNS[api](client, spec, f"Weather in city {i}?", call_tool)
-
-        try:
-            await asyncio.gather(*(one(i) for i in range(n)))
-        finally:
-            await client.close()
-
-    t, c = time.perf_counter(), time.process_time()
-    asyncio.run(main())
-    return time.perf_counter() - t, (time.process_time() - c) / n * 1000
+def batch_process(tmp: Path, inputs: Path, url: str, concurrency: int, workers: int) -> dict:
+    """One ``flowrun batch`` child process; its wall time, CPU (children included) and outcome."""
+    out = tmp / f"batch-results-{time.monotonic_ns()}.jsonl"
+    err = open(tmp / "batch-stderr.txt", "w+")
+    t = time.perf_counter()
+    proc = subprocess.Popen([*flowrun_cmd(), "batch", str(WEATHER), "--inputs", str(inputs), "--out", str(out),
+                             "--concurrency", str(concurrency), "--workers", str(workers), "--base-url", url],
+                            cwd=tmp, stdout=subprocess.DEVNULL, stderr=err, env=_no_openai_env())
+    _, status, usage = os.wait4(proc.pid, 0)  # on Linux this includes the workers it reaped
+    took = time.perf_counter() - t
+    n = max(1, sum(1 for _ in open(inputs)))
+    cpu = usage.ru_utime + usage.ru_stime
+    err.seek(0)
+    said = err.read().strip().splitlines()
+    lines = len(out.read_text().splitlines()) if out.exists() else 0
+    return {"wall": took, "code": os.waitstatus_to_exitcode(status), "lines": lines, "cpu_ms": cpu / n * 1000,
+            "peak_mb": usage.ru_maxrss / 1024, "said": said[-1] if said else "(no summary)"}
 
 
 def bare_http_concurrent(url: str, n: int, concurrency: int) -> tuple[float, float]:
@@ -506,10 +561,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="flowrun-bench-") as name:
         tmp = Path(name)
         steps = {
-            1: lambda: figure_1(40 if args.quick else 200, tmp),
+            1: lambda: figure_1(40 if args.quick else 200, tmp) + figure_1w(5 if args.quick else 21, tmp),
             2: lambda: figure_2(3 if args.quick else 7),
             3: lambda: figure_3(tmp),
-            4: lambda: figure_4(tmp, 200 if args.quick else 1000, 100, 0.1),
+            4: lambda: figure_4(tmp, 200 if args.quick else 1000, 100, 0.1, 1 if args.quick else 3),
             5: lambda: figure_5(tmp, args.quick),
         }
         for number in sorted(only):

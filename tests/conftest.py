@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-RECORDED = REPO / "tests" / "fixtures" / "recorded"
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `support`, the shared helpers
+
+from support.paths import RECORDED  # noqa: E402
 
 
 class NetworkGuardError(RuntimeError):

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cli_helpers import REPO, flowrun
+from support.cli import flowrun
+from support.paths import REPO
 
 BROKEN = """version: 1
 name: broken

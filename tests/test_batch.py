@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import REPO, flowrun
+from support.cli import flowrun
 from runner.batch.rate_gate import RateGate
 from runner.batch.files import ResultWriter, parse_input, read_done, read_inputs, repair_tail
 from runner.cli import main
@@ -258,13 +261,132 @@ def test_offline_batch_scripts_the_model_from_the_first_test_case(workflow: Path
     assert texts == ["It is 21C in Oslo.", "It is 21C in Oslo."]
 
 
+# --- worker processes (--workers) ---------------------------------------------------------------
+
+
+def comparable(path: Path) -> list[dict]:
+    """Result lines in input order, without what differs from run to run: the duration and the
+    server's request ids."""
+    def same(r: dict) -> dict:
+        error = re.sub(r"req_[0-9a-f]+", "req_*", r["error"]) if r["error"] else r["error"]
+        return {**{k: v for k, v in r.items() if k != "duration_ms"}, "error": error}
+
+    return sorted(map(same, results(path)), key=lambda r: r["index"])
+
+
+def test_workers_1_and_2_write_the_same_result_lines_as_one_process(workflow: Path, tmp_path: Path, capsys) -> None:
+    lines = [{"city": f"City{i}"} for i in range(9)] + ["{broken", {"message": "explode now", "id": "x"}]
+    inputs = write_lines(tmp_path / "in.jsonl", lines)
+    outs = {}
+    with ScriptedServer(echo_script) as server:
+        for workers in (None, "1", "2"):
+            out = outs[workers] = tmp_path / f"out-{workers}.jsonl"
+            extra = ("--workers", workers) if workers else ()
+            code, stdout, stderr = run_cli(capsys, workflow, "--inputs", inputs, "--out", out, "--concurrency", 4,
+                                           "--base-url", server.base_url, *extra)
+            assert code == 1, stderr
+            assert stdout == ""
+            said = stderr.strip().splitlines()
+            assert re.fullmatch(r"11 inputs: 9 completed, 2 failed in \d+\.\d s", said[-1])
+            assert said[-2].startswith("first failure: input ")
+    today = comparable(outs[None])
+    assert [r["index"] for r in today] == list(range(11))
+    assert comparable(outs["1"]) == today
+    assert comparable(outs["2"]) == today
+    assert today[3]["final_text"] == "[Weather in City3?] 21C in City3"
+    assert today[9]["status"] == "invalid_input" and today[10]["status"] == "error" and today[10]["id"] == "x"
+
+
+def test_resume_across_workers_runs_only_what_is_missing(workflow: Path, tmp_path: Path, capsys) -> None:
+    inputs = write_lines(tmp_path / "in.jsonl", [{"city": f"C{i}"} for i in range(8)])
+    out = tmp_path / "out.jsonl"
+    earlier = [{"index": 1, "status": "completed"}, {"index": 4, "status": "failed"}, {"index": 6, "status": "completed"}]
+    out.write_text("".join(json.dumps(r) + "\n" for r in earlier) + '{"index": 2, "sta')  # a crash mid-line
+    with ScriptedServer(echo_script) as server:
+        code, _, stderr = run_cli(capsys, workflow, "--inputs", inputs, "--out", out, "--resume", "--workers", 2,
+                                  "--base-url", server.base_url)
+        first_turns = [r for r in server.requests if r.turn_index == 0]
+    assert code == 0, stderr
+    assert "8 inputs: 3 already done, 5 completed, 0 failed" in stderr
+    got = results(out)  # every line parses: the torn one is gone
+    assert [r["index"] for r in got[:3]] == [1, 4, 6]
+    assert sorted(r["index"] for r in got[3:]) == [0, 2, 3, 5, 7]
+    assert sorted(r.body["messages"][-1]["content"] for r in first_turns) == [
+        f"Weather in C{i}?" for i in (0, 2, 3, 5, 7)]
+
+    with ScriptedServer(echo_script) as server:  # --retry-failed: the failed input 4 runs again
+        code, _, stderr = run_cli(capsys, workflow, "--inputs", inputs, "--out", out, "--resume", "--retry-failed",
+                                  "--workers", 2, "--base-url", server.base_url)
+    assert code == 0 and "7 already done, 1 completed" in stderr
+    assert read_done(out) == {i: "completed" for i in range(8)}
+
+
+def test_a_batch_wide_error_in_the_workers_stops_the_batch_with_its_exit_code(workflow: Path, tmp_path: Path,
+                                                                               capsys) -> None:
+    inputs = write_lines(tmp_path / "in.jsonl", [{"city": "Oslo"}, {"city": "Rome"}, {"city": "Bern"}])
+    out = tmp_path / "out.jsonl"
+    code, _, stderr = run_cli(capsys, workflow, "--inputs", inputs, "--out", out, "--workers", 2)
+    assert code == 3 and "OPENAI_API_KEY" in stderr and "Traceback" not in stderr
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_offline_batch_with_two_workers_says_its_banner_once(workflow: Path, tmp_path: Path) -> None:
+    inputs = write_lines(tmp_path / "in.jsonl", [{"city": "Oslo"}, {"city": "Rome"}, "[]", {"city": "Bern"}])
+    out = tmp_path / "out.jsonl"
+    done = flowrun("batch", str(workflow), "--inputs", str(inputs), "--out", str(out), "--offline", "--workers", "2",
+                   cwd=tmp_path)
+    assert done.code == 1, done.err
+    said = done.err.strip().splitlines()
+    assert sum("OFFLINE" in line for line in said) == 1
+    assert said[-1].startswith("4 inputs: 3 completed, 1 failed in ")
+    assert sorted(r["index"] for r in results(out)) == [0, 1, 2, 3]
+    assert {r["final_text"] for r in results(out) if r["status"] == "completed"} == {"It is 21C in Oslo."}
+
+
+def test_ctrl_c_stops_every_worker_and_keeps_what_finished(workflow: Path, tmp_path: Path) -> None:
+    inputs = write_lines(tmp_path / "in.jsonl", [{"city": f"C{i}"} for i in range(40)])
+    out = tmp_path / "out.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    with ScriptedServer(echo_script, latency_per_turn=0.2) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runner", "batch", str(workflow), "--inputs", str(inputs), "--out", str(out),
+             "--workers", "2", "--concurrency", "2", "--base-url", server.base_url],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.read_text().count("\n") >= 2):  # some inputs finished
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the batch never wrote a result"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, stderr
+        assert "interrupted with" in stderr and "--resume" in stderr and "Traceback" not in stderr
+        kept = results(out)  # every line is whole
+        assert 2 <= len(kept) < 40 and len({r["index"] for r in kept}) == len(kept)
+
+        code = subprocess.run(
+            [sys.executable, "-m", "runner", "batch", str(workflow), "--inputs", str(inputs), "--out", str(out),
+             "--workers", "2", "--resume", "--base-url", server.base_url],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )
+    assert code.returncode == 0, code.stderr
+    assert f"40 inputs: {len(kept)} already done, {40 - len(kept)} completed, 0 failed" in code.stderr
+    assert sorted(r["index"] for r in results(out)) == list(range(40))
+
+
+def test_worker_count_follows_the_cores_for_big_batches_only() -> None:
+    from runner.batch.processes import choose_workers, split
+
+    assert choose_workers(None, 1, 8, cpus=4) == 1  # one input
+    assert choose_workers(None, 50, 8, cpus=4) == 1  # a tiny batch: start-up would cost more
+    assert choose_workers(None, 1000, 100, cpus=4) == 4
+    assert choose_workers(None, 1000, 3, cpus=4) == 3  # each worker needs a share of --concurrency
+    assert choose_workers(2, 1, 8) == 1 and choose_workers(8, 100, 8, cpus=1) == 8
+    assert split(10, 3) == [4, 3, 3] and sum(split(100, 7)) == 100
+
+
 # --- pieces -------------------------------------------------------------------------------------
-
-
-def test_the_command_module_does_not_import_openai() -> None:
-    probe = "import sys, runner.cli, runner.commands.batch; print('openai' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
-    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_the_gate_pauses_halves_and_grows_back() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import flowrun
+from support.cli import flowrun
 from runner.events import ToolCallCompleted
 from runner.run.offline import var_text
 from runner.testing.runner import run_case

@@ -3,11 +3,13 @@ workflows/ (which `flowrun validate` and `flowrun test` check), and its commands
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from support.paths import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 WORKFLOW_TEXTS = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "workflows").glob("*.yaml")}
@@ -35,3 +37,20 @@ def test_files_named_in_the_readme_exist():
         if path.endswith(".test.yaml"):
             continue  # made by the --record example
         assert (REPO / path).exists(), path
+
+
+def test_nothing_refers_to_a_folder_beside_the_repository():
+    """A user's clone has nothing beside it (.ci/run checks the same with git grep on a fresh clone)."""
+    beside = re.compile(r"\.\./shared\b")
+    skip = {".git", ".venv", "__pycache__", "node_modules", ".pytest_cache"}
+    found = []
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in skip]
+        for name in files:
+            path = Path(folder) / name
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            found += [f"{path.relative_to(REPO)}:{n}" for n, line in enumerate(text.splitlines(), 1) if beside.search(line)]
+    assert found == []

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 from runner import events
-from conftest import REPO
+from support.paths import REPO
 
 SCHEMA = json.loads((REPO / "schemas" / "events.schema.json").read_text())
 

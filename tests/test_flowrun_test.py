@@ -1,6 +1,7 @@
 """``flowrun test``: scripted cases through the real run path, failure reports, JUnit, -k, --api
-all, --mock-http, --offline. The CLI runs in a subprocess where its output is the point; the rest
-runs in-process to stay fast. Fixture workflows are in tests/fixtures_test/."""
+all, --mock-http, --offline. Through the command line where its output is the point (a real process
+only where a network guard must load at start), through the Python API for the rest.
+Fixture workflows are in tests/fixtures_test/."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from cli_helpers import REPO, execute, flowrun
+from support.cli import execute, flowrun, flowrun_process
+from support.paths import REPO
 
 from runner.errors import UsageError
 from runner.run.session import RunRequest
@@ -116,7 +118,7 @@ def test_shipped_workflows_pass_on_a_fresh_copy_with_no_key_and_no_network(tmp_p
                            capture_output=True, text=True, env={**os.environ, **env}, cwd=tmp_path)
     assert "no network in this test: example.com" in probe.stderr
 
-    r = flowrun("test", "workflows/", env=env, cwd=tmp_path)
+    r = flowrun_process("test", "workflows/", env=env, cwd=tmp_path)  # the guard loads at process start
     assert r.code == 0, r.out + r.err
     assert r.out.splitlines()[-1] == f"{cases_in(REPO / 'workflows')} passed, 0 failed"
     assert "F" not in "".join(line.split(" ", 1)[-1] for line in r.out.splitlines()[:-1])

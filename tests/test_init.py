@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli_helpers import flowrun
+from support.cli import flowrun
 
 
 def test_init_writes_a_valid_starter_that_runs_offline(tmp_path):

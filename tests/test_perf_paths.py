@@ -10,7 +10,7 @@ import openai
 import pytest
 from jsonschema.exceptions import SchemaError
 
-from provider_helpers import settings
+from support.providers import APIS, SCRIPT, loop, settings
 from runner.batch.rate_gate import POOL_SHARD, RateGate, shared_clients
 from runner.providers import stream_reader as stream_reader_mod
 from runner.providers.api_errors import StreamIdle
@@ -21,7 +21,6 @@ from runner.scripted import server as server_mod
 from runner.tools.dispatcher import validator_for
 from runner.tools.http_tool import ssl_context
 from runner.scripted import ScriptedServer
-from test_providers_scripted import APIS, SCRIPT, loop
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from provider_helpers import API_KEY, RECORDED, WEATHER_TOOL, FakeClock, collect, last_result, run, settings
+from support.paths import RECORDED
+from support.providers import API_KEY, WEATHER_TOOL, FakeClock, collect, last_result, run, settings
 from runner.errors import ProviderError
 from runner.events import Notice, TextDelta
 from runner.calls import ToolResult
 from runner.providers.factory import create_provider
 from runner.providers.chat import ChatProvider
-from sse_replay import Canned, ReplayServer, error_response, sse
-from test_chat_stream import RECORDED_CALLS, call, chunk
+from support.sse_replay import Canned, ReplayServer, error_response, sse
+from support.chat_chunks import RECORDED_CALLS, call, chunk
 
 
 def stream(*chunks: dict) -> Canned:

@@ -12,13 +12,13 @@ import pytest
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from provider_helpers import WEATHER_TOOL, FakeClock, collect, last_result, run, settings
+from support.providers import WEATHER_TOOL, FakeClock, collect, last_result, run, settings
 from runner.errors import ProviderError
 from runner.events import Notice, TextDelta
 from runner.calls import ToolResult
 from runner.providers.factory import create_provider
 from runner.providers.responses import ResponsesProvider
-from sse_replay import Canned, ReplayServer, sse
+from support.sse_replay import Canned, ReplayServer, sse
 
 EVENT = TypeAdapter(ResponseStreamEvent)
 USAGE = {"input_tokens": 20, "output_tokens": 8, "total_tokens": 28,

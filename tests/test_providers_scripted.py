@@ -8,47 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from provider_helpers import FakeClock, collect, last_result, run, settings
+from support.providers import APIS, SCRIPT, FakeClock, last_result, loop
 from runner.errors import ProviderError
 from runner.events import Notice, TextDelta
-from runner.calls import ToolResult
-from runner.providers.factory import create_provider
 from runner.scripted import Fault, ScriptedServer
-from runner.workflow.model import ScriptedCall, ScriptedTurn
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-APIS = ["chat", "responses", "assistants"]
-TEMP_TOOL = {"name": "get_temp", "description": "Temperature", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-RAIN_TOOL = {**TEMP_TOOL, "name": "get_rain", "description": "Rain"}
-SCRIPT = [
-    ScriptedTurn(tool_calls=(ScriptedCall("get_temp", {"city": "Paris"}), ScriptedCall("get_rain", {"city": "Paris"}))),
-    ScriptedTurn(text="It is ${{ outputs.get_temp }} with ${{ outputs.get_rain }} rain."),
-]
-
-
-def loop(server: ScriptedServer, api: str, clock: FakeClock | None = None, **overrides):
-    """Send one message and answer every tool call with a canned output; return all events."""
-    clock = clock or FakeClock()
-
-    async def go():
-        provider = create_provider(settings(api, server.base_url, tools=(TEMP_TOOL, RAIN_TOOL), **overrides),
-                                   sleep=clock.sleep, now=clock.now)
-        events = []
-        try:
-            turn = await collect(provider.send_message("Weather in Paris?"))
-            events += turn
-            while last_result(turn).status == "tool_calls":
-                outputs = {"get_temp": "21C", "get_rain": "10%"}
-                results = [ToolResult(c.call_id, c.name, outputs.get(c.name, "?")) for c in last_result(turn).tool_calls]
-                turn = await collect(provider.submit_tool_outputs(results))
-                events += turn
-            return events
-        finally:
-            await provider.aclose()
-
-    return run(go())
 
 
 @pytest.mark.parametrize("api", APIS)

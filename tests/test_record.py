@@ -8,7 +8,8 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from cli_helpers import REPO, execute, flowrun
+from support.cli import execute, flowrun
+from support.paths import REPO
 
 from runner.errors import UsageError
 from runner.events import RunCompleted, RunStarted, TextDelta, ToolCallCompleted, ToolCallRequested, TurnStarted

@@ -11,13 +11,13 @@ import time
 
 import pytest
 
-from cli_helpers import flowrun
-from reliability_support import (
+from support.cli import flowrun_process
+from support.reliability import (
     APIS,
     ENV,
     KEY,
     error_lines,
-    flowrun_in_process,
+    flowrun_with_key,
     logged_run,
     notes,
     python_tool,
@@ -42,7 +42,7 @@ NOTE_THEN_TEXT = [ScriptedTurn(tool_calls=(ScriptedCall("note", {"text": "a"}),)
 
 
 def jsonl_run(wf, server, api, *more):
-    return flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl", *more)
+    return flowrun_with_key(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl", *more)
 
 
 def text_of(events: list[dict]) -> str:
@@ -56,7 +56,7 @@ def test_429_before_the_stream_waits_retry_after_and_says_so(api, tmp_path):
     wf = write_workflow(tmp_path, NOTE, api=api)
     fault = Fault(kind="http_error", status=429, headers={"retry-after": "0.3"}, turn=0, times=1)
     with ScriptedServer(NOTE_THEN_TEXT, faults=[fault]) as server:
-        r = flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url)
+        r = flowrun_with_key(str(wf), "--api", api, "--base-url", server.base_url)
     assert r.code == 0, r.err
     assert "flowrun: warning: rate limited (HTTP 429); retrying in 0.3s (1/2)" in r.err
     first_turn = [q for q in server.requests if q.turn_index == 0]
@@ -69,7 +69,7 @@ def test_5xx_on_the_submission_is_retried_and_the_tool_runs_once(api, status, tm
     wf = write_workflow(tmp_path, NOTE, api=api)
     fault = Fault(kind="http_error", status=status, turn=1, times=1)
     with ScriptedServer(NOTE_THEN_TEXT, faults=[fault]) as server:
-        r = flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url)
+        r = flowrun_with_key(str(wf), "--api", api, "--base-url", server.base_url)
     assert r.code == 0, r.err
     assert f"flowrun: warning: server error (HTTP {status}); retrying in" in r.err
     assert notes(tmp_path) == ["a"]
@@ -79,7 +79,7 @@ def test_5xx_on_the_submission_is_retried_and_the_tool_runs_once(api, status, tm
 def test_5xx_past_the_retries_is_exit_3_in_one_line(tmp_path):
     wf = write_workflow(tmp_path, NOTE)
     with ScriptedServer(NOTE_THEN_TEXT, faults=[Fault(kind="http_error", status=502)]) as server:
-        r = flowrun_in_process(str(wf), "--base-url", server.base_url)
+        r = flowrun_with_key(str(wf), "--base-url", server.base_url)
     assert r.code == 3
     lines = error_lines(r.err)
     assert len(lines) == 1 and lines[0].startswith("flowrun: error: server error (HTTP 502): The server had an error")
@@ -90,7 +90,7 @@ def test_429_through_a_real_process_is_visible_on_stderr(tmp_path):
     wf = write_workflow(tmp_path, NOTE)
     fault = Fault(kind="http_error", status=429, headers={"retry-after-ms": "200"}, turn=0, times=1)
     with ScriptedServer(NOTE_THEN_TEXT, faults=[fault]) as server:
-        r = flowrun(str(wf), "--base-url", server.base_url, env=ENV, timeout=30)
+        r = flowrun_process(str(wf), "--base-url", server.base_url, env=ENV, timeout=30)
     assert r.code == 0, r.err
     assert "rate limited (HTTP 429); retrying in 0.2s (1/2)" in r.err
     assert r.out == FINAL + "\n"
@@ -136,7 +136,7 @@ def test_assistants_submission_cut_after_the_server_took_it_is_not_sent_or_run_a
         turns = [ScriptedTurn(tool_calls=(ScriptedCall("order", {}),)), ScriptedTurn(text="ordered")]
         fault = Fault(kind="drop_after", turn=1, after=0, times=1)  # the stream dies before its first event
         with ScriptedServer(turns, faults=[fault]) as server:
-            r = flowrun_in_process(str(wf), "--base-url", server.base_url, "--api", "assistants")
+            r = flowrun_with_key(str(wf), "--base-url", server.base_url, "--api", "assistants")
         assert r.code == 0, r.err
         assert echo.hits("/count/orders") == 1
     assert len(server.requests_for("/submit_tool_outputs", "POST")) == 1
@@ -183,7 +183,7 @@ def test_a_cut_while_the_model_streams_tool_calls_runs_no_tool(api, tmp_path):
 def test_a_cut_through_a_real_process_is_one_line_and_exit_3(api, tmp_path):
     wf = write_workflow(tmp_path, NOTE, api=api)
     with ScriptedServer(NOTE_THEN_TEXT, faults=[Fault(kind="drop_after", turn=1, after=8, times=1)]) as server:
-        r = flowrun(str(wf), "--api", api, "--base-url", server.base_url, env=ENV, timeout=30)
+        r = flowrun_process(str(wf), "--api", api, "--base-url", server.base_url, env=ENV, timeout=30)
     assert r.code == 3
     assert len(error_lines(r.err)) == 1 and "cut before the turn finished" in r.err
     assert "Traceback" not in r.err
@@ -253,7 +253,7 @@ def test_401_names_the_variable_and_never_echoes_the_key(api, tmp_path):
                       "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
     fault = Fault(kind="http_error", status=401, body=body, match="/v1/")  # every request, turn or not
     with ScriptedServer(NOTE_THEN_TEXT, faults=[fault]) as server:
-        r = flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url)
+        r = flowrun_with_key(str(wf), "--api", api, "--base-url", server.base_url)
     assert r.code == 3
     lines = error_lines(r.err)
     assert len(lines) == 1 and "check OPENAI_API_KEY" in lines[0]
@@ -265,7 +265,7 @@ def test_401_names_the_variable_and_never_echoes_the_key(api, tmp_path):
 def test_401_with_a_custom_key_variable_names_that_variable(tmp_path):
     wf = write_workflow(tmp_path, NOTE, model="api_key_env: ACME_KEY")
     with ScriptedServer(NOTE_THEN_TEXT, faults=[Fault(kind="http_error", status=401)]) as server:
-        r = flowrun_in_process(str(wf), "--base-url", server.base_url, env={"ACME_KEY": "acme-secret-value-1234"})
+        r = flowrun_with_key(str(wf), "--base-url", server.base_url, env={"ACME_KEY": "acme-secret-value-1234"})
     assert r.code == 3 and "check ACME_KEY" in r.err and "acme-secret-value" not in r.err
 
 
@@ -280,7 +280,7 @@ def test_404_is_exit_3_with_what_to_check(api, path, says, tmp_path):
                       "type": "invalid_request_error", "param": None, "code": "model_not_found" if path is None else None}}
     fault = Fault(kind="http_error", status=404, match=path, body=body) if path else Fault(kind="http_error", status=404, body=body)
     with ScriptedServer(NOTE_THEN_TEXT, faults=[fault]) as server:
-        r = flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url)
+        r = flowrun_with_key(str(wf), "--api", api, "--base-url", server.base_url)
     assert r.code == 3
     assert says in r.err and len(error_lines(r.err)) == 1 and "Traceback" not in r.err
 
@@ -297,7 +297,7 @@ def _closed_port() -> int:
 def test_unreachable_host_is_exit_3_in_one_line(api, tmp_path):
     wf = write_workflow(tmp_path, NOTE, api=api)
     port = _closed_port()
-    r = flowrun_in_process(str(wf), "--api", api, "--base-url", f"http://127.0.0.1:{port}/v1")
+    r = flowrun_with_key(str(wf), "--api", api, "--base-url", f"http://127.0.0.1:{port}/v1")
     assert r.code == 3
     assert error_lines(r.err) == [f"flowrun: error: cannot reach http://127.0.0.1:{port}: is the server running?"]
 
@@ -306,7 +306,7 @@ def test_tls_failure_is_exit_3_one_line_and_not_retried(tmp_path):
     wf = write_workflow(tmp_path, NOTE)
     with ScriptedServer(NOTE_THEN_TEXT) as server:  # plain HTTP: a TLS handshake with it fails
         port = server.port
-        r = flowrun(str(wf), "--base-url", f"https://127.0.0.1:{port}/v1", env=ENV, timeout=30)
+        r = flowrun_with_key(str(wf), "--base-url", f"https://127.0.0.1:{port}/v1")
     assert r.code == 3
     lines = error_lines(r.err)
     assert len(lines) == 1 and lines[0].startswith(f"flowrun: error: TLS failure talking to https://127.0.0.1:{port}")
@@ -323,7 +323,7 @@ def test_a_stall_longer_than_the_model_timeout_fails_with_exit_3(api, keepalive,
     wf = write_workflow(tmp_path, NOTE, api=api, model="timeout: 1")
     fault = Fault(kind="stall", turn=0, after=3, seconds=60, keepalive=keepalive)
     with ScriptedServer([ScriptedTurn(text=FINAL)], faults=[fault]) as server:
-        r = flowrun(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl", env=ENV, timeout=30)
+        r = flowrun_with_key(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl")
     assert r.code == 3, r.err
     last = json.loads(r.out.splitlines()[-1])
     assert last["type"] == "run.failed"
@@ -336,7 +336,7 @@ def test_an_assistants_stall_is_recovered_from_the_run(tmp_path):
     fault = Fault(kind="stall", turn=0, after=3, seconds=60, keepalive=0.2)
     with ScriptedServer([ScriptedTurn(text=FINAL)], faults=[fault]) as server:
         started = time.monotonic()
-        r = flowrun_in_process(str(wf), "--api", "assistants", "--base-url", server.base_url)
+        r = flowrun_with_key(str(wf), "--api", "assistants", "--base-url", server.base_url)
         took = time.monotonic() - started
     assert r.code == 0, r.err
     assert r.out == FINAL + "\n" and "checking the run on the server" in r.err

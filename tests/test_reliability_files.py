@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from reliability_support import error_lines, flowrun_in_process
+from support.reliability import error_lines, flowrun_with_key
 from runner.scripted import ScriptedServer
 from runner.workflow.model import ScriptedTurn
 
@@ -40,7 +40,7 @@ def test_a_bad_file_is_exit_2_and_nothing_is_sent_or_run(case, tmp_path):
     path = tmp_path / "wf.yaml"
     path.write_bytes(content)
     with ScriptedServer([ScriptedTurn(text="never")]) as server:
-        r = flowrun_in_process(str(path), "--base-url", server.base_url)
+        r = flowrun_with_key(str(path), "--base-url", server.base_url)
     assert r.code == 2, r.err
     assert says in r.err and len(error_lines(r.err)) == 1 and "Traceback" not in r.err
     assert server.requests == [] and not canary.exists()
@@ -49,7 +49,7 @@ def test_a_bad_file_is_exit_2_and_nothing_is_sent_or_run(case, tmp_path):
 @pytest.mark.parametrize("where,says", [("missing.yaml", "file not found"), (".", "this is a directory")])
 def test_a_path_that_is_missing_or_a_directory_is_exit_2(where, says, tmp_path):
     with ScriptedServer([ScriptedTurn(text="never")]) as server:
-        r = flowrun_in_process(str(tmp_path / where), "--base-url", server.base_url)
+        r = flowrun_with_key(str(tmp_path / where), "--base-url", server.base_url)
     assert r.code == 2 and says in r.err and server.requests == []
 
 
@@ -62,7 +62,7 @@ def test_out_of_range_settings_are_exit_2_before_any_request(model, says, tmp_pa
     path = tmp_path / "wf.yaml"
     path.write_text(GOOD.replace("{api: chat, name: m}", model))
     with ScriptedServer([ScriptedTurn(text="never")]) as server:
-        r = flowrun_in_process(str(path), "--base-url", server.base_url)
+        r = flowrun_with_key(str(path), "--base-url", server.base_url)
     assert r.code == 2, r.err
     assert says in r.err and server.requests == []
 
@@ -72,5 +72,5 @@ def test_max_turns_out_of_range_is_exit_2(value, tmp_path):
     path = tmp_path / "wf.yaml"
     path.write_text(GOOD)
     with ScriptedServer([ScriptedTurn(text="never")]) as server:
-        r = flowrun_in_process(str(path), "--base-url", server.base_url, "--max-turns", value)
+        r = flowrun_with_key(str(path), "--base-url", server.base_url, "--max-turns", value)
     assert r.code == 2 and "--max-turns" in r.err and server.requests == []

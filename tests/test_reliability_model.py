@@ -4,14 +4,13 @@ readable ``error: ...`` output for that call, and a tool whose arguments were re
 
 from __future__ import annotations
 
-import jsonschema
 import pytest
 
-from reliability_support import (
+from support.events import check_event
+from support.reliability import (
     completed,
     APIS,
-    EVENTS_SCHEMA,
-    flowrun_in_process,
+    flowrun_with_key,
     logged_run,
     notes,
     same_events,
@@ -65,11 +64,11 @@ def test_every_kind_of_bad_call_gets_an_error_output_and_runs_nothing(api, tmp_p
     calls = tuple(c for c, _ in BAD_CALLS) + (ScriptedCall("note", {"text": "good"}),)
     turns = [ScriptedTurn(tool_calls=calls), ScriptedTurn(text="I will do better.")]
     with ScriptedServer(turns) as server:
-        r = flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl")
+        r = flowrun_with_key(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl")
     assert r.code == 0, r.err
     events = r.jsonl()
     for e in events:
-        jsonschema.validate(e, EVENTS_SCHEMA)
+        check_event(e)
     done = completed(events)
     assert len(done) == len(calls)
     for (call, fragment), result in zip(BAD_CALLS, done):
@@ -89,7 +88,7 @@ def test_the_same_call_forever_stops_at_max_turns_and_keeps_every_completed_call
     wf = write_workflow(tmp_path, STRICT_NOTE, api=api)
     loop = ScriptedTurn(tool_calls=(ScriptedCall("note", {"text": "again"}),))
     with ScriptedServer(lambda ctx: loop) as server:
-        r = flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url, "--max-turns", "4", "-o", "jsonl")
+        r = flowrun_with_key(str(wf), "--api", api, "--base-url", server.base_url, "--max-turns", "4", "-o", "jsonl")
     assert r.code == 1
     events = r.jsonl()
     last = events[-1]
@@ -109,7 +108,7 @@ def test_huge_arguments_are_refused_before_parsing(tmp_path):
     huge = '{"text": "' + "x" * 1_100_000 + '"}'
     turns = [ScriptedTurn(tool_calls=(ScriptedCall("note", huge),)), ScriptedTurn(text="ok")]
     with ScriptedServer(turns) as server:
-        r = flowrun_in_process(str(wf), "--base-url", server.base_url, "-o", "jsonl")
+        r = flowrun_with_key(str(wf), "--base-url", server.base_url, "-o", "jsonl")
     assert r.code == 0, r.err
     done = [e for e in r.jsonl() if e["type"] == "tool_call.completed"][0]
     assert done["is_error"] and "the arguments are too large" in done["output"]

@@ -19,8 +19,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from cli_helpers import flowrun
-from reliability_support import flowrun_in_process, write_workflow
+from support.cli import flowrun_process
+from support.reliability import flowrun_with_key, write_workflow
 from runner.scripted import EchoServer, Fault, ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 
@@ -122,9 +122,9 @@ def test_canary_sweep_success_path_every_channel(api, tmp_path):
         wf = workflow(tmp_path, echo)
         record = tmp_path / "recorded.yaml"
         with ScriptedServer(TURNS * 2) as server:
-            verbose = flowrun(str(wf), "--api", api, "--base-url", server.base_url, "-v", "--record", str(record),
+            verbose = flowrun_process(str(wf), "--api", api, "--base-url", server.base_url, "-v", "--record", str(record),
                               env=ENV, timeout=60)
-            jsonl = flowrun(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl", env=ENV, timeout=60)
+            jsonl = flowrun_process(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl", env=ENV, timeout=60)
         # the secrets really did travel: the tool sent the token, the client sent the key
         assert any(r.header("Authorization") == f"Bearer {TOKEN}" for r in echo.requests)
         assert all(r.headers.get("authorization") == f"Bearer {API_KEY}" for r in server.requests)
@@ -160,9 +160,9 @@ def test_canary_sweep_failure_paths(api, tmp_path):
     with EchoServer() as echo:
         wf = workflow(tmp_path, echo)
         with ScriptedServer(TURNS, faults=[Fault(kind="http_error", status=401, body=key_quoted, match="/v1/")]) as s1:
-            auth = flowrun_in_process(str(wf), "--api", api, "--base-url", s1.base_url, "-v", env=ENV)
+            auth = flowrun_with_key(str(wf), "--api", api, "--base-url", s1.base_url, "-v", env=ENV)
         with ScriptedServer(TURNS, faults=[Fault(kind="http_error", status=400, turn=1, body=token_quoted)]) as s2:
-            rejected = flowrun_in_process(str(wf), "--api", api, "--base-url", s2.base_url, "-o", "jsonl", env=ENV)
+            rejected = flowrun_with_key(str(wf), "--api", api, "--base-url", s2.base_url, "-o", "jsonl", env=ENV)
     assert auth.code == 3 and "check OPENAI_API_KEY" in auth.err
     assert rejected.code == 1 and "the server rejected the tool outputs (HTTP 400): tool output contains a credential (***, ***" in rejected.out, rejected.out[-600:]
     for name, r in (("401", auth), ("400", rejected)):

@@ -8,16 +8,15 @@ from __future__ import annotations
 import json
 import socket
 
-import jsonschema
 import pytest
 
-from cli_helpers import flowrun
-from reliability_support import (
+from support.cli import flowrun_process
+from support.events import check_event
+from support.reliability import (
     submissions,
     completed,
     ENV,
-    EVENTS_SCHEMA,
-    flowrun_in_process,
+    flowrun_with_key,
     logged_run,
     notes,
     python_tool,
@@ -57,7 +56,7 @@ def test_python_tools_that_raise_return_junk_or_hang_become_error_outputs(tmp_pa
         python_tool("note", "note"),
     ]))
     with ScriptedServer(one_turn_of("boom", "selfref", "when", "hang", "missing", "gone", "note")) as server:
-        r = flowrun_in_process(str(wf), "--base-url", server.base_url, "-o", "jsonl")
+        r = flowrun_with_key(str(wf), "--base-url", server.base_url, "-o", "jsonl")
     assert r.code == 0, r.err
     out = outputs_of(r)
     assert out["boom"] == (True, "error: the tool raised ValueError: db down")
@@ -74,8 +73,8 @@ def test_python_tools_that_raise_return_junk_or_hang_become_error_outputs(tmp_pa
 def test_a_missing_module_is_reported_by_validate_resolve(tmp_path):
     wf = write_workflow(tmp_path, "- name: gone\n  description: gone\n  parameters: {type: object}\n"
                                   "  resolve: {python: 'no_such_module_xyz:f'}\n")
-    plain = flowrun_in_process("validate", str(wf))
-    resolved = flowrun_in_process("validate", "--resolve", str(wf))
+    plain = flowrun_with_key("validate", str(wf))
+    resolved = flowrun_with_key("validate", "--resolve", str(wf))
     assert plain.code == 0, plain.err  # without --resolve nothing is imported
     assert resolved.code == 2 and "no_such_module_xyz" in resolved.err and "Traceback" not in resolved.err
 
@@ -83,11 +82,11 @@ def test_a_missing_module_is_reported_by_validate_resolve(tmp_path):
 def test_a_tool_printing_to_stdout_does_not_corrupt_jsonl(tmp_path):
     wf = write_workflow(tmp_path, python_tool("chatty", "chatty"))
     with ScriptedServer(one_turn_of("chatty")) as server:
-        r = flowrun(str(wf), "--base-url", server.base_url, "-o", "jsonl", env=ENV, timeout=30)
+        r = flowrun_with_key(str(wf), "--base-url", server.base_url, "-o", "jsonl")
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     for line in lines:
-        jsonschema.validate(json.loads(line), EVENTS_SCHEMA)  # every stdout line is an event
+        check_event(json.loads(line))  # every stdout line is an event
     assert json.loads(lines[-1])["type"] == "run.completed"
     assert "TOOL SAYS HELLO ON STDOUT" in r.err and "{not json either" in r.err
 
@@ -97,7 +96,7 @@ def test_a_hanging_tool_is_abandoned_and_the_process_exits_without_waiting_for_i
     that waited for the thread would hit the subprocess timeout and fail this test)."""
     wf = write_workflow(tmp_path, python_tool("hang", "hang", timeout=1) + python_tool("note", "note"))
     with ScriptedServer(one_turn_of("hang", "note")) as server:
-        r = flowrun(str(wf), "--base-url", server.base_url, env=ENV, timeout=30)
+        r = flowrun_process(str(wf), "--base-url", server.base_url, env=ENV, timeout=30)
     assert r.code == 0, r.err
     assert r.out == "carried on\n"
     assert "hang() → error: tool 'hang' timed out after 1 s" in r.err
@@ -135,7 +134,7 @@ def test_http_tool_faults_reach_the_model_as_bounded_error_outputs(tmp_path):
         ]), python=None)
         names = ("slow", "refused", "missing", "broken", "huge", "latin", "moved", "flaky_get", "flaky_post")
         with ScriptedServer(one_turn_of(*names)) as server:
-            r = flowrun_in_process(str(wf), "--base-url", server.base_url, "-o", "jsonl")
+            r = flowrun_with_key(str(wf), "--base-url", server.base_url, "-o", "jsonl")
         assert r.code == 0, r.err
         out = outputs_of(r)
         assert out["slow"] == (True, "error: HTTP request to 127.0.0.1 timed out after 0.5 s")
@@ -180,7 +179,7 @@ def test_hostile_arguments_never_leave_the_declared_host_and_path(tmp_path):
         fine = [{"id": "a?b#c@evil.example", "q": "a&admin=true"}]
         calls = tuple(ScriptedCall("user", a) for a in hostile + fine) + (ScriptedCall("fetch_loopback", {}),)
         with ScriptedServer([ScriptedTurn(tool_calls=calls), ScriptedTurn(text="done")]) as server:
-            r = flowrun_in_process(str(wf), "--base-url", server.base_url, "-o", "jsonl")
+            r = flowrun_with_key(str(wf), "--base-url", server.base_url, "-o", "jsonl")
         assert r.code == 0, r.err
         done = completed(r.jsonl())
         assert [e["is_error"] for e in done] == [True] * len(hostile) + [False, True], [e["output"] for e in done]
@@ -199,7 +198,7 @@ def test_one_submission_answers_every_call_even_when_tools_fail(api, tmp_path):
     wf = write_workflow(tmp_path, python_tool("note", "note") + python_tool("boom", "boom")
                         + python_tool("hang", "hang", timeout=0.3), api=api)
     with ScriptedServer(one_turn_of("note", "boom", "hang")) as server:
-        r = flowrun_in_process(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl")
+        r = flowrun_with_key(str(wf), "--api", api, "--base-url", server.base_url, "-o", "jsonl")
     assert r.code == 0, r.err
     subs = submissions(server, api)
     requested = [e["call_id"] for e in r.jsonl() if e["type"] == "tool_call.requested"]
@@ -219,7 +218,7 @@ def test_an_error_body_reaches_the_model_as_a_bounded_excerpt(tmp_path):
                 http: {{url: "{echo.url('/status/400')}", headers: {{X-Long: "{huge_header}"}}, allow_private_network: true}}
             """, python=None)
         with ScriptedServer(one_turn_of("api")) as server:
-            r = flowrun_in_process(str(wf), "--base-url", server.base_url, "-o", "jsonl")
+            r = flowrun_with_key(str(wf), "--base-url", server.base_url, "-o", "jsonl")
     error, output = outputs_of(r)["api"]
     assert error and output.startswith("error: HTTP 400 Bad Request from 127.0.0.1: error 400; you sent")
     assert output.endswith("…") and len(output) < 2100  # status + the first 2,000 characters
@@ -231,7 +230,7 @@ def test_100_parallel_http_calls_to_a_slow_host_all_answer(tmp_path):
         wf = write_workflow(tmp_path, http_tool("slow", echo.url("/slow?s=0.1")), python=None)
         calls = tuple(ScriptedCall("slow", {}) for _ in range(100))
         with ScriptedServer([ScriptedTurn(tool_calls=calls), ScriptedTurn(text="ok")]) as server:
-            r = flowrun_in_process(str(wf), "--base-url", server.base_url, "-o", "jsonl")
+            r = flowrun_with_key(str(wf), "--base-url", server.base_url, "-o", "jsonl")
         assert r.code == 0, r.err
         done = [e for e in r.jsonl() if e["type"] == "tool_call.completed"]
         assert len(done) == 100 and all(e["output"] == "late" for e in done)
@@ -247,7 +246,7 @@ def test_the_http_debug_log_line_masks_a_secret_in_the_url(tmp_path, caplog):
     with EchoServer() as echo:
         wf = write_workflow(tmp_path, http_tool("api", echo.url("/echo?key=${{ env.TOOL_TOKEN }}")), python=None)
         with ScriptedServer(one_turn_of("api")) as server, caplog.at_level(logging.DEBUG, "flowrun.tools.http"):
-            r = flowrun_in_process(str(wf), "--base-url", server.base_url, env={"TOOL_TOKEN": "tok-in-url-123456"})
+            r = flowrun_with_key(str(wf), "--base-url", server.base_url, env={"TOOL_TOKEN": "tok-in-url-123456"})
         assert r.code == 0, r.err
         assert echo.requests[0].path == "/echo?key=tok-in-url-123456"
     logged = "\n".join(rec.getMessage() for rec in caplog.records if rec.name == "flowrun.tools.http")

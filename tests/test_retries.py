@@ -9,14 +9,14 @@ import httpx2
 import openai
 import pytest
 
-from provider_helpers import API_KEY, FakeClock, closed_port, collect, last_result, run, settings
+from support.providers import API_KEY, FakeClock, closed_port, collect, last_result, run, settings
 from runner.errors import ProviderError
 from runner.events import Notice
 from runner.providers.api_errors import ASSISTANTS_GONE, map_api_error
 from runner.providers.retry_policy import parse_retry_after, retry_delay, with_retries
 from runner.providers.factory import create_provider
 from runner.secrets.masker import Masker
-from sse_replay import Canned, ReplayServer, error_response, sse
+from support.sse_replay import Canned, ReplayServer, error_response, sse
 
 URL = "http://127.0.0.1:9/v1/chat/completions"
 

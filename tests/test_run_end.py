@@ -9,7 +9,8 @@ from io import StringIO
 
 import pytest
 
-from cli_helpers import REPO, execute
+from support.cli import execute
+from support.paths import REPO
 from runner.errors import ProviderError
 from runner.runlog.log import RunLog
 from runner.run.session import RunRequest

@@ -10,7 +10,7 @@ import pytest
 from openai import AssistantEventHandler, OpenAI
 
 from runner.scripted import Fault, ScriptedServer
-from test_scripted_support import call, parse_sse, text_turn, tool_turn
+from support.scripted_http import call, parse_sse, text_turn, tool_turn
 
 USER = [{"role": "user", "content": "weather?"}]
 TEXT = [text_turn("The weather in Paris is mild and dry today.")]

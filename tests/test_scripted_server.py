@@ -12,7 +12,7 @@ from openai import AssistantEventHandler, AsyncOpenAI, OpenAI
 
 from runner.scripted import RawSSE, ScriptedServer, TurnContext
 from runner.workflow.model import ScriptedCall, ScriptedTurn
-from test_scripted_support import CHAT_TOOLS, RESPONSES_TOOLS, recorded_chat_files, text_turn, tool_turn
+from support.scripted_http import CHAT_TOOLS, RESPONSES_TOOLS, recorded_chat_files, text_turn, tool_turn
 
 TWO_TURNS = [tool_turn(("get_temp", {"city": "Paris"}), ("get_rain", {"city": "Paris"})),
              text_turn("It is ${{ outputs.get_temp }} with ${{ outputs.get_rain }} rain.")]

@@ -15,7 +15,7 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from runner.scripted import RawSSE, ScriptedServer
-from test_scripted_support import (
+from support.scripted_http import (
     CHAT_TOOLS, RESPONSES_TOOLS, call, collapse, parse_sse, recorded_chat_files, shape, stream, text_turn,
     tool_turn, unknown_fields,
 )

@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 
-from cli_helpers import REPO, flowrun
+from support.cli import flowrun
+from support.paths import REPO
 from runner.scripted import ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 

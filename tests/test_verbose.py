@@ -1,6 +1,6 @@
 """``-v`` shows the raw requests and full tool outputs, with secrets masked."""
 
-from cli_helpers import flowrun
+from support.cli import flowrun
 from runner.scripted import ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 

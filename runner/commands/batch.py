@@ -74,6 +74,7 @@ class ProgressBar:
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's first test case (for demos); the tools are real.")
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from.")
 @click.option("--no-python", is_flag=True, help="Refuse `python` resolvers (for files you did not write).")
+@click.option("-w", "--workers", type=click.IntRange(min=1, max=1024), help="Worker processes sharing the inputs and --concurrency (default: one per CPU core for batches of a few hundred inputs or more, else 1).")
 def batch_command(file: str, **options) -> int:
     """Run a workflow once per line of an inputs file, many at a time.
 
@@ -100,15 +101,13 @@ def batch_command(file: str, **options) -> int:
         case_name=options["case_name"],
         allow_python=not options["no_python"],
     )
-    return execute(opts, err=sys.stderr)
+    return execute(opts, err=sys.stderr, workers=options["workers"])
 
 
-def execute(options, *, err: TextIO) -> int:
+def execute(options, *, err: TextIO, workers: int | None = None) -> int:
     """Run the batch and report on ``err``; returns the exit code (0 all completed, 1 any
     failed, 130 interrupted). Errors that stop the whole batch are raised as FlowrunError."""
-    import asyncio
-
-    from runner.batch.scheduler import Batch
+    from runner.batch.processes import run_batch
 
     tty = bool(getattr(err, "isatty", lambda: False)()) and "FLOWRUN_NO_PROGRESS" not in os.environ
     bar: ProgressBar | None = None
@@ -124,12 +123,7 @@ def execute(options, *, err: TextIO) -> int:
         err.write(f"flowrun: {text}\n")
         err.flush()
 
-    batch = Batch(options, on_result=on_result, on_notice=on_notice)
-    try:
-        summary = asyncio.run(batch.run())
-    except KeyboardInterrupt:
-        summary = batch.summary
-        summary.interrupted = True
+    summary = run_batch(options, workers=workers, on_result=on_result, on_notice=on_notice)
     if bar is not None:
         bar.clear()
     if summary.first_failure is not None:

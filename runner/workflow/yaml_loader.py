@@ -130,17 +130,11 @@ class _Resolver(BaseResolver):
         return super().resolve(kind, value, implicit)
 
 
-class _Composer(Reader, Scanner, Parser, Composer, _Resolver):
-    """PyYAML's pure-Python pipeline up to the node tree, with an alias budget and a depth limit."""
+class _Limits:
+    """The alias budget and the depth limit, on top of either event source."""
 
-    def __init__(self, text: str):
-        Reader.__init__(self, text)
-        Scanner.__init__(self)
-        Parser.__init__(self)
-        Composer.__init__(self)
-        _Resolver.__init__(self)
-        self.alias_count = 0
-        self.depth = 0
+    alias_count = 0
+    depth = 0
 
     def compose_node(self, parent, index):
         if self.check_event(AliasEvent):
@@ -167,6 +161,36 @@ class _Composer(Reader, Scanner, Parser, Composer, _Resolver):
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+
+class _Composer(_Limits, Reader, Scanner, Parser, Composer, _Resolver):
+    """PyYAML's pure-Python pipeline up to the node tree. It is the reference: its errors are the
+    ones reported, and it runs whenever the fast pipeline is missing or refuses the text."""
+
+    def __init__(self, text: str):
+        Reader.__init__(self, text)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        _Resolver.__init__(self)
+
+
+try:
+    from yaml._yaml import CParser as _CParser
+except ImportError:  # PyYAML built without libyaml
+    _CParser = None
+
+if _CParser is not None:
+
+    class _FastComposer(_Limits, _CParser, Composer, _Resolver):
+        """libyaml's scanner and parser (C) feeding PyYAML's composer (Python), so the node tree,
+        the limits and the marks (line, column) are the same; only the tokenising, which is most
+        of the cost of loading a file on every run, is done in C."""
+
+        def __init__(self, text: str):
+            _CParser.__init__(self, text)
+            Composer.__init__(self)
+            _Resolver.__init__(self)
 
 
 def load_file(path: str | PathLike[str], *, file: str | None = None) -> tuple[Document | None, list[Problem]]:
@@ -251,8 +275,18 @@ def load_text(text: str, *, file: str = "<string>") -> tuple[Document | None, li
 
 
 def _compose(text: str) -> Node | None:
-    """The single document's root node, or None for an empty stream."""
-    loader = _Composer(text)
+    """The single document's root node, or None for an empty stream. The fast pipeline is tried
+    first; anything it refuses (or anything unusual at all) is read again by the reference one,
+    so every message about a bad file comes from the reference pipeline."""
+    if _CParser is not None:
+        try:
+            return _compose_with(_FastComposer(text))
+        except Exception:  # noqa: BLE001 - the reference pipeline decides, and explains
+            pass
+    return _compose_with(_Composer(text))
+
+
+def _compose_with(loader) -> Node | None:
     try:
         loader.get_event()  # StreamStart
         if loader.check_event(StreamEndEvent):

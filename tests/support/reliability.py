@@ -1,26 +1,16 @@
-"""Shared pieces of the reliability tests (tests/test_reliability_*.py).
-
-``flowrun_in_process`` runs the real command line (click parsing, ``run_session.execute``, the
-real ``openai`` client, real sockets to the loopback servers) inside the test process, which is
-several times faster than a subprocess; tests that need a real process (its stdout, how fast it
-exits with a thread still running) use ``cli_helpers.flowrun``.
-"""
+"""Shared pieces of the reliability tests (tests/test_reliability_*.py): workflows with Python
+tools that misbehave on purpose, and readers for what a run left (notes, run log, submissions)."""
 
 from __future__ import annotations
 
-import json
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from cli_helpers import REPO
+from support.cli import Result, flowrun
 
 APIS = ["responses", "chat", "assistants"]
 KEY = "sk-test-key-for-loopback-0000"
 ENV = {"OPENAI_API_KEY": KEY}
-EVENTS_SCHEMA = json.loads((REPO / "schemas" / "events.schema.json").read_text())
 
 # Python tools for the workflows below. ``note`` appends a line to $NOTES_FILE (or notes.txt
 # beside the module), so a test can count how many times a tool really ran.
@@ -64,25 +54,9 @@ def when():
 '''
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def jsonl(self) -> list[dict]:
-        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
-
-
-def flowrun_in_process(*args: str, env: dict | None = None) -> Result:
-    """``flowrun ARGS`` through click in this process. An exception that escapes the command
-    (a traceback a user would see) fails the test."""
-    from runner.cli import cli
-
-    result = CliRunner().invoke(cli, list(args), env={**ENV, **(env or {})}, catch_exceptions=True)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return Result(result.exit_code, result.stdout, result.stderr)
+def flowrun_with_key(*args: str, env: dict | None = None) -> Result:
+    """``flowrun ARGS`` in this process with an API key set (see ``support.cli.flowrun``)."""
+    return flowrun(*args, env={**ENV, **(env or {})})
 
 
 def write_workflow(folder: Path, tools: str, *, api: str = "chat", model: str = "", name: str = "rel",

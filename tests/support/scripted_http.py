@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from pydantic import BaseModel
 
 from runner.workflow.model import ScriptedCall, ScriptedTurn
+from support.paths import RECORDED
 
-RECORDED = Path(__file__).resolve().parent / "fixtures" / "recorded"
 
 
 def recorded_chat_files() -> list[Path]:
