@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cli_helpers import REPO, flowrun
+from support.cli import flowrun_process
+from support.paths import REPO
 
 URL = os.environ.get("FLOWRUN_TEST_SERVER_URL", "").strip()
 API = os.environ.get("FLOWRUN_TEST_SERVER_API", "chat").strip() or "chat"
@@ -64,7 +65,7 @@ def workflow_for_server(example: str, tmp_path: Path) -> Path:
 
 def run_flowrun(*args: str, tmp_path: Path, input: str | None = None):
     env = {"FLOWRUN_TEST_SERVER_KEY": KEY, "FLOWRUN_LOG_DB": str(tmp_path / "runs.sqlite3")}
-    return flowrun(*args, env=env, input=input, timeout=600)
+    return flowrun_process(*args, env=env, input=input, timeout=600)  # a real process: its stderr as a user sees it
 
 
 def assert_clean_stderr(err: str) -> None:

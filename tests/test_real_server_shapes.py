@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from provider_helpers import FakeClock, collect, last_result, run, settings
+from support.providers import FakeClock, collect, last_result, run, settings
 from runner.calls import ToolResult
 from runner.errors import ProviderError
 from runner.events import Notice, TextDelta
@@ -232,7 +232,7 @@ def test_a_405_on_creating_an_assistant_points_at_assistant_id():
 
 @pytest.mark.parametrize("api", ["responses", "chat", "assistants"])
 def test_a_run_that_completed_with_no_text_and_no_tool_call_says_so_on_stderr_and_in_the_log(api, tmp_path):
-    from cli_helpers import flowrun
+    from support.cli import flowrun
     env = {"OPENAI_API_KEY": "sk-test-key-for-loopback-0000", "FLOWRUN_LOG_DB": str(tmp_path / "l.sqlite3")}
     with ScriptedServer([ScriptedTurn(text="")]) as s:
         r = flowrun("workflows/weather.yaml", "--api", api, "--base-url", s.base_url, "-m", "hi", env=env)
