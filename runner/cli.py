@@ -8,12 +8,11 @@ Commands are imported lazily so ``flowrun --help`` and ``flowrun validate`` neve
 from __future__ import annotations
 
 import importlib
-import sys
-from typing import TextIO
 
 import click
 
 from runner import __version__
+from runner.commands.entry import Group, report
 
 # name -> (module, attribute, one-line help). The help is here so that `flowrun --help` lists the
 # commands without importing them.
@@ -39,49 +38,6 @@ Start here:
 
 `flowrun FILE` is the same as `flowrun run FILE`; see `flowrun run --help`.
 """
-
-
-def report(exc: BaseException, err: TextIO) -> int:
-    """The one place an error is written for the user (on ``err``) and given its exit code.
-    A FlowrunError's text was masked by whoever raised it; ``shown``: the user saw it already."""
-    from runner.errors import FlowrunError, Interrupted
-
-    if isinstance(exc, click.exceptions.Exit):
-        return exc.exit_code
-    if isinstance(exc, click.ClickException):
-        exc.show(file=err)
-        return 2
-    if isinstance(exc, (click.exceptions.Abort, KeyboardInterrupt)):
-        exc = Interrupted()
-    if isinstance(exc, FlowrunError):
-        if not exc.shown:
-            err.write("\nflowrun: interrupted\n" if isinstance(exc, Interrupted) else f"flowrun: error: {exc}\n")
-        return exc.exit_code
-    if isinstance(exc, BrokenPipeError):
-        return 1
-    raise exc
-
-
-class Entry:
-    """Run as a program (``main``), a command reports its errors and exits with its code the
-    same way whether it is ``flowrun`` itself or one command that a test invokes directly."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except SystemExit:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - report() re-raises what it does not know
-            sys.exit(report(exc, sys.stderr))
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-class Command(Entry, click.Command):
-    pass
-
-
-class Group(Entry, click.Group):
-    pass
 
 
 class FlowrunGroup(Group):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from support.batch import WORKFLOW, echo_script
 from support.cli import flowrun
 from runner.batch.rate_gate import RateGate
 from runner.batch.files import ResultWriter, parse_input, read_done, read_inputs, repair_tail
@@ -22,43 +23,6 @@ from runner.cli import main
 from runner.commands.batch import ProgressBar
 from runner.scripted import Fault, ScriptedServer, TurnContext
 from runner.workflow.model import ScriptedCall, ScriptedTurn
-
-WORKFLOW = """\
-version: 1
-name: echo
-model: {api: chat, name: scripted}
-instructions: Answer with the tool.
-inputs:
-  city: {description: the city, default: Paris}
-input: "Weather in ${{ inputs.city }}?"
-tools:
-  - name: get_temp
-    description: the temperature in a city
-    parameters:
-      type: object
-      properties: {city: {type: string}}
-      required: [city]
-      additionalProperties: false
-    resolve:
-      static: "21C in ${{ args.city }}"
-tests:
-  - name: demo
-    turns:
-      - tool_calls: [{name: get_temp, arguments: {city: Oslo}}]
-      - text: "It is ${{ outputs.get_temp }}."
-"""
-
-
-def echo_script(ctx: TurnContext) -> ScriptedTurn:
-    """Ask for the temperature of the city in the message, then answer quoting the message."""
-    message = ctx.user_message or ""
-    if "explode" in message:
-        raise RuntimeError("this input makes the model fail")
-    if ctx.turn_index == 0:
-        city = message.removeprefix("Weather in ").rstrip("?")
-        return ScriptedTurn(tool_calls=(ScriptedCall("get_temp", {"city": city}),))
-    return ScriptedTurn(text=f"[{message}] ${{{{ outputs.get_temp }}}}")
-
 
 @pytest.fixture
 def workflow(tmp_path: Path) -> Path:

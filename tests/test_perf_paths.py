@@ -171,7 +171,7 @@ def test_a_batch_passes_its_sdk_client_cache_to_every_run(tmp_path, monkeypatch,
 
     from runner.cli import main
     from runner.providers import sdk_client
-    from test_batch import WORKFLOW, echo_script
+    from support.batch import WORKFLOW, echo_script
 
     built = []
     real = sdk_client._new_client

@@ -9,7 +9,7 @@ from typing import TextIO
 
 import click
 
-from runner.cli import Command
+from runner.commands.entry import Command
 
 EXAMPLES = """
 \b

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli import Command
+from runner.commands.entry import Command
 
 from runner.errors import UsageError
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli import Group
+from runner.commands.entry import Group
 from runner.runlog.log import RunLog, default_log_path
 from runner.terminal_text import show_controls
 from runner.runlog.transcript import fmt_duration, render_transcript, run_duration_ms

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from runner.cli import Command
+from runner.commands.entry import Command
 from runner.errors import UsageError
 
 EXAMPLES = """

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from runner.cli import Group
+from runner.commands.entry import Group
 
 EXAMPLES = """
 \b
