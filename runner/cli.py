@@ -72,4 +72,7 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from runner.stdout_fd import keep_fd1
+
+    keep_fd1()  # descriptor 1 is flowrun's: a tool's subprocess or os.write(1, ...) goes to stderr
     cli.main(args=argv, prog_name="flowrun")

@@ -18,6 +18,7 @@ from support.imports import imports_of, reached, runner_imports, top_level_names
 LAYERS: list[set[str]] = [
     {"runner", "runner.errors", "runner.events", "runner.templating", "runner.jsonpointer", "runner.calls",
      "runner.daemon_thread", "runner.secrets", "runner.secrets.masker", "runner.suggest", "runner.terminal_text",
+     "runner.textsafe", "runner.stdout_fd",
      "runner.templates"},  # files `flowrun init` copies into a user's project: they import no runner code
     {"runner.workflow"},
     {"runner.tools", "runner.providers", "runner.secrets.sources", "runner.scripted", "runner.render",

@@ -20,6 +20,7 @@ from runner.events import TextDelta
 from runner.calls import ToolCall
 from runner.providers.base import TurnResult
 from runner.providers.common import as_dict, get_field, normalize_usage
+from runner.textsafe import encodable, encodable_value
 
 TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
 ENDS_LEG = TERMINAL + ("requires_action",)
@@ -43,7 +44,7 @@ def text_value(text: Any) -> str:
 
 def step_calls(step: Any) -> list[ToolCall]:
     """The complete function calls a run step object carries (``step_details.tool_calls``)."""
-    details = as_dict(as_dict(step).get("step_details"))
+    details = encodable_value(as_dict(as_dict(step).get("step_details")))  # ids go into requests
     calls = []
     for c in map(as_dict, details.get("tool_calls") or ()):
         fn = as_dict(c.get("function"))
@@ -56,7 +57,7 @@ def result_from_run(run: Any, *, text: str = "", thread_id: str | None = None,
                     fallback_calls: tuple[ToolCall, ...] = ()) -> TurnResult:
     """The turn's outcome from a Run object in a final state (or ``requires_action``).
     ``fallback_calls``: calls seen in run steps, used when ``required_action`` names none."""
-    run = as_dict(run)
+    run = encodable_value(as_dict(run))
     status = run.get("status")
     meta = {"run_id": run.get("id"), "thread_id": run.get("thread_id") or thread_id,
             "assistant_id": run.get("assistant_id"), "expires_at": run.get("expires_at")}
@@ -110,7 +111,7 @@ def message_text(message: Any) -> str:
             parts.append(text_value(block.get("text")))
         elif block.get("type") == "refusal":
             parts.append(block.get("refusal") or "")
-    return "".join(parts)
+    return encodable("".join(parts))
 
 
 class RunStreamMapper:
@@ -147,17 +148,18 @@ class RunStreamMapper:
             for call in step_calls(data):
                 self._step_calls[call.call_id] = call
         elif name.startswith("thread.run.") and not name.startswith("thread.run.step"):
-            self.run = as_dict(data)
+            self.run = encodable_value(as_dict(data))  # its ids go into request paths
         elif name == "thread.message.delta":
             return self._delta(data)
         elif name == "thread.message.completed":
             return self._completed(data)
         elif name == "error":
             err = as_dict(data)
-            self.error = (err.get("code"), err.get("message") or "the server reported an error")
+            self.error = (encodable(err.get("code")), encodable(err.get("message")) or "the server reported an error")
         return []  # steps, message lifecycle and unknown events carry nothing we need
 
     def _emit(self, message_id: str, piece: str) -> list[TextDelta]:
+        piece = encodable(piece)
         if not piece:
             return []
         self._streamed[message_id] = self._streamed.get(message_id, "") + piece
