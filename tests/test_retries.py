@@ -194,7 +194,9 @@ def test_messages_are_masked():
 
 
 def test_404_on_assistants_paths_says_the_api_is_gone():
-    exc = status_error(404, url="http://127.0.0.1:9/v1/assistants")
+    # what OpenAI answers for a route it no longer serves (a server's own "not found" is shown as is)
+    exc = status_error(404, url="http://127.0.0.1:9/v1/assistants",
+                       body={"message": "Invalid URL (POST /v1/assistants)", "type": "invalid_request_error", "code": None})
     assert map_api_error(exc, Masker()).message == ASSISTANTS_GONE
 
 

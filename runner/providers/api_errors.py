@@ -111,6 +111,17 @@ def _is_assistants_path(url: str) -> bool:
     return "/assistants" in path or "/threads" in path
 
 
+def _creates_assistant_or_thread(url: str) -> bool:
+    return urlsplit(url).path.rstrip("/").endswith(("/assistants", "/threads", "/threads/runs"))
+
+
+def _is_bare_404(said: str) -> bool:
+    """A 404 that only says the route does not exist (the shut-down API), not a server's own
+    word about a missing object."""
+    text = said.strip().lower()
+    return not text or text.startswith(("invalid url", "not found", "404")) or text in ("not found.", "{}")
+
+
 def _status_message(exc: openai.APIStatusError, *, api_key: str | None, key_env: str) -> tuple[str, str | None]:
     status = exc.status_code
     method, url, _ = _where(exc)
@@ -120,9 +131,17 @@ def _status_message(exc: openai.APIStatusError, *, api_key: str | None, key_env:
         return f"the server rejected the API key (check {key_env}{_key_tail(api_key)})", None
     if status == 403:
         return f"the server refused access (HTTP 403){detail}", "check that the key may use this model and endpoint"
+    if status == 405 and method == "POST" and urlsplit(url).path.endswith("/assistants"):
+        return (f"this server cannot create assistants (HTTP 405 on POST /assistants){detail}",
+                "create one on the server and set model.assistant_id to reuse it")
     if status == 404:
         if _is_assistants_path(url):
-            return ASSISTANTS_GONE, None
+            if _is_bare_404(said) and _creates_assistant_or_thread(url):
+                return ASSISTANTS_GONE, None
+            if said:
+                hint = "check model.assistant_id" if "assistant" in said.lower() else None
+                return f"{method} {url} not found on this server (HTTP 404): {said}", hint
+            return f"{method} {url} not found on this server (HTTP 404)", None
         if exc.code == "model_not_found" or "model" in said.lower():
             return f"the model was not found on this server (HTTP 404){detail}", "check model.name"
         hint = None

@@ -7,6 +7,11 @@ retried submission first checks whether the earlier one got through (G8). A subm
 server refuses (400/422) ends the turn: as the run's own final state when it already ended (it
 expired while the tools ran), else as failed, after cancelling the run so the thread is free.
 
+Servers that bend the protocol (LLAMPHouse): a submission answered with a JSON Run instead of a
+stream is continued from that Run; tool calls announced only in run steps are answered from the
+steps, with a warning; recovery polling is bounded by the run's ``expires_at`` (else the model's
+``timeout``) and ends with the state the server left the run in.
+
 OpenAI shut the Assistants API down on 2026-08-26; only compatible servers remain (§1.1).
 """
 
@@ -29,7 +34,8 @@ from runner.providers.retry_policy import Started
 from runner.providers.stream_reader import OpenedStream
 from runner.providers.turn_stream import TurnStream
 from runner.providers.common import SDKProvider, as_dict
-from runner.providers.raw_stream import run_stream, submit_stream
+from runner.providers.raw_stream import json_reply, run_stream, submit_stream
+from runner.providers.timestamps import epoch_seconds
 
 # The SDK warns on every Assistants call. The warning is about the API we chose on purpose, so
 # hide it for calls made from this module, and the duplicate the SDK raises from its own frames
@@ -113,7 +119,11 @@ class AssistantsProvider(SDKProvider):
                 run = await self._runs.retrieve(run_id, thread_id=thread_id)
                 if run.status != "requires_action":
                     return run
-            return await self.open_events(lambda: submit_stream(self.client, thread_id, run_id, outputs))
+            opened = await submit_stream(self.client, thread_id, run_id, outputs)
+            run = await json_reply(opened)
+            if run is not None:  # a Run as JSON instead of a stream: continue from it
+                return run
+            return await self.open_events(lambda: _given(opened))
 
         try:
             async for event in self._leg(start, run_id=run_id):
@@ -154,6 +164,8 @@ class AssistantsProvider(SDKProvider):
                 if mapper.finished:
                     await stream.drain()  # so the connection can be reused
                     break
+                if mapper.step_calls:  # whole calls in a run step: the server may never send
+                    break              # requires_action and wait for the outputs (G13): ask the run
         except openai.APIConnectionError:
             pass  # cut mid-stream: recovered below from the run's state on the server
         except openai.APIError as exc:  # an error object inside the stream (G5, wrapped form)
@@ -165,28 +177,41 @@ class AssistantsProvider(SDKProvider):
             yield self._finish(mapper.result())
             return
         if mapper.finished:
-            yield self._finish(mapper.result())
+            for event in self._outcome(mapper.result()):
+                yield event
             return
-        known_run = stream.instead  # a retried submission found the run already moving
-        run_id = mapper.run_id or (known_run.id if known_run is not None else run_id)
+        known_run = as_dict(stream.instead) or None  # a retried submission found the run moving,
+        run_id = mapper.run_id or (known_run.get("id") if known_run else None) or run_id  # or a JSON reply
         if run_id is None:
             raise ProviderError("the stream from the server was cut before the run was created")
-        if known_run is None:
+        if known_run is None and not mapper.step_calls:
             yield self.warn(f"the stream ended before run {run_id} finished; checking the run on the server")
-        async for event in self._recover(run_id, mapper.text):
+        if known_run is not None:
+            self._track(known_run)
+        async for event in self._recover(run_id, mapper.text, mapper.step_calls, known_run):
             yield event
 
-    async def _recover(self, run_id: str, streamed: str) -> AsyncIterator[TurnEvent]:
+    def _outcome(self, result: TurnResult) -> list[TurnEvent]:
+        """The result, after a warning when it was read from a server that bent the protocol."""
+        deviation = result.meta.get("deviation")
+        return ([self.warn(deviation)] if deviation else []) + [self._finish(result)]
+
+    async def _recover(self, run_id: str, streamed: str, step_calls: tuple[ToolCall, ...] = (),
+                       known: dict[str, Any] | None = None) -> AsyncIterator[TurnEvent]:
         """Wait for the run to settle, then report it; text not yet streamed comes from the
-        run's messages."""
+        run's messages. ``known``: the run as the server last returned it (settled: no poll)."""
         run: Any = None
-        async for item in self._wait_for(run_id):
-            if isinstance(item, Started):
-                run = item.value
-            else:
-                yield item
+        if known and known.get("id") == run_id and known.get("status") not in ACTIVE and known.get("status"):
+            run = known
+        else:
+            async for item in self._wait_for(run_id):
+                if isinstance(item, Started):
+                    run = item.value
+                else:
+                    yield item
+        status = as_dict(run).get("status")
         rest = ""
-        if run.status in ("completed", "incomplete"):
+        if status in ("completed", "incomplete"):
             try:
                 page = await self.client.beta.threads.messages.list(self.thread_id, run_id=run_id, order="asc")
                 full = "".join(message_text(m) for m in page.data if m.role == "assistant")
@@ -195,7 +220,9 @@ class AssistantsProvider(SDKProvider):
                 yield self.warn(f"could not fetch the run's messages: {self.error(exc).message}")
         if rest:
             yield TextDelta(rest)
-        yield self._finish(result_from_run(run, text=streamed + rest, thread_id=self.thread_id))
+        for event in self._outcome(result_from_run(run, text=streamed + rest, thread_id=self.thread_id,
+                                                   fallback_calls=step_calls)):
+            yield event
 
     # --- run bookkeeping ------------------------------------------------------------------------
 
@@ -204,11 +231,12 @@ class AssistantsProvider(SDKProvider):
         if run.get("id"):
             self.run_id, self.run_status = run["id"], run.get("status")
             seen = self._seen.setdefault(run["id"], self._now())
-            if run.get("expires_at"):
-                self.expires_at = run["expires_at"]
-                created = run.get("created_at")
-                ttl = self.expires_at - created if isinstance(created, (int, float)) else None
-                self.deadline = seen + ttl if ttl is not None and ttl >= 0 else float(self.expires_at)
+            expires = epoch_seconds(run.get("expires_at"))  # unix seconds, or ISO text (LLAMPHouse)
+            if expires:
+                self.expires_at = expires
+                created = epoch_seconds(run.get("created_at"))
+                ttl = expires - created if created is not None else None
+                self.deadline = seen + ttl if ttl is not None and ttl >= 0 else float(expires)
 
     def _finish(self, result: TurnResult) -> TurnResult:
         """Remember the calls to answer, and stamp the ids and the deadline on the result."""
@@ -221,8 +249,10 @@ class AssistantsProvider(SDKProvider):
 
     async def _wait_for(self, run_id: str) -> AsyncIterator[Notice | Started[Any]]:
         """Poll until the run is no longer queued / in progress / cancelling, honouring
-        ``openai-poll-after-ms``; give up after ``settings.timeout`` seconds."""
-        deadline = self._now() + self.settings.timeout
+        ``openai-poll-after-ms``. Bounded: by the run's ``expires_at`` (a server that left the
+        run half-done would otherwise be polled for ever), else by ``settings.timeout``."""
+        started = self._now()
+        bound = self._poll_bound(started)
         while True:
             raw: Any = None
             async for item in self._request(lambda: self._runs.with_raw_response.retrieve(run_id, thread_id=self.thread_id)):
@@ -235,16 +265,28 @@ class AssistantsProvider(SDKProvider):
             if run.status not in ACTIVE:
                 yield Started(run)
                 return
-            if self._now() >= deadline:
+            bound = self._poll_bound(started, bound)
+            if self._now() >= bound:
+                waited = self._now() - started
+                why = "its expires_at passed" if self.deadline and bound == self.deadline else (
+                    f"model.timeout is {self.settings.timeout:g}s")
                 raise ProviderError(
-                    f"run {run_id} is still {run.status} after {self.settings.timeout:g}s of waiting",
-                    hint="the server may be overloaded; try again later",
+                    f"run {run_id} never finished: the server left it {run.status} "
+                    f"(polled for {waited:.0f}s, until {why})",
+                    hint="the server may have failed while handling the run; check its log, then run again",
                 )
             try:
                 wait = float(raw.headers.get("openai-poll-after-ms")) / 1000
             except (TypeError, ValueError):
                 wait = self._poll
             await self._sleep(max(wait, 0.0))
+
+    def _poll_bound(self, started: float, current: float | None = None) -> float:
+        """When polling gives up: the run's expiry on our clock when the server gave one that is
+        still ahead of when polling started, else ``timeout`` after the start."""
+        if self.deadline is not None and self.deadline > started:
+            return self.deadline
+        return current if current is not None else started + self.settings.timeout
 
     async def _request(self, start: Callable[[], Awaitable[Any]], *, clear_active: bool = False) -> AsyncIterator[Notice | Started[Any]]:
         """``attempt`` plus, once, the cure for "thread already has an active run": cancel that
@@ -307,3 +349,7 @@ class AssistantsProvider(SDKProvider):
                 self.notify(self.warn(f"could not delete assistant {self.assistant_id} created for this run: "
                                       f"{self.error(exc).message}"))
         await super().aclose()
+
+
+async def _given(value: Any) -> Any:
+    return value

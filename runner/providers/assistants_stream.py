@@ -2,7 +2,12 @@
 
 Raw ``runs.create(stream=True)`` / ``runs.submit_tool_outputs(stream=True)`` events, not the
 helpers: the helpers swallow ``error`` events and raise raw transport errors (§1.8 G5, G6). Tool
-calls are read from ``thread.run.requires_action`` itself (G2), never from step deltas.
+calls are read from ``thread.run.requires_action`` itself (G2). Run steps are only a fallback,
+for servers that announce the calls there and leave ``required_action`` empty (LLAMPHouse): the
+calls are then taken from the steps, with a warning that names the deviation.
+
+Text blocks are ``{"type": "text", "text": {"value", "annotations"}}``; some servers send
+``"text"`` as a plain string, which is accepted the same way.
 
 Events are ``{"event", "data"}`` dicts (``raw_stream``) or SDK objects.
 """
@@ -23,8 +28,35 @@ ACTIVE = ("queued", "in_progress", "cancelling")
 EXPIRED = "the run expired (Assistants runs must finish, tool outputs included, within ~10 min of creation)"
 
 
-def result_from_run(run: Any, *, text: str = "", thread_id: str | None = None) -> TurnResult:
-    """The turn's outcome from a Run object in a final state (or ``requires_action``)."""
+STEP_CALLS_USED = ("the server announced tool calls only in run steps (required_action is empty); "
+                   "answering the calls from the steps")
+NO_CALLS = ("the run is requires_action, but the server sent no tool calls (required_action is empty and no "
+            "run step names a function call): the server does not follow the Assistants protocol")
+
+
+def text_value(text: Any) -> str:
+    """A text block's ``text``: ``{"value": ...}`` per the API, or a bare string (LLAMPHouse)."""
+    if isinstance(text, str):
+        return text
+    value = as_dict(text).get("value")
+    return value if isinstance(value, str) else ""
+
+
+def step_calls(step: Any) -> list[ToolCall]:
+    """The complete function calls a run step object carries (``step_details.tool_calls``)."""
+    details = encodable_value(as_dict(as_dict(step).get("step_details")))  # ids go into requests
+    calls = []
+    for c in map(as_dict, details.get("tool_calls") or ()):
+        fn = as_dict(c.get("function"))
+        if c.get("type", "function") == "function" and c.get("id") and fn.get("name") and fn.get("output") is None:
+            calls.append(ToolCall(call_id=c["id"], name=fn["name"], arguments=fn.get("arguments") or "{}"))
+    return calls
+
+
+def result_from_run(run: Any, *, text: str = "", thread_id: str | None = None,
+                    fallback_calls: tuple[ToolCall, ...] = ()) -> TurnResult:
+    """The turn's outcome from a Run object in a final state (or ``requires_action``).
+    ``fallback_calls``: calls seen in run steps, used when ``required_action`` names none."""
     run = encodable_value(as_dict(run))
     status = run.get("status")
     meta = {"run_id": run.get("id"), "thread_id": run.get("thread_id") or thread_id,
@@ -42,6 +74,12 @@ def result_from_run(run: Any, *, text: str = "", thread_id: str | None = None) -
             for c in map(as_dict, raw)
             if c.get("type", "function") == "function"
         )
+        if not calls and not action and fallback_calls:
+            return TurnResult(status="tool_calls", tool_calls=tuple(fallback_calls), text=text, usage=usage,
+                              meta={**meta, "deviation": STEP_CALLS_USED})
+        if not calls and not action:
+            return TurnResult(status="failed", text=text, usage=usage, meta=meta, error=NO_CALLS,
+                              error_code="protocol_deviation")
         if not calls:
             return TurnResult(status="failed", text=text, usage=usage, meta=meta,
                               error=f"the run requires an action flowrun cannot take ({action.get('type')})")
@@ -70,7 +108,7 @@ def message_text(message: Any) -> str:
     for block in as_dict(message).get("content") or ():
         block = as_dict(block)
         if block.get("type") == "text":
-            parts.append(as_dict(block.get("text")).get("value") or "")
+            parts.append(text_value(block.get("text")))
         elif block.get("type") == "refusal":
             parts.append(block.get("refusal") or "")
     return encodable("".join(parts))
@@ -85,6 +123,11 @@ class RunStreamMapper:
         self.text = ""
         self.error: tuple[str | None, str] | None = None
         self._streamed: dict[str, str] = {}  # message id -> text already emitted
+        self._step_calls: dict[str, ToolCall] = {}  # call id -> call, from run step objects
+
+    @property
+    def step_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(self._step_calls.values())
 
     @property
     def run_id(self) -> str | None:
@@ -101,7 +144,10 @@ class RunStreamMapper:
     def feed(self, event: Any) -> list[TextDelta]:
         name = get_field(event, "event") or ""
         data = get_field(event, "data")
-        if name.startswith("thread.run.") and not name.startswith("thread.run.step"):
+        if name.startswith("thread.run.step.") and name != "thread.run.step.delta":
+            for call in step_calls(data):
+                self._step_calls[call.call_id] = call
+        elif name.startswith("thread.run.") and not name.startswith("thread.run.step"):
             self.run = encodable_value(as_dict(data))  # its ids go into request paths
         elif name == "thread.message.delta":
             return self._delta(data)
@@ -126,7 +172,7 @@ class RunStreamMapper:
         for block in as_dict(data.get("delta")).get("content") or ():
             block = as_dict(block)
             if block.get("type") == "text":
-                events += self._emit(data.get("id") or "", as_dict(block.get("text")).get("value") or "")
+                events += self._emit(data.get("id") or "", text_value(block.get("text")))
             elif block.get("type") == "refusal":
                 events += self._emit(data.get("id") or "", block.get("refusal") or "")
         return events
@@ -143,4 +189,4 @@ class RunStreamMapper:
             code, message = self.error
             return TurnResult(status="failed", text=self.text, error=message, error_code=code,
                               meta={"run_id": self.run_id, "thread_id": self.thread_id})
-        return result_from_run(self.run, text=self.text, thread_id=self.thread_id)
+        return result_from_run(self.run, text=self.text, thread_id=self.thread_id, fallback_calls=self.step_calls)

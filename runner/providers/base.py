@@ -51,6 +51,7 @@ class ModelSettings:
     max_output_tokens: int | None = None
     parallel_tool_calls: bool | None = None
     tool_choice: str | None = None
+    keep_tool_choice: bool = False  # send tool_choice after tool rounds too (else required -> auto)
     assistant_id: str | None = None
     store: bool | None = None
     background: bool = False  # Responses only: a cut stream is resumed (starting_after); needs store

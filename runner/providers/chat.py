@@ -17,7 +17,7 @@ from runner.providers.chat_convert import (
     user_message,
 )
 from runner.providers.chat_stream import ChatStreamAccumulator
-from runner.providers.common import SDKProvider
+from runner.providers.common import SDKProvider, turn_settings
 from runner.providers.raw_stream import chat_stream
 
 
@@ -40,11 +40,11 @@ class ChatProvider(SDKProvider):
             yield self.warn(w)
         self.messages.extend(messages)
         self._pending = ()
-        async for event in self.submission(self._turn()):
+        async for event in self.submission(self._turn(after_tools=True)):
             yield event
 
-    async def _turn(self) -> AsyncIterator[TurnEvent]:
-        kwargs = build_request(self.settings, self.messages)
+    async def _turn(self, *, after_tools: bool = False) -> AsyncIterator[TurnEvent]:
+        kwargs = build_request(turn_settings(self.settings, after_tools=after_tools), self.messages)
         acc = ChatStreamAccumulator()
         stream = self.turn_stream(lambda: chat_stream(self.client, kwargs))
         try:

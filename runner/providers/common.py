@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
@@ -50,7 +51,9 @@ def as_dict(obj: Any) -> dict[str, Any]:
         return obj
     dump = getattr(obj, "model_dump", None)
     if dump is not None:
-        return dump(mode="json", exclude_unset=True, by_alias=True)
+        # warnings=False: servers' objects differ from the SDK's types (ISO timestamps where the
+        # SDK expects unix seconds); the dump is what we read, pydantic's complaints are noise
+        return dump(mode="json", exclude_unset=True, by_alias=True, warnings=False)
     return dict(getattr(obj, "__dict__", {}))
 
 
@@ -79,6 +82,16 @@ def given(**values: Any) -> dict[str, Any]:
     """The settings that are set: optional fields are sent only then, so servers that reject
     unknown or unsupported fields are not bothered."""
     return {k: v for k, v in values.items() if v is not None}
+
+
+def turn_settings(settings: ModelSettings, *, after_tools: bool) -> ModelSettings:
+    """The settings for one request. ``tool_choice: required`` holds for the first request of a
+    user turn only: sent again after the tool outputs, the model must call a tool forever and the
+    run can only end at ``--max-turns`` (the OpenAI Agents SDK resets it for the same reason).
+    ``keep_tool_choice`` keeps forcing when that is really wanted."""
+    if after_tools and settings.tool_choice == "required" and not settings.keep_tool_choice:
+        return replace(settings, tool_choice="auto")
+    return settings
 
 
 def pair_results(

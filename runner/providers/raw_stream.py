@@ -16,6 +16,7 @@ Each function mirrors one SDK method (noted), with the options that method sets.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -57,6 +58,23 @@ async def submit_stream(client: openai.AsyncOpenAI, thread_id: str, run_id: str,
     path = f"/threads/{_segment(thread_id, 'thread_id')}/runs/{_segment(run_id, 'run_id')}/submit_tool_outputs"
     body = {"stream": True, "tool_outputs": tool_outputs}
     return await _post(client, path, body, headers=_ASSISTANTS, synthesize_event_and_data=True)
+
+
+async def json_reply(stream: Any) -> dict[str, Any] | None:
+    """The JSON object a server sent instead of the stream asked for (``content-type:
+    application/json``; LLAMPHouse answers ``submit_tool_outputs`` with a Run), read and closed;
+    None for a real stream, which is left untouched."""
+    response = getattr(stream, "response", None)
+    kind = response.headers.get("content-type", "") if response is not None else ""
+    if not kind.split(";")[0].strip().lower().endswith("json"):
+        return None
+    try:
+        body = json.loads(await response.aread())
+    except ValueError:
+        body = None
+    finally:
+        await stream.close()
+    return body if isinstance(body, dict) else {}
 
 
 def _segment(value: str, name: str) -> str:

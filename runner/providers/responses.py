@@ -20,7 +20,7 @@ import openai
 from runner.events import TextDelta
 from runner.calls import ToolCall, ToolResult
 from runner.providers.base import TurnEvent, TurnResult
-from runner.providers.common import SDKProvider
+from runner.providers.common import SDKProvider, turn_settings
 from runner.providers.raw_stream import responses_stream
 from runner.providers.responses_convert import build_request, function_call_outputs, replay_items, user_item
 from runner.providers.responses_stream import ResponsesStreamState
@@ -62,12 +62,12 @@ class ResponsesProvider(SDKProvider):
         else:
             self.history.extend(outputs)
             items = self.history
-        async for event in self.submission(self._turn(items)):
+        async for event in self.submission(self._turn(items, after_tools=True)):
             yield event
 
-    async def _turn(self, items: list[dict[str, Any]]) -> AsyncIterator[TurnEvent]:
+    async def _turn(self, items: list[dict[str, Any]], *, after_tools: bool = False) -> AsyncIterator[TurnEvent]:
         kwargs = build_request(
-            self.settings,
+            turn_settings(self.settings, after_tools=after_tools),
             items,
             previous_response_id=self.previous_response_id if self.stateful else None,
             background=self.background,

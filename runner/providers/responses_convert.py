@@ -32,7 +32,9 @@ def user_item(text: str) -> dict[str, Any]:
 
 
 def assistant_item(text: str) -> dict[str, Any]:
-    return {"role": "assistant", "content": text}
+    """A replayed assistant message. ``type`` is optional on OpenAI but servers that dispatch on
+    it (llama.cpp: "Cannot determine type of 'item'") refuse the item without it."""
+    return {"type": "message", "role": "assistant", "content": text}
 
 
 def function_call_item(call: ToolCall, item_id: str | None = None) -> dict[str, Any]:

@@ -55,6 +55,14 @@ def crash_end(run_id: str, exc: BaseException, *, turns: int = 0, tool_calls: in
                      turns=turns, tool_calls=tool_calls, usage=usage, duration_ms=duration_ms)
 
 
+def empty_answer(tool_calls: int) -> str:
+    """What to say when a run completed without a word for the user."""
+    if tool_calls:
+        return (f"the run completed, but the model's last turn had no text (after {tool_calls} tool "
+                f"call{'s' if tool_calls != 1 else ''}): nothing to print")
+    return "the run completed with no text and no tool call: the model gave an empty answer"
+
+
 def add_usage(total: dict[str, int] | None, more: dict[str, int] | None) -> dict[str, int] | None:
     if not more:
         return total
@@ -188,6 +196,8 @@ class RunLoop:
 
     def _finish(self, result: TurnResult, output=None) -> RunEnd:
         if result.status == "completed":
+            if not result.text.strip():  # never a silent success: stdout would be empty
+                self.emit(Notice("warning", empty_answer(self.tool_call_count)))
             return self._end(
                 RunCompleted(
                     run_id=self.run_id,

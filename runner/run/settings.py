@@ -118,6 +118,7 @@ def model_settings(
         max_output_tokens=m.max_output_tokens,
         parallel_tool_calls=m.parallel_tool_calls,
         tool_choice=m.tool_choice,
+        keep_tool_choice=m.keep_tool_choice,
         assistant_id=m.assistant_id,
         store=m.store,
         background=api == "responses" and m.background,

@@ -19,7 +19,8 @@ from .conversation import content_text
 from .engine import Engine, Reply, Turn, encode, prompt_tokens
 from .faults import ActiveFaults, Fault
 from .script import Conversation, PreparedTurn, ScriptError
-from .wire import ApiError, bad_request, new_id, not_found, now
+from .quirks import iso_timestamps
+from .wire import ApiError, Event, bad_request, new_id, not_found, now
 
 if TYPE_CHECKING:
     from .server import RecordedRequest
@@ -149,6 +150,8 @@ class AssistantsStore:
                     self.threads[ts.thread["id"]] = ts
             ts.messages.extend(extra)
             run = aw.run_object(new_id("run_"), ts.thread["id"], assistant, body, now(), self.engine.run_ttl)
+            if "no_expiry" in self.engine.quirks:
+                run["expires_at"] = None
             rs = RunState(run)
             ts.runs.append(rs)
             leg = self._play(ts, rs, turn, failure, raw, first=True, thread=ts.thread if new_thread else None)
@@ -161,8 +164,13 @@ class AssistantsStore:
             status = rs.run["status"]
             if status != "requires_action":
                 raise bad_request(f'Runs in status "{status}" do not accept tool outputs.')
-            expected = [c["id"] for c in rs.run["required_action"]["submit_tool_outputs"]["tool_calls"]]
-            outputs = _check_outputs(body.get("tool_outputs"), expected)
+            pending = (rs.run["required_action"] or {}).get("submit_tool_outputs", {}).get("tool_calls") or (
+                rs.tool_step["step_details"]["tool_calls"] if rs.tool_step else [])  # calls_in_steps_only
+            outputs = _check_outputs(body.get("tool_outputs"), [c["id"] for c in pending])
+            if "stuck_after_submit" in self.engine.quirks:  # the handler died half-way
+                rs.run.update(status="in_progress", required_action=None)
+                rs.tool_step = None
+                raise ApiError(500, "Internal Server Error", type="server_error")
             conv = _conversation(ts)
             for cid, output in outputs:
                 conv.answer(cid, output)
@@ -175,7 +183,7 @@ class AssistantsStore:
             step.update(status="completed", completed_at=now(), usage={"prompt_tokens": 0, "completion_tokens": 0,
                                                                        "total_tokens": 0})
             leg = self._play(ts, rs, turn, failure, raw, first=False, done_step=step)
-        return self._reply(body, leg, turn, rs)
+        return self._reply(body, leg, turn, rs, submit=True)
 
     def _begin(self, req, conv: Conversation, tid: str) -> tuple[Turn | None, Fault | None]:
         """The turn, or a failure to report as a failed run (the script has no turn)."""
@@ -195,7 +203,7 @@ class AssistantsStore:
         leg = aw.leg(rs.run, item if isinstance(item, PreparedTurn) else None, now=now(),
                      chunk_arguments=self.engine.chunk_arguments, prompt_tokens=prompt_tokens(raw),
                      terminal=faults.terminal if faults else "failed",
-                     fault=(faults.terminal_fault if faults else None) or failure, **kw)
+                     fault=(faults.terminal_fault if faults else None) or failure, quirks=self.engine.quirks, **kw)
         rs.run, rs.tool_step = leg.run, leg.tool_step
         error = faults.error_event if faults else None
         if error is not None:  # the stream stops with an error event: the run failed
@@ -209,10 +217,14 @@ class AssistantsStore:
                 ts.conversation.add_call(c["id"], c["function"]["name"], c["function"]["arguments"])
         return leg
 
-    def _reply(self, body: dict, leg: aw.Leg, turn: Turn | None, rs: RunState) -> Reply:
+    def _reply(self, body: dict, leg: aw.Leg, turn: Turn | None, rs: RunState, submit: bool = False) -> Reply:
         faults = turn.faults if turn else ActiveFaults()
-        if body.get("stream"):
-            return Reply(events=encode(leg.events), faults=faults, turn=True,
+        events = leg.events
+        if "iso_timestamps" in self.engine.quirks:
+            events = [Event(iso_timestamps(e.data), e.name) for e in events]
+        json_instead = submit and "submit_answers_json" in self.engine.quirks
+        if body.get("stream") and not json_instead:
+            return Reply(events=encode(events), faults=faults, turn=True,
                          error_events=lambda f, sent: encode(aw.error_events(f)))
         first = next(e.data for e in leg.events if e.name in ("thread.run.queued", "thread.run.created"))
         return Reply(body=first, faults=faults, turn=True, headers=dict(POLL))

@@ -36,8 +36,9 @@ def thread_object(thread_id: str, created_at: int, body: dict) -> dict:
             "metadata": body.get("metadata") or {}, "tool_resources": body.get("tool_resources") or {}}
 
 
-def text_content(text: str) -> list[dict]:
-    return [{"type": "text", "text": {"value": text, "annotations": []}}]
+def text_content(text: str, *, plain: bool = False) -> list[dict]:
+    """A message's content; ``plain``: the text as a bare string (quirk ``text_as_string``)."""
+    return [{"type": "text", "text": text if plain else {"value": text, "annotations": []}}]
 
 
 def message_object(msg_id: str, thread_id: str, role: str, content: list, created_at: int, *,
@@ -105,7 +106,7 @@ class Leg:
 
 def leg(run: dict, turn: PreparedTurn | None, *, now: int, first: bool, chunk_arguments: int,
         prompt_tokens: int, done_step: dict | None = None, thread: dict | None = None,
-        terminal: str | None = None, fault: Fault | None = None) -> Leg:
+        terminal: str | None = None, fault: Fault | None = None, quirks: frozenset[str] = frozenset()) -> Leg:
     """Events for one leg. ``done_step`` is the previous leg's tool step, now completed with the
     submitted outputs; ``thread`` is set for create-thread-and-run (``thread.created`` first).
     ``turn`` None with ``terminal="failed"`` reports a script error as a failed run."""
@@ -126,9 +127,12 @@ def leg(run: dict, turn: PreparedTurn | None, *, now: int, first: bool, chunk_ar
         return out
     completion = estimate_tokens((turn.text or "") + "".join(c.arguments for c in turn.calls))
     if turn.text or not turn.calls:
-        if _message_step(out, turn.text or "", now, prompt_tokens, cut=terminal == "incomplete"):
+        if _message_step(out, turn.text or "", now, prompt_tokens, cut=terminal == "incomplete",
+                         plain="text_as_string" in quirks):
             return out
-    if turn.calls:
+    if turn.calls and "calls_in_steps_only" in quirks:
+        _calls_in_step_only(out, turn, now)
+    elif turn.calls:
         step = step_object(r, "tool_calls", {"type": "tool_calls", "tool_calls": []}, now)
         out.emit("thread.run.step.created", step)
         out.emit("thread.run.step.in_progress", step)
@@ -154,12 +158,23 @@ def leg(run: dict, turn: PreparedTurn | None, *, now: int, first: bool, chunk_ar
     return out
 
 
+def _calls_in_step_only(out: Leg, turn: PreparedTurn, now: int) -> None:
+    """LLAMPHouse's shape: the whole calls in ``thread.run.step.created``, the run left
+    ``requires_action`` with ``required_action: null``, no ``thread.run.requires_action`` event."""
+    calls = [{"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments,
+                                                                 "output": None}} for c in turn.calls]
+    step = step_object(out.run, "tool_calls", {"type": "tool_calls", "tool_calls": calls}, now)
+    out.emit("thread.run.step.created", step)
+    out.tool_step = step
+    out.run.update(status="requires_action", required_action=None)
+
+
 def _step_delta(step_id: str, tool_call: dict) -> dict:
     return {"id": step_id, "object": "thread.run.step.delta",
             "delta": {"step_details": {"type": "tool_calls", "tool_calls": [tool_call]}}}
 
 
-def _message_step(out: Leg, text: str, now: int, prompt_tokens: int, *, cut: bool) -> bool:
+def _message_step(out: Leg, text: str, now: int, prompt_tokens: int, *, cut: bool, plain: bool = False) -> bool:
     """The message-creation step; True when it ended the run (``incomplete``)."""
     r = out.run
     msg = message_object(new_id("msg_"), r["thread_id"], "assistant", [], now, status="in_progress",
@@ -174,14 +189,14 @@ def _message_step(out: Leg, text: str, now: int, prompt_tokens: int, *, cut: boo
     if cut:
         deltas = deltas[: len(deltas) // 2]
     for i, d in enumerate(deltas):
-        block: dict = {"index": 0, "type": "text", "text": {"value": d}}
-        if i == 0:
+        block: dict = {"index": 0, "type": "text", "text": d if plain else {"value": d}}
+        if i == 0 and not plain:
             block["text"]["annotations"] = []
         out.emit("thread.message.delta", {"id": msg["id"], "object": "thread.message.delta",
                                           "delta": {"content": [block]}})
     full = "".join(deltas)
     usage = _usage(prompt_tokens, estimate_tokens(full))
-    msg["content"] = text_content(full)
+    msg["content"] = text_content(full, plain=plain)
     if cut:
         msg.update(status="incomplete", incomplete_at=now, incomplete_details={"reason": "max_tokens"})
         out.emit("thread.message.incomplete", msg)

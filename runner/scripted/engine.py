@@ -57,12 +57,13 @@ class Engine:
     """Script, faults and stream settings, shared by the three API handlers."""
 
     def __init__(self, script: Script, faults: FaultBook, *, chunk_arguments: int, model_name: str,
-                 run_ttl: int):
+                 run_ttl: int, quirks: frozenset[str] = frozenset()):
         self.script = script
         self.faults = faults
         self.chunk_arguments = chunk_arguments
         self.model_name = model_name
         self.run_ttl = run_ttl
+        self.quirks = quirks  # protocol shapes of real servers (quirks.py)
 
     def begin_turn(self, req: "RecordedRequest", api: str, conv: Conversation, key: Any) -> Turn:
         """Pick the turn for this conversation. Raises FaultReply (http_error fault) or ApiError

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from . import responses_wire
 from .conversation import responses_conversation
+from .quirks import untyped_items
 from .engine import Engine, Reply, encode, prompt_tokens, raw_only_streams
 from .script import Conversation
 from .wire import ApiError, bad_request, new_id, not_found, now
@@ -37,6 +38,8 @@ class ResponsesStore:
 
     def create(self, req: "RecordedRequest", body: dict, raw_body: bytes) -> Reply:
         _check_tools(body.get("tools"))
+        if "typed_input_items" in self.engine.quirks and untyped_items(body):  # llama.cpp's answer
+            raise bad_request("Cannot determine type of 'item'", "input")
         previous = None
         prev_id = body.get("previous_response_id")
         if prev_id is not None:

@@ -22,6 +22,7 @@ from . import chat_api
 from .assistants_api import AssistantsStore
 from .engine import Engine, FaultReply, Reply
 from .faults import Fault, FaultBook
+from .quirks import check_quirks, iso_timestamps
 from .loopback import LoopbackServer
 from .responses_api import ResponsesStore
 from .script import Script, ScriptSource
@@ -56,11 +57,11 @@ class ScriptedServer(LoopbackServer):
 
     def __init__(self, script: ScriptSource, *, latency_per_event: float = 0.0, latency_per_turn: float = 0.0,
                  faults: Sequence[Fault] = (), chunk_arguments: int = 3, model_name: str | None = "scripted",
-                 run_ttl: int = 600):
+                 run_ttl: int = 600, quirks: Sequence[str] = ()):
         self.latency_per_event = latency_per_event
         self.latency_per_turn = latency_per_turn
         self.engine = Engine(Script(script), FaultBook(tuple(faults)), chunk_arguments=max(1, chunk_arguments),
-                             model_name=model_name or "", run_ttl=run_ttl)
+                             model_name=model_name or "", run_ttl=run_ttl, quirks=check_quirks(quirks))
         self.responses = ResponsesStore(self.engine)
         self.assistants = AssistantsStore(self.engine)
         self._requests: list[RecordedRequest] = []
@@ -151,6 +152,8 @@ class ScriptedServer(LoopbackServer):
         reply = result if isinstance(result, Reply) else Reply(body=result)
         if faults is not None:
             reply.faults = faults
+        if req.api == "assistants" and "iso_timestamps" in self.engine.quirks and isinstance(reply.body, dict):
+            reply.body = iso_timestamps(reply.body)
         return reply
 
     def handle(self, handler: "_Handler", method: str) -> None:

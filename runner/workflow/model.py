@@ -26,6 +26,7 @@ class ModelSpec:
     max_output_tokens: int | None = None
     parallel_tool_calls: bool | None = None
     tool_choice: str | None = None  # auto | none | required
+    keep_tool_choice: bool = False  # required stays required after the first tool round
     assistant_id: str | None = None  # Assistants only: reuse instead of creating
     store: bool | None = None  # Responses only: False re-sends the items each turn
     background: bool = False  # Responses only: resume a cut stream with starting_after
