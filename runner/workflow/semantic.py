@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from runner.errors import Problem
 from runner.jsonpointer import MISSING, resolve
-from runner.workflow.entrypoints import EntrypointError, load_entrypoint, parse_entrypoint
+from runner.workflow.entrypoints import EntrypointError, check_entrypoint_statically, load_entrypoint, parse_entrypoint
 from runner.suggest import suggest
 from runner.workflow.schema_check import KEY_LIKE, explain_errors, workflow_schema
 from runner.workflow.template_check import strings, template_problems
@@ -29,6 +29,14 @@ _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "depe
 _SCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
                "unevaluatedProperties", "unevaluatedItems", "additionalItems")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+# Every keyword of JSON Schema 2020-12 (validation, applicators, core and annotations); anything
+# else in a tool's parameters is most likely a typo the model would silently ignore.
+_SCHEMA_KEYWORDS = frozenset(Draft202012Validator.VALIDATORS) | {
+    "$schema", "$id", "$anchor", "$dynamicAnchor", "$vocabulary", "$comment", "$defs", "definitions",
+    "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly",
+    "contentMediaType", "contentEncoding", "contentSchema", "dependencies", "additionalItems",
+    "$recursiveRef", "$recursiveAnchor",
+}
 
 
 def _list(value: Any) -> list:
@@ -127,6 +135,7 @@ def _parameter_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
     cycles: set[frozenset[str]] = set()
     for path, node in subschemas(params):
         found += _ref_problems(doc, params, base + path, node, cycles)
+        found += _unknown_keywords(doc, base + path, node)
         pattern = node.get("pattern")
         for regex, where in [(pattern, ("pattern",))] + [(k, ("patternProperties", k)) for k in _dict(node.get("patternProperties"))]:
             if isinstance(regex, str):
@@ -149,6 +158,19 @@ def _parameter_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
         if tool.get("strict") is True:
             found += _strict_problems(doc, base + path, node, root=not path)
     return [_name_tool(p, name) for p in found]
+
+
+def _unknown_keywords(doc: Document, path: JsonPath, node: dict) -> list[Problem]:
+    out = []
+    for key in node:
+        if not isinstance(key, str) or key in _SCHEMA_KEYWORDS or key.startswith("x-"):
+            continue
+        guess = suggest(key, _SCHEMA_KEYWORDS)
+        out.append(doc.problem(
+            path + (key,), f"unknown JSON Schema keyword '{key}'" + (f" (did you mean '{guess}'?)" if guess else ""),
+            "fix the spelling; an argument's name goes under properties:, and a note of your own "
+            "can start with x-", key=True))
+    return out
 
 
 def _name_tool(problem: Problem, tool: Any) -> Problem:
@@ -231,8 +253,10 @@ def _python_problems(doc: Document, i: int, tool: dict, folder: Path, resolve: b
         parse_entrypoint(ref)
         if resolve:
             load_entrypoint(ref, folder)
+        else:
+            check_entrypoint_statically(ref, folder)
     except EntrypointError as e:
-        return [doc.problem(path, e.message, e.hint)]
+        return [doc.problem(path, e.message, e.hint, severity=e.severity)]
     return []
 
 

@@ -1,0 +1,148 @@
+"""The mistakes a new author makes next (issue 10, section 3): each is caught by plain
+`flowrun validate` with file:line:col, what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from runner.workflow.validate import validate_file
+
+HEAD = """\
+version: 1
+name: t
+model: {name: gpt-4o-mini}
+instructions: x
+tools:
+  - name: get_order
+    description: An order
+"""
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "w.yaml"
+    path.write_text(HEAD + textwrap.indent(textwrap.dedent(body), "    "), encoding="utf-8")
+    return path
+
+
+def formatted(path: Path, severity: str = "error") -> list[str]:
+    return [p.format() for p in validate_file(path)[1] if p.severity == severity]
+
+
+def test_misspelt_schema_keywords_in_parameters(tmp_path):
+    path = write(tmp_path, """\
+        parameters:
+          type: object
+          propertes: {id: {type: string}}
+          requried: [id]
+          properties:
+            unit: {type: string, enmu: [c, f], descripton: Unit, x-note: mine}
+        resolve: {static: ok}
+    """)
+    assert formatted(path) == [
+        f"{path}:10:7: tool 'get_order' parameters: unknown JSON Schema keyword 'propertes' (did you mean 'properties'?)"
+        " (where: $.tools[0].parameters.propertes) -- fix the spelling; an argument's name goes under properties:,"
+        " and a note of your own can start with x-",
+        f"{path}:11:7: tool 'get_order' parameters: unknown JSON Schema keyword 'requried' (did you mean 'required'?)"
+        " (where: $.tools[0].parameters.requried) -- fix the spelling; an argument's name goes under properties:,"
+        " and a note of your own can start with x-",
+        f"{path}:13:30: tool 'get_order' parameters: unknown JSON Schema keyword 'enmu' (did you mean 'enum'?)"
+        " (where: $.tools[0].parameters.properties.unit.enmu) -- fix the spelling; an argument's name goes under"
+        " properties:, and a note of your own can start with x-",
+        f"{path}:13:44: tool 'get_order' parameters: unknown JSON Schema keyword 'descripton' (did you mean"
+        " 'description'?) (where: $.tools[0].parameters.properties.unit.descripton) -- fix the spelling; an"
+        " argument's name goes under properties:, and a note of your own can start with x-",
+    ]
+
+
+def test_missing_python_function_is_found_without_running_the_module(tmp_path):
+    canary = tmp_path / "imported"
+    (tmp_path / "ops_tools.py").write_text(
+        f"open({str(canary)!r}, 'w').close()\n\ndef lookup_order(id):\n    return id\n")
+    path = write(tmp_path, """\
+        parameters: {type: object, properties: {id: {type: string}}}
+        resolve: {python: "ops_tools:lookup_ordr"}
+    """)
+    assert formatted(path) == [
+        f"{path}:9:23: 'ops_tools' (ops_tools.py) defines no 'lookup_ordr' (in 'ops_tools:lookup_ordr');"
+        " did you mean 'lookup_order'? (where: $.tools[0].resolve.python) -- check the name after the ':'"
+    ]
+    assert not canary.exists()
+    resolved = [p.message for p in validate_file(path, resolve=True)[1]]
+    assert resolved == ["'ops_tools' has no attribute 'lookup_ordr' (in 'ops_tools:lookup_ordr'); did you mean 'lookup_order'?"]
+    assert canary.exists()
+
+
+def test_python_function_checks_follow_the_runner_lookup(tmp_path):
+    pkg = tmp_path / "ops"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "orders.py").write_text("from json import dumps as render\nasync def fetch(): pass\n")
+    (tmp_path / "dynamic.py").write_text("def __getattr__(name): return print\n")
+    for ref in ("ops.orders:fetch", "ops.orders:render", "dynamic:anything", "json:dumps", "sys:exit"):
+        path = write(tmp_path, f"""\
+            parameters: {{type: object}}
+            resolve: {{python: "{ref}"}}
+        """)
+        assert formatted(path) == [], ref
+    path = write(tmp_path, """\
+        parameters: {type: object}
+        resolve: {python: "ops.missing:fetch"}
+    """)
+    assert formatted(path) == [f"{path}:9:23: no module named 'ops.missing' in {tmp_path}"
+                               " (where: $.tools[0].resolve.python) -- check the module path before the ':'"]
+    path = write(tmp_path, """\
+        parameters: {type: object}
+        resolve: {python: "not_installed_anywhere_xyz:fetch"}
+    """)
+    assert formatted(path) == []
+    assert [p.message for p in validate_file(path)[1]] == [
+        "no module named 'not_installed_anywhere_xyz' (looked next to the workflow file and on the Python path)"]
+
+
+def test_url_path_argument_must_be_required(tmp_path):
+    path = write(tmp_path, """\
+        parameters: {type: object, properties: {id: {type: string}, q: {type: string}}}
+        resolve:
+          http:
+            url: "https://api.example.com/orders/${{ args.id }}?q=${{ args.q }}"
+    """)
+    assert formatted(path) == [
+        f"{path}:11:14: argument 'id' is used in the URL path but is not in required (tool 'get_order')"
+        " (where: $.tools[0].resolve.http.url) -- add id to the tool's parameters.required, or move it to query:"
+    ]
+
+
+def test_url_host_that_cannot_be_a_host(tmp_path):
+    for host, why in [("api example.com", "it contains a space"), ("api..example.com", "it has an empty part between dots"),
+                      ("api_x.example.com", "it may hold only letters, digits, '-' and '.'")]:
+        path = write(tmp_path, f"""\
+            parameters: {{type: object}}
+            resolve: {{http: {{url: "https://{host}:8080/v1"}}}}
+        """)
+        assert formatted(path) == [
+            f"{path}:9:27: URL host {host!r} cannot be a host name: {why} (tool 'get_order')"
+            " (where: $.tools[0].resolve.http.url) -- write the host as names joined by dots, e.g. api.example.com"
+        ]
+    for good in ("https://localhost:8080/v1", "http://127.0.0.1/x", "https://[::1]:9/x", "https://u:p@a-b.example.com./x"):
+        path = write(tmp_path, f"""\
+            parameters: {{type: object}}
+            resolve: {{http: {{url: "{good}"}}}}
+        """)
+        assert formatted(path) == [], good
+
+
+def test_header_value_with_a_line_break(tmp_path):
+    path = write(tmp_path, """\
+        parameters: {type: object}
+        resolve:
+          http:
+            url: https://api.example.com/x
+            headers:
+              Accept: |
+                application/json
+    """)
+    assert formatted(path) == [
+        f"{path}:13:19: header 'Accept' value contains a line break (where: $.tools[0].resolve.http.headers.Accept)"
+        " -- write the value on one line (a YAML block with | or > ends in a line break: use |- or >-)"
+    ]
