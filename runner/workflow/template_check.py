@@ -198,8 +198,11 @@ def _url_shape_problems(doc: Document, base: JsonPath, url: str, refs: list[Refe
                 out.append(doc.problem(base + ("url",), f"URL host {host!r} cannot be a host name: {why} (tool '{tool}')",
                                        "write the host as names joined by dots, e.g. api.example.com"))
     required = _required_of(doc, base)
+    masked = "".join("\0" if any(r.offset <= i < r.offset + len(r.text) for r in refs) else c for i, c in enumerate(url))
+    fragment = masked.find("#", authority_end)
+    path_end = min(query_start, fragment if fragment >= 0 else len(url))
     for r in refs:
-        if r.context == "args" and authority_end <= r.offset < query_start and required is not None and r.name not in required:
+        if r.context == "args" and authority_end <= r.offset < path_end and required is not None and r.name not in required:
             out.append(doc.problem(
                 base + ("url",), f"argument '{r.name}' is used in the URL path but is not in required (tool '{tool}')",
                 f"add {r.name} to the tool's parameters.required, or move it to query:"))
