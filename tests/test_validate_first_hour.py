@@ -146,3 +146,53 @@ def test_header_value_with_a_line_break(tmp_path):
         f"{path}:13:19: header 'Accept' value contains a line break (where: $.tools[0].resolve.http.headers.Accept)"
         " -- write the value on one line (a YAML block with | or > ends in a line break: use |- or >-)"
     ]
+
+
+# --- YAML syntax: pointed at the mistake, not where the parser gave up ------------------------------
+
+from runner.workflow.yaml_loader import load_text  # noqa: E402
+
+
+def yaml_problems(text: str) -> list[str]:
+    return [p.format() for p in load_text(text, file="w.yaml")[1]]
+
+
+def test_unclosed_quote_is_reported_where_it_opens():
+    text = 'version: 1\nname: t\ninstructions: "Be helpful\nmodel:\n  name: x\ntools: []\n'
+    assert yaml_problems(text) == [
+        'w.yaml:3:15: this string opened at line 3 is never closed (where: $) -- end the value with "; '
+        'a " inside it is written \\"']
+    single = "version: 1\nname: 'it''s\n"
+    assert yaml_problems(single) == [
+        "w.yaml:2:7: this string opened at line 2 is never closed (where: $) -- end the value with '; "
+        "a ' inside it is written ''"]
+
+
+def test_over_indented_key_is_not_told_to_quote():
+    text = "version: 1\nname: t\nmodel:\n  name: x\n    api: chat\ntools: []\n"
+    assert yaml_problems(text) == [
+        "w.yaml:5:5: key 'api' is indented further than line 4, as if it were inside that line's value (where: $)"
+        " -- line it up with the key above it (indent it 2 spaces)"]
+    colon_in_value = "version: 1\nname: t\ninstructions: Note: be brief\n"
+    assert "must be quoted" in yaml_problems(colon_in_value)[0]
+
+
+def test_missing_dash_is_one_message():
+    text = ("version: 1\ntools:\n  - name: a\n    description: x\n    resolve: {static: 1}\n"
+            "    name: b\n    description: y\n    resolve: {static: 2}\n")
+    assert yaml_problems(text) == [
+        "w.yaml:6:5: key 'name' comes a second time in this list item (first at line 3): line 6 looks like the"
+        " start of a new item without '- ' (where: $.tools[0].name) -- write '- name:' to start a new item,"
+        " or remove the repeated key"]
+    outside_a_list = "version: 1\nname: a\nname: b\n"
+    assert yaml_problems(outside_a_list) == [
+        "w.yaml:3:1: duplicate key 'name' (first at line 2) (where: $.name) -- remove one of them: YAML would"
+        " silently keep only the last"]
+
+
+def test_stray_closing_quote_is_a_warning():
+    doc, problems = load_text('version: 1\nname: t\ninstructions: Be helpful"\nnote: say "hi"\n', file="w.yaml")
+    assert doc is not None
+    assert [p.format() for p in problems] == [
+        "w.yaml:3:15: warning: the value 'Be helpful\"' ends with a \" that no quote opens (where: $.instructions)"
+        ' -- if the value is meant to be quoted, add the opening " where it starts; otherwise remove the last "']
