@@ -191,6 +191,7 @@ def test_the_recorder_keeps_invalid_or_non_object_arguments_as_their_exact_text(
     ]
     assert case["expect"]["final_text"] == {"equals": "Done."}
     assert "no_error_outputs" not in case["expect"]  # one output was an error: the replay must allow it
+    assert case["expect"]["error_outputs"] == ["b"]
 
 
 @pytest.mark.parametrize("value", ["1e5", "0o17", "0x1F", "true", "False", "null", "~", "012", "", " padded ",

@@ -183,7 +183,7 @@ def test_missing_dash_is_one_message():
     assert yaml_problems(text) == [
         "w.yaml:6:5: key 'name' comes a second time in this list item (first at line 3): line 6 looks like the"
         " start of a new item without '- ' (where: $.tools[0].name) -- write '- name:' to start a new item,"
-        " or remove the repeated key"]
+        " or remove the repeated keys"]
     outside_a_list = "version: 1\nname: a\nname: b\n"
     assert yaml_problems(outside_a_list) == [
         "w.yaml:3:1: duplicate key 'name' (first at line 2) (where: $.name) -- remove one of them: YAML would"

@@ -54,7 +54,7 @@ class Recorder:
         self.turns: list[dict[str, Any]] = []
         self.outputs: dict[str, str] = {}
         self.calls: list[dict[str, Any]] = []
-        self.error_outputs = False
+        self.error_outputs: list[str] = []  # tools that returned an error, in order
         self.input = ""
         self.meta = ""
         self.status: str | None = None
@@ -75,7 +75,8 @@ class Recorder:
             self.calls.append(call)
         elif isinstance(event, ToolCallCompleted):
             self.outputs[event.name] = event.output  # the last one per tool, as expect checks it
-            self.error_outputs = self.error_outputs or event.is_error
+            if event.is_error and event.name not in self.error_outputs:
+                self.error_outputs.append(event.name)
         elif isinstance(event, (RunCompleted, RunFailed)):
             self._close_turn()
             self.status = event.status
@@ -102,7 +103,9 @@ class Recorder:
         if final:
             expect["final_text"] = {"equals": final}
         expect["status"] = self.status or "completed"
-        if not self.error_outputs:
+        if self.error_outputs:
+            expect["error_outputs"] = list(self.error_outputs)  # the replay expects the same errors
+        else:
             expect["no_error_outputs"] = True
         case: dict[str, Any] = {
             "name": unique_name(name or f"recorded {time.strftime('%Y-%m-%d %H:%M')} ({self.meta})", taken),

@@ -280,6 +280,8 @@ def _test_problems(doc: Document, tools: list[dict], inputs: list[str]) -> list[
             for k, call in enumerate(_list(_dict(turn).get("tool_calls"))):
                 unknown_tool(base + ("turns", j, "tool_calls", k, "name"), _dict(call).get("name"), "warning")
         expect = _dict(case.get("expect"))
+        for k, name in enumerate(_list(expect.get("error_outputs"))):
+            unknown_tool(base + ("expect", "error_outputs", k), name, "error")
         for k, call in enumerate(_list(expect.get("tool_calls"))):
             unknown_tool(base + ("expect", "tool_calls", k, "name"), _dict(call).get("name"), "warning")
         for name, check in _dict(expect.get("outputs")).items():

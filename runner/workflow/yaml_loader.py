@@ -386,7 +386,16 @@ class _Builder:
     def mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
         first_line: dict[str, int] = {}
-        item_split = False
+        repeats = _repeated_keys(node)
+        # A list item whose keys come again (more than one of them): the next item lost its "- ".
+        # Say that once, rather than once per repeated key.
+        lost_dash = bool(path) and isinstance(path[-1], int) and len(repeats) > 1
+        if lost_dash:
+            key_node, key, line = repeats[0]
+            self.report(key_node, path + (key,),
+                        f"key '{key}' comes a second time in this list item (first at line {line}): "
+                        f"line {key_node.start_mark.line + 1} looks like the start of a new item without '- '",
+                        f"write '- {key}:' to start a new item, or remove the repeated keys")
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 self.report(key_node, path, "a key must be plain text, not a list or mapping",
@@ -397,20 +406,11 @@ class _Builder:
                 self.report(key_node, path + (key,), "YAML merge keys (<<) are not supported",
                             "write the keys out, or reuse a whole value with an alias (key: *name)")
                 continue
-            if key in first_line and path and isinstance(path[-1], int):
-                # A list item whose keys come again: the next item lost its "- ". Say so once.
-                if not item_split:
-                    line = key_node.start_mark.line + 1
-                    self.report(key_node, path + (key,),
-                                f"key '{key}' comes a second time in this list item (first at line {first_line[key]}): "
-                                f"line {line} looks like the start of a new item without '- '",
-                                f"write '- {key}:' to start a new item, or remove the repeated key")
-                    item_split = True
-                continue
             if key in first_line:
-                self.report(key_node, path + (key,),
-                            f"duplicate key '{key}' (first at line {first_line[key]})",
-                            "remove one of them: YAML would silently keep only the last")
+                if not lost_dash:
+                    self.report(key_node, path + (key,),
+                                f"duplicate key '{key}' (first at line {first_line[key]})",
+                                "remove one of them: YAML would silently keep only the last")
                 continue
             first_line[key] = key_node.start_mark.line + 1
             out[key] = self.value(value_node, path + (key,), key_node)
@@ -506,6 +506,19 @@ def _syntax_problem(file: str, text: str, e: yaml.MarkedYAMLError) -> Problem:
     if 0 < line <= len(lines) and "\t" in lines[line - 1][: len(lines[line - 1]) - len(lines[line - 1].lstrip())]:
         hint = "this line is indented with a tab; indent with spaces"
     return Problem(file, line, column, message, "$", hint)
+
+
+def _repeated_keys(node: MappingNode) -> list[tuple[Node, str, int]]:
+    """(key node, key, line of its first use) for each key that comes again in ``node``."""
+    seen: dict[str, int] = {}
+    out = []
+    for key_node, _ in node.value:
+        if isinstance(key_node, ScalarNode):
+            if key_node.value in seen:
+                out.append((key_node, key_node.value, seen[key_node.value]))
+            else:
+                seen[key_node.value] = key_node.start_mark.line + 1
+    return out
 
 
 def _indent_of(line: str) -> int:
