@@ -58,7 +58,7 @@ def record(workflow: Path, target: Path, turns, **options) -> tuple[int, str, Sc
 def test_a_case_recorded_with_the_cli_against_the_scripted_server_replays_green(weather):
     target = weather.with_name("weather.test.yaml")
     with ScriptedServer(PARIS) as server:
-        r = flowrun(str(weather), "--base-url", server.base_url, "-m", "Weather in Paris?",
+        r = flowrun(str(weather), "--base-url", server.base_url, "-M", "Weather in Paris?",
                     "--record", str(target), "--no-log", env={"OPENAI_API_KEY": "test-key"})
     assert r.code == 0, r.err
     assert f"recorded this run as test case 'recorded " in r.err and "warning" not in r.err

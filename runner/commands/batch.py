@@ -69,7 +69,7 @@ class ProgressBar:
 @click.option("--retry-failed", is_flag=True, help="With --resume: also run again the inputs whose result failed.")
 @click.option("--api", type=click.Choice(["responses", "chat", "assistants"]), help="Which API to speak (overrides model.api).")
 @click.option("--base-url", help="The server to talk to (overrides model.base_url and OPENAI_BASE_URL).")
-@click.option("--model", "model_name", help="The model name (overrides model.name).")
+@click.option("-m", "--model", "model_name", help="The model name (overrides model.name).")
 @click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a run whose model keeps calling tools after this many turns.")
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's first test case (for demos); the tools are real.")
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from.")

@@ -87,6 +87,10 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
     workflow = load_workflow(Path(request.file))
     with contextlib.ExitStack() as stack:
         offline = None
+        if request.offline and request.chat:  # a scripted model has only its case's turns to give
+            raise UsageError("--chat needs a model to answer each new message; --offline only replays the "
+                             "model's turns written in a test case",
+                             hint="drop --chat to replay the case, or drop --offline to chat with a model")
         if request.offline:
             case = offline_mode.pick_case(workflow, request.case_name)
             offline = stack.enter_context(offline_mode.start(workflow, case))
@@ -125,10 +129,16 @@ def chat_reader(request: RunRequest, err: TextIO):
     import sys
 
     def read(prompt: str) -> str | None:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            return _read_edited(prompt, err)
         err.write(prompt)
         err.flush()
         line = sys.stdin.readline()
-        return line.rstrip("\n") if line else None
+        if not line:
+            err.write("\n")  # Ctrl-D: leave the shell prompt on a line of its own
+            err.flush()
+            return None
+        return line.rstrip("\n")
 
     reader = request.read_line or read
 
@@ -137,6 +147,21 @@ def chat_reader(request: RunRequest, err: TextIO):
         return text.strip() or None if text is not None else None
 
     return next_message
+
+
+def _read_edited(prompt: str, err: TextIO) -> str | None:
+    """A terminal line with editing and history (arrow keys, Ctrl-R) where the standard
+    library's readline exists; Ctrl-D ends with a clean new line."""
+    try:
+        import readline  # noqa: F401 - importing it gives input() line editing
+    except ImportError:
+        pass
+    try:
+        return input(prompt)
+    except EOFError:
+        err.write("\n")
+        err.flush()
+        return None
 
 
 def make_renderer(request: RunRequest, out: TextIO, err: TextIO):
