@@ -31,14 +31,17 @@ class ProgressBar:
 
     WIDTH = 24
 
-    def __init__(self, err: TextIO, total: int):
+    def __init__(self, err: TextIO, total: int, *, started: float | None = None, clock=time.monotonic):
+        """``started``: when the batch began (not when the first result came, or the first rate
+        would be one result over a few microseconds)."""
         self.err = err
         self.total = total
-        self.started = time.monotonic()
-        self._shown = 0.0
+        self._clock = clock
+        self.started = clock() if started is None else started
+        self._shown = -1.0
 
     def __call__(self, record: dict, summary) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if now - self._shown < 0.1 and summary.done < self.total:
             return
         self._shown = now
@@ -111,12 +114,13 @@ def execute(options, *, err: TextIO, workers: int | None = None) -> int:
 
     tty = bool(getattr(err, "isatty", lambda: False)()) and "FLOWRUN_NO_PROGRESS" not in os.environ
     bar: ProgressBar | None = None
+    started = time.monotonic()
 
     def on_result(record: dict, summary) -> None:
         nonlocal bar
         if tty:
             if bar is None:
-                bar = ProgressBar(err, summary.total)
+                bar = ProgressBar(err, summary.total, started=started)
             bar(record, summary)
 
     def on_notice(text: str) -> None:
