@@ -116,3 +116,19 @@ def test_parameters_summary():
     schema = {"properties": {"a": {"type": ["string", "null"]}, "b": {"enum": [1, 2]}, "c": {}}, "required": ["b"]}
     assert parameters_summary(schema) == "a: string|null, b: 1|2 (required), c: any"
     assert parameters_summary({}) == ""
+
+
+def test_call_errors_speak_to_the_person_at_the_terminal():
+    from tests.support.cli import flowrun
+
+    bad = flowrun("tools", "call", "workflows/weather.yaml", "get_rain_probability", "--args", '{"locaton": "Paris"}')
+    assert bad.code == 1
+    assert bad.err == ("error: the arguments do not match the parameters of tool 'get_rain_probability':\n"
+                       "- $: 'location' is a required property\n"
+                       "- $: Additional properties are not allowed ('locaton' was unexpected)\n"
+                       "fix the --args JSON and run the command again\n")
+    unknown = flowrun("tools", "call", "workflows/weather.yaml", "get_rain", "--args", "{}")
+    assert unknown.code == 1
+    assert unknown.err == ("error: there is no tool named 'get_rain'. Available tools: get_current_temperature, "
+                           "get_rain_probability.\n  (`flowrun tools list workflows/weather.yaml` shows each tool "
+                           "and its arguments)\n")

@@ -67,10 +67,20 @@ def call_command(file: str, tool: str, arguments: str, vars_: tuple[str, ...], n
     env = dict(os.environ)
     result = asyncio.run(_call_once(workflow, tool, arguments, inputs, env, not no_python))
     if result.is_error:
-        click.echo(result.output, err=True)
+        click.echo(for_person(result.output, file, tool), err=True)
         return 1
     click.echo(result.output)
     return 0
+
+
+def for_person(output: str, file: str, tool: str) -> str:
+    """A tool's error output is worded for the model that would read it; at the terminal the
+    person who typed the command gets what to change in that command."""
+    text = output[len("error: "):] if output.startswith("error: ") else output
+    text = text.replace("\nFix these and call the tool again.", "\nfix the --args JSON and run the command again")
+    if text.startswith("there is no tool named"):
+        text += f"\n  (`flowrun tools list {file}` shows each tool and its arguments)"
+    return f"error: {text}"
 
 
 async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_python: bool):
