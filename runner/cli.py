@@ -50,6 +50,15 @@ class FlowrunGroup(Group):
         with formatter.section("Commands"):
             formatter.write_dl([(name, entry[2]) for name, entry in COMMANDS.items()])
 
+    def shell_complete(self, ctx: click.Context, incomplete: str):
+        """The first word is a command or a workflow file (``flowrun FILE``): offer both."""
+        from click.shell_completion import CompletionItem
+
+        items = super().shell_complete(ctx, incomplete)
+        if not incomplete.startswith("-"):
+            items.append(CompletionItem(incomplete, type="file"))
+        return items
+
     def get_command(self, ctx: click.Context, name: str):
         return self._load(name)
 

@@ -132,3 +132,23 @@ def test_call_errors_speak_to_the_person_at_the_terminal():
     assert unknown.err == ("error: there is no tool named 'get_rain'. Available tools: get_current_temperature, "
                            "get_rain_probability.\n  (`flowrun tools list workflows/weather.yaml` shows each tool "
                            "and its arguments)\n")
+
+
+def test_shell_completion_offers_workflow_paths_and_tool_names():
+    import subprocess
+    import sys
+
+    from tests.support.cli import REPO
+
+    def complete(words: str) -> list[str]:
+        env = {"_FLOWRUN_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+               "PATH": "/usr/bin:/bin"}
+        proc = subprocess.run([sys.executable, "-c", "from runner.cli import cli; cli.main(prog_name='flowrun')"],
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+        return proc.stdout.splitlines()
+
+    assert complete("flowrun tools call workflows/weather.yaml get_") == [
+        "plain,get_current_temperature", "plain,get_rain_probability"]
+    assert complete("flowrun tools call workflows/") == ["file,workflows/"]
+    assert complete("flowrun val") == ["plain,validate", "file,val"]
+    assert complete("flowrun workflows/we") == ["file,workflows/we"]

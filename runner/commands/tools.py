@@ -53,9 +53,26 @@ def list_command(file: str) -> None:
             click.echo(f"{'':<{width}}  {'':<6}  ({params})")
 
 
+def complete_tool_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion after ``tools call FILE``: the file's tool names, read without running it
+    (a file that does not load completes to nothing)."""
+    file = ctx.params.get("file")
+    if not file:
+        return []
+    from runner.workflow.yaml_loader import load_file
+
+    try:
+        doc, _ = load_file(file)
+    except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
+        return []
+    tools = doc.data.get("tools") if doc is not None and isinstance(doc.data, dict) else None
+    names = [t.get("name") for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
+    return [n for n in names if isinstance(n, str) and n.startswith(incomplete)]
+
+
 @tools_group.command("call", epilog=EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("tool")
+@click.argument("tool", shell_complete=complete_tool_names)
 @click.option("--args", "arguments", default="{}", show_default=True, metavar="JSON",
               help="The arguments, as the model would send them.")
 @click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="Set one of the file's `inputs`.")
