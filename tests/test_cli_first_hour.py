@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.cli import flowrun
+from support.cli import flowrun
 
 WEATHER = "workflows/weather.yaml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.cli import flowrun
+from support.cli import flowrun
 
 WORKFLOW = """\
 version: 1

@@ -119,7 +119,7 @@ def test_parameters_summary():
 
 
 def test_call_errors_speak_to_the_person_at_the_terminal():
-    from tests.support.cli import flowrun
+    from support.cli import flowrun
 
     bad = flowrun("tools", "call", "workflows/weather.yaml", "get_rain_probability", "--args", '{"locaton": "Paris"}')
     assert bad.code == 1
@@ -138,7 +138,7 @@ def test_shell_completion_offers_workflow_paths_and_tool_names():
     import subprocess
     import sys
 
-    from tests.support.cli import REPO
+    from support.cli import REPO
 
     def complete(words: str) -> list[str]:
         env = {"_FLOWRUN_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),

@@ -37,6 +37,7 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--api", type=click.Choice(["responses", "chat", "assistants"]), help="Which API to speak (overrides model.api).")
 @click.option("--base-url", help="The server to talk to (overrides model.base_url and OPENAI_BASE_URL).")
 @click.option("-m", "--model", "model_name", help="The model name (overrides model.name), as in llm and the openai CLI.")
+@click.option("--profile", help="Take api, base_url and model from this profile of .flowrun.yaml or ~/.config/flowrun/config.yaml (flags and FLOWRUN_* variables still win).")
 @click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a model that keeps calling tools after this many turns.")
 @click.option("-o", "--output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True, help="text: the answer on stdout; jsonl: one event per line.")
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's test case; the tools are real.")
@@ -60,6 +61,7 @@ def run_command(file: str, **options) -> None:
         api=options["api"],
         base_url=options["base_url"],
         model=options["model_name"],
+        profile=options["profile"],
         max_turns=options["max_turns"],
         output=options["output"],
         offline=options["offline"],

@@ -29,6 +29,7 @@ class RunRequest:
     api: str | None = None
     base_url: str | None = None
     model: str | None = None
+    profile: str | None = None
     max_turns: int = 10
     output: str = "text"
     offline: bool = False
@@ -45,7 +46,8 @@ class RunRequest:
     read_line: Callable[[str], str | None] | None = None  # for --chat; default reads stdin
 
     def options(self) -> RunOptions:
-        return RunOptions(api=self.api, base_url=self.base_url, model=self.model, max_turns=self.max_turns,
+        return RunOptions(api=self.api, base_url=self.base_url, model=self.model, profile=self.profile,
+                          max_turns=self.max_turns,
                           allow_python=self.allow_python, show_requests=self.verbose)
 
 
@@ -115,6 +117,8 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
         if recorder is not None:
             sinks.append(recorder)
         notices = [offline.banner(request.file)] if offline is not None else []
+        if request.verbose and offline is None:
+            notices.append(plan.defaults.describe())
         end = await run_plan(plan, sinks, notices=notices,
                              next_message=chat_reader(request, err) if request.chat else None)
         if recorder is not None:
