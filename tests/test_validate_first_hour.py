@@ -196,3 +196,13 @@ def test_stray_closing_quote_is_a_warning():
     assert [p.format() for p in problems] == [
         "w.yaml:3:15: warning: the value 'Be helpful\"' ends with a \" that no quote opens (where: $.instructions)"
         ' -- if the value is meant to be quoted, add the opening " where it starts; otherwise remove the last "']
+
+
+def test_operators_in_expressions_are_refused_plainly(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text("version: 1\nname: t\nmodel: {name: m}\ninputs:\n  city: {default: Paris}\n"
+                    "instructions: \"Weather for ${{ inputs.city || 'Berlin' }}\"\ntools: []\n")
+    assert formatted(path) == [
+        f"{path}:6:15: \"${{{{ inputs.city || 'Berlin' }}}}\" uses the operator '||': expressions name one value"
+        " and have no operators; for a fallback, give the input a default: under inputs: (where: $.instructions)"
+        " -- write ${{ args.NAME }}, ${{ env.NAME }} or ${{ inputs.NAME }}"]
