@@ -11,7 +11,9 @@ stalls with keepalives past the model timeout, error events, failed or incomplet
 outputs rejected with 400), for a random API. Tools: a Python tool with a side effect, one
 that raises with the secret in its message, a static one, an HTTP tool that sends the secret
 in a header to an echo server that quotes it back, and one whose server answers 503; the model
-also sends an unknown tool name and invalid JSON.
+also sends an unknown tool name and invalid JSON, and (issue 11) arguments holding a lone surrogate
+or nested 5,000 levels deep, a tool returns a lone surrogate with the token, and the answer holds
+a lone surrogate and base64("Bearer " + token).
 
 Figures printed (and checked; the exit status is 1 if any check fails):
 - runs completed (exit 0), runs failed cleanly with the exit code the fault calls for;
@@ -64,6 +66,7 @@ from runner.secrets.sources import build_masker  # noqa: E402
 from runner.run.settings import Overrides, model_settings, resolve_inputs  # noqa: E402
 from runner.run.fanout import FanOut  # noqa: E402
 from runner.workflow.model import ScriptedCall, ScriptedTurn  # noqa: E402
+from runner.secrets.masker import base64_forms  # noqa: E402
 from runner.workflow.validate import load_workflow  # noqa: E402
 
 APIS = ("responses", "chat", "assistants")
@@ -83,6 +86,10 @@ def note(text: str = "x"):
 
 def boom():
     raise RuntimeError("backend refused token " + os.environ.get("TOOL_TOKEN", "?"))
+
+def shout():
+    print("stray print from a tool")  # routed to stderr by the stdout guard
+    return "lone \\udcff " + os.environ.get("TOOL_TOKEN", "?")
 '''
 
 
@@ -100,6 +107,10 @@ tools:
     description: raises with the secret in its message
     parameters: {{type: object, properties: {{}}}}
     resolve: {{python: "soak_tools:boom"}}
+  - name: shout
+    description: prints, returns a lone surrogate and the token
+    parameters: {{type: object, properties: {{}}}}
+    resolve: {{python: "soak_tools:shout"}}
   - name: lookup
     description: static
     parameters: {{type: object, properties: {{key: {{type: string}}}}}}
@@ -133,8 +144,12 @@ TURNS = [
         ScriptedCall("busy", {}),
         ScriptedCall("no_such_tool", {}),
         ScriptedCall("note", '{"text": "unterminated'),
+        ScriptedCall("lookup", '{"key": "lone \\udcff surrogate"}'),  # issue 11: hostile input
+        ScriptedCall("lookup", '{"key": ' + "[" * 5000 + "]" * 5000 + "}"),
+        ScriptedCall("shout", {}),
     )),
-    ScriptedTurn(text="Done: ${{ outputs.fetch }} / ${{ outputs.lookup }}"),
+    ScriptedTurn(text="Done: ${{ outputs.fetch }} / ${{ outputs.lookup }} \udcff "
+                      + base64.b64encode(("Bearer " + TOKEN).encode()).decode()),
 ]
 
 _400 = {"error": {"message": f"tool output rejected (it quoted {TOKEN})", "type": "invalid_request_error",
@@ -173,6 +188,7 @@ def canary_forms() -> list[str]:
     for s in (API_KEY, TOKEN):
         b64 = base64.b64encode(s.encode()).decode()
         out |= {s, b64.rstrip("="), quote(s, safe=""), quote_plus(s), json.dumps(s)[1:-1]}
+        out |= base64_forms(s.encode())  # at each of the three alignments (issue 11)
     return sorted(out)
 
 

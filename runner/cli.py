@@ -22,6 +22,7 @@ COMMANDS = {
     "test": ("runner.commands.test", "test_command", "Run the workflows' test cases offline, for CI."),
     "tools": ("runner.commands.tools", "tools_group", "List a workflow's tools, or call one without a model."),
     "logs": ("runner.commands.logs", "logs_group", "List recent runs, or replay one from the run log."),
+    "view": ("runner.commands.view", "view_command", "Browse the run log in a web page (127.0.0.1, read-only)."),
     "batch": ("runner.commands.batch", "batch_command", "Run a workflow over many inputs (JSONL), concurrently."),
     "init": ("runner.commands.init", "init_command", "Write a commented starter workflow."),
     "schema": ("runner.commands.validate", "schema_command", "Print the workflow JSON Schema."),
@@ -98,4 +99,7 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from runner.stdout_fd import keep_fd1
+
+    keep_fd1()  # descriptor 1 is flowrun's: a tool's subprocess or os.write(1, ...) goes to stderr
     cli.main(args=argv, prog_name="flowrun")

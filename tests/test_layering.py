@@ -18,12 +18,13 @@ from support.imports import imports_of, reached, runner_imports, top_level_names
 LAYERS: list[set[str]] = [
     {"runner", "runner.errors", "runner.events", "runner.templating", "runner.jsonpointer", "runner.calls",
      "runner.daemon_thread", "runner.secrets", "runner.secrets.masker", "runner.suggest", "runner.terminal_text",
+     "runner.textsafe", "runner.stdout_fd",
      "runner.templates"},  # files `flowrun init` copies into a user's project: they import no runner code
     {"runner.workflow"},
     {"runner.tools", "runner.providers", "runner.secrets.sources", "runner.scripted", "runner.render",
-     "runner.runlog"},
+     "runner.runlog", "runner.otel"},
     {"runner.run"},
-    {"runner.testing", "runner.batch"},
+    {"runner.testing", "runner.batch", "runner.view"},
     {"runner.commands"},
     {"runner.cli"},
     {"runner.__main__"},

@@ -23,7 +23,7 @@ def bad_files(tmp_path):
         "python tag": (f"version: 1\nname: x\ninput: !!python/object/apply:os.system ['touch {canary}']\n".encode(),
                        "unsupported YAML tag '!!python/object/apply:os.system'"),
         "python name tag": (b"version: 1\nname: !!python/name:os.system x\n", "unsupported YAML tag"),
-        "huge": (GOOD.encode() + b"#" * (10 * 1024 * 1024 + 1), "file is larger than 10 MB"),
+        "huge": (GOOD.encode() + b"#" * (10 * 1024 * 1024 + 1), "file is larger than 1 MB"),
         "not utf-8": (GOOD.replace("name: ok", "name: caf\xe9").encode("latin-1"), "file is not UTF-8 text"),
         "utf-16": (GOOD.encode("utf-16"), "UTF-16"),
         "empty": (b"", "workflow file is empty"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import codecs
 import hashlib
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 import yaml
 
 from runner.workflow import yaml_loader
-from runner.workflow.yaml_loader import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, json_path, load_bytes, load_file, load_text
+from runner.workflow.yaml_loader import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_NODES, json_path, load_bytes, load_file, load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -246,14 +248,36 @@ def test_huge_file_is_refused_before_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(yaml_loader, "load_bytes", lambda *a, **k: pytest.fail("parsed a huge file"))
     doc, problems = load_file(big)
     assert doc is None
-    assert problems[0].message == "file is larger than 10 MB"
+    assert problems[0].message == f"file is larger than {MAX_BYTES // (1024 * 1024)} MB"
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
-def test_endless_special_file_is_cut_at_the_limit():
+def test_endless_special_file_is_refused_before_reading(monkeypatch):
+    # Issue 11: not a regular file, so not read at all (it used to be read up to the size limit).
+    monkeypatch.setattr(yaml_loader, "load_bytes", lambda *a, **k: pytest.fail("read a device"))
     doc, problems = load_file("/dev/zero")
     assert doc is None
-    assert problems[0].message == "file is larger than 10 MB"
+    assert problems[0].message == "this is a character device, not a regular file"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_fifo_is_refused_without_opening_it(tmp_path, monkeypatch):
+    fifo = tmp_path / "wf.yaml"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(yaml_loader.os, "open", lambda *a, **k: pytest.fail("opened a FIFO"))
+    doc, problems = load_file(fifo)
+    assert doc is None
+    assert problems[0].message == "this is a named pipe (FIFO), not a regular file"
+
+
+def test_a_file_with_too_many_values_is_refused_where_the_limit_is_crossed():
+    text = "tools:\n" + "".join(f"  - [{i}, {i}]\n" for i in range(MAX_NODES // 3 + 10))
+    doc, problems = load_text(text, file="wf.yaml")
+    assert doc is None
+    (p,) = problems
+    assert p.message == f"the file holds more than {MAX_NODES} YAML values"
+    assert p.line == MAX_NODES // 3 + 1 and p.column > 1  # file:line:col of the value over the limit
+    assert "move bulk data" in p.hint
 
 
 def test_marks_for_keys_values_and_items():

@@ -1,4 +1,4 @@
-"""``flowrun logs``: list recent runs from the run log; ``flowrun logs show ID`` replays one.
+"""``flowrun logs``: list recent runs from the run log (with filters); ``flowrun logs show ID`` replays one.
 
 Reads the SQLite run log only; imports nothing from the providers (no ``openai``), so it starts
 fast and works without a key.
@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
 import click
 
 from runner.commands.entry import Group
+from runner.errors import FlowrunError
+from runner.runlog.db import RunLogError
 from runner.runlog.log import RunLog, default_log_path
-from runner.terminal_text import show_controls
+from runner.runlog.query import STATUSES, RunFilter, list_runs, open_read, parse_when
 from runner.runlog.transcript import fmt_duration, render_transcript, run_duration_ms
+from runner.terminal_text import show_controls
 
 SHORT_ID = 8
 
@@ -79,14 +83,27 @@ def _open(path: Path | None) -> tuple[Path, RunLog | None]:
 Examples:
   flowrun logs                       # the 20 most recent runs
   flowrun logs show run_3fa2         # replay one (a unique prefix of its id is enough)
-  flowrun logs --json --limit 100 | jq '.[] | select(.status != "completed")'
+  flowrun logs --status failed --workflow weather --since 1d
+  flowrun logs --search "San Francisco" --json | jq '.[].run_id'
+  flowrun logs --web                 # the same runs in the browser (see `flowrun view`)
 """)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON array.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs that ended this way.")
+@click.option("--workflow", metavar="NAME", help="Only runs of this workflow: its path, file name or name (weather).")
+@click.option("--since", metavar="WHEN", help="Only runs started since: 30m, 3h, 1d, 2w, or a date (2026-12-01).")
+@click.option("--until", metavar="WHEN", help="Only runs started before this time (same forms as --since).")
+@click.option("--search", metavar="TEXT", help="Only runs whose input or answer contains TEXT.")
+@click.option("--api", type=click.Choice(["responses", "chat", "assistants"]), help="Only runs on this API.")
+@click.option("--model", metavar="NAME", help="Only runs of this model.")
+@click.option("--web", is_flag=True, help="Open the run log in the browser instead, with these filters (see `flowrun view`).")
+@click.option("--no-open", is_flag=True, help="With --web: print the address, do not open a browser.")
 @_LOG_DB
 @click.pass_context
-def logs_group(ctx: click.Context, limit: int, as_json: bool, log_db: Path | None) -> None:
-    """List recent runs (newest first). `flowrun logs show ID` replays one.
+def logs_group(ctx: click.Context, limit: int, as_json: bool, status: str | None, workflow: str | None,
+               since: str | None, until: str | None, search: str | None, api: str | None, model: str | None,
+               web: bool, no_open: bool, log_db: Path | None) -> None:
+    """List recent runs (newest first), optionally filtered. `flowrun logs show ID` replays one.
 
     Every run is recorded as it happens, so a run that crashed or was killed is listed too
     (status "crashed") with everything up to that moment.
@@ -94,15 +111,31 @@ def logs_group(ctx: click.Context, limit: int, as_json: bool, log_db: Path | Non
     ctx.ensure_object(dict)["log_db"] = log_db
     if ctx.invoked_subcommand is not None:
         return
-    log = None
+    if web:
+        from runner.commands.view import serve_until_interrupted
+
+        serve_until_interrupted(log_db, port=0, open_browser=not no_open,
+                                filters={"workflow": workflow, "status": status, "api": api, "model": model,
+                                         "since": since, "until": until, "q": search})
+        return
+    conn = None
     try:
-        path, log = _open(log_db)
-        runs = log.list_runs(limit) if log else []
+        run_filter = RunFilter(workflow=workflow or "", status=status or "", api=api or "", model=model or "",
+                               since=parse_when(since) if since else None,
+                               until=parse_when(until) if until else None, search=search or "")
+        path = (log_db or default_log_path()).expanduser()
+        conn = open_read(path) if path.exists() else None
+        runs = list_runs(conn, run_filter, limit=limit, whole_texts=True).runs if conn else []
+        filtered = run_filter != RunFilter()
+    except sqlite3.Error as err:
+        raise RunLogError(f"cannot read the run log {path}: {err}") from None
     finally:
-        if log:
-            log.close()
+        if conn is not None:
+            conn.close()
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))
+    elif not runs and filtered and conn is not None:
+        click.echo("No run matches these filters.")
     elif not runs:
         click.echo(f"No runs recorded yet (run log: {path}).")
     else:
@@ -136,3 +169,48 @@ def show_command(ctx: click.Context, run_id: str, as_json: bool, log_db: Path | 
         click.echo(json.dumps(run, indent=2, default=str))
     else:
         click.echo(render_transcript(run), nl=False)
+
+
+@logs_group.command("export", epilog="""
+\b
+Examples:
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 flowrun logs export run_3fa2 --otlp
+  flowrun logs export run_3fa2 --otlp --otlp-endpoint http://collector:4318
+""")
+@click.argument("run_id")
+@click.option("--otlp", is_flag=True, required=True, help="Send the run as OpenTelemetry spans over OTLP/HTTP.")
+@click.option("--otlp-endpoint", metavar="URL",
+              help="The collector (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318).")
+@_LOG_DB
+@click.pass_context
+def export_command(ctx: click.Context, run_id: str, otlp: bool, otlp_endpoint: str | None,
+                   log_db: Path | None) -> None:
+    """Send a recorded run to a tracing system (GenAI semantic conventions), e.g. a run from CI.
+
+    Message content is included only when OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true;
+    it was masked when it was recorded. Needs the extra: pip install 'flowrun[otel]'.
+    """
+    from runner.errors import UsageError
+    from runner.runlog.log import RunNotFound
+
+    log_db = log_db or (ctx.obj or {}).get("log_db")
+    log = None
+    try:
+        try:
+            from runner.otel.export import export_run, traces_endpoint
+        except ImportError as exc:
+            from runner.otel import MISSING_HINT
+
+            raise UsageError(f"OpenTelemetry is not installed ({exc.name} is missing)", hint=MISSING_HINT) from None
+        path, log = _open(log_db)
+        if log is None:
+            raise RunNotFound(f"no run matches {run_id!r}: there is no run log at {path} yet")
+        run = log.get_run(run_id)
+    finally:
+        if log:
+            log.close()
+    where = traces_endpoint(otlp_endpoint)
+    if not export_run(run["events"], otlp_endpoint):
+        raise FlowrunError(f"the collector at {where} did not take the spans of {run['run_id']}",
+                           hint="is it running and does it speak OTLP/HTTP (port 4318)?")
+    click.echo(f"sent run {run['run_id']} ({len(run['events'])} events) to {where}")

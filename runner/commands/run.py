@@ -50,6 +50,7 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--no-python", is_flag=True, help="Refuse `python` resolvers (for files you did not write).")
 @click.option("--log-db", type=click.Path(dir_okay=False), envvar="FLOWRUN_LOG_DB", help="Run log database (default: ~/.local/state/flowrun/runs.sqlite3).")
 @click.option("--no-log", is_flag=True, help="Do not record this run in the run log.")
+@click.option("--otel", is_flag=True, help="Send the run as OpenTelemetry spans (also on when OTEL_EXPORTER_OTLP_ENDPOINT is set; needs flowrun[otel]).")
 def run_command(file: str, **options) -> None:
     """Run a workflow: stream the answer, resolve every tool call through the file."""
     from runner.run.session import RunRequest, run
@@ -74,5 +75,6 @@ def run_command(file: str, **options) -> None:
         log=not options["no_log"],
         chat=options["chat"],
         record=options["record_path"],
+        otel=options["otel"],
     )
     run(request, out=sys.stdout, err=sys.stderr)  # a run that did not complete raises

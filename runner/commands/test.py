@@ -37,9 +37,10 @@ WIDTH = 80
 @click.option("-k", "name_filter", metavar="TEXT", help="Only cases whose FILE::NAME contains TEXT (ignoring case).")
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Also write a JUnit XML report, for CI systems.")
 @click.option("-v", "--verbose", is_flag=True, help="One line per case instead of dots.")
+@click.option("--no-python", is_flag=True, help="Refuse `python` resolvers, as `run --no-python` does (for files you did not write): their calls get an error output.")
 @click.option("--format", "output_format", type=click.Choice(["text", "github"]), default="text", show_default=True,
               help="github: also print each failure as a GitHub Actions annotation (::error file=...,line=...).")
-def test_command(paths, api, mock_http, name_filter, junit_xml, verbose, output_format) -> int:
+def test_command(paths, api, mock_http, name_filter, junit_xml, verbose, no_python, output_format) -> int:
     """Run the test cases of workflow files (default folder: workflows/).
 
     A workflow's cases are its `tests:` and those of NAME.test.yaml beside it. The model's side is
@@ -65,7 +66,8 @@ def test_command(paths, api, mock_http, name_filter, junit_xml, verbose, output_
             out.write("." if result.passed else "F")
         out.flush()
 
-    results = run_all(files, api=api, mock_http=mock_http or "declared", name_filter=name_filter, on_result=show)
+    results = run_all(files, api=api, mock_http=mock_http or "declared", name_filter=name_filter, on_result=show,
+                      allow_python=not no_python)
     if not verbose and results:
         out.write("\n")
     if junit_xml:

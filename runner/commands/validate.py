@@ -29,7 +29,7 @@ Examples:
   flowrun validate --format json bad.yaml | jq '.files[].problems'
   flowrun validate --format github workflows/  # in GitHub Actions: problems annotate the PR's lines
 """)
-@click.argument("files", nargs=-1, required=True, metavar="FILE_OR_DIR...")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--resolve", is_flag=True,
               help="Also import python: resolvers to check they exist (this runs their modules' code).")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
@@ -37,7 +37,8 @@ Examples:
               help="text for people, json for tools, github for workflow-command annotations in GitHub Actions.")
 @click.pass_context
 def validate_command(ctx: click.Context, files: tuple[str, ...], resolve: bool, strict: bool, fmt: str) -> None:
-    """Check workflow files: YAML, schema, tools, templates and tests. Nothing is run or sent."""
+    """Check workflow files (or the workflows in a folder): YAML, schema, tools, templates and tests.
+    Nothing is run or sent."""
     report = []
     files = expand_folders(files)
     listed = {Path(f).resolve() for f in files}

@@ -14,6 +14,7 @@ import openai
 
 from runner.errors import ProviderError
 from runner.secrets.masker import Masker
+from runner.textsafe import encodable
 
 ASSISTANTS_GONE = (
     "the Assistants API is not available on this server (OpenAI shut it down on 2026-08-26): "
@@ -60,7 +61,11 @@ def is_quota_error(exc: BaseException) -> bool:
 
 
 def server_message(exc: openai.APIError) -> str:
-    """The server's own words, without the SDK's "Error code: N - " prefix."""
+    """The server's own words, without the SDK's "Error code: N - " prefix; made encodable."""
+    return encodable(_server_words(exc))
+
+
+def _server_words(exc: openai.APIError) -> str:
     body = exc.body
     if isinstance(body, dict):
         msg = body.get("message") or body.get("detail") or body.get("error")

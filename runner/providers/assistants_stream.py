@@ -15,6 +15,7 @@ from runner.events import TextDelta
 from runner.calls import ToolCall
 from runner.providers.base import TurnResult
 from runner.providers.common import as_dict, get_field, normalize_usage
+from runner.textsafe import encodable, encodable_value
 
 TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
 ENDS_LEG = TERMINAL + ("requires_action",)
@@ -24,7 +25,7 @@ EXPIRED = "the run expired (Assistants runs must finish, tool outputs included, 
 
 def result_from_run(run: Any, *, text: str = "", thread_id: str | None = None) -> TurnResult:
     """The turn's outcome from a Run object in a final state (or ``requires_action``)."""
-    run = as_dict(run)
+    run = encodable_value(as_dict(run))
     status = run.get("status")
     meta = {"run_id": run.get("id"), "thread_id": run.get("thread_id") or thread_id,
             "assistant_id": run.get("assistant_id"), "expires_at": run.get("expires_at")}
@@ -72,7 +73,7 @@ def message_text(message: Any) -> str:
             parts.append(as_dict(block.get("text")).get("value") or "")
         elif block.get("type") == "refusal":
             parts.append(block.get("refusal") or "")
-    return "".join(parts)
+    return encodable("".join(parts))
 
 
 class RunStreamMapper:
@@ -101,17 +102,18 @@ class RunStreamMapper:
         name = get_field(event, "event") or ""
         data = get_field(event, "data")
         if name.startswith("thread.run.") and not name.startswith("thread.run.step"):
-            self.run = as_dict(data)
+            self.run = encodable_value(as_dict(data))  # its ids go into request paths
         elif name == "thread.message.delta":
             return self._delta(data)
         elif name == "thread.message.completed":
             return self._completed(data)
         elif name == "error":
             err = as_dict(data)
-            self.error = (err.get("code"), err.get("message") or "the server reported an error")
+            self.error = (encodable(err.get("code")), encodable(err.get("message")) or "the server reported an error")
         return []  # steps, message lifecycle and unknown events carry nothing we need
 
     def _emit(self, message_id: str, piece: str) -> list[TextDelta]:
+        piece = encodable(piece)
         if not piece:
             return []
         self._streamed[message_id] = self._streamed.get(message_id, "") + piece

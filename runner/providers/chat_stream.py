@@ -19,6 +19,7 @@ from runner.events import TextDelta
 from runner.calls import ToolCall
 from runner.providers.base import TurnResult
 from runner.providers.common import get_field as _get, normalize_usage
+from runner.textsafe import encodable
 
 TRUNCATED = (
     "the stream from the server ended before the turn finished (no finish_reason): "
@@ -62,7 +63,7 @@ class ChatStreamAccumulator:
                 continue  # we ask for one choice; ignore any other
             delta = _get(choice, "delta")
             for field in ("content", "refusal"):
-                piece = _get(delta, field)
+                piece = encodable(_get(delta, field))
                 if isinstance(piece, str) and piece:
                     self.text += piece
                     events.append(TextDelta(piece))
@@ -95,8 +96,8 @@ class ChatStreamAccumulator:
 
     def _add_fragment(self, fragment: Any) -> None:
         function = _get(fragment, "function")
-        call_id = _get(fragment, "id") or _get(function, "id")  # old llama.cpp put id in function
-        name = _get(function, "name")
+        call_id = encodable(_get(fragment, "id") or _get(function, "id"))  # old llama.cpp: id in function
+        name = encodable(_get(function, "name"))
         slot = self._slot_for(_get(fragment, "index"), call_id, name)
         if call_id and not slot.id:
             slot.id = call_id
@@ -107,9 +108,9 @@ class ChatStreamAccumulator:
             slot.name = name
         args = _get(function, "arguments")
         if isinstance(args, str):
-            slot.arguments += args
+            slot.arguments += encodable(args)
         elif isinstance(args, dict):  # some servers send an object instead of JSON text
-            slot.arguments += json.dumps(args)
+            slot.arguments += json.dumps(args)  # ensure_ascii: a surrogate becomes its escape
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
         """The calls so far, with missing ids invented (``call_<n>``, unique in this turn)."""

@@ -19,6 +19,7 @@ from runner.events import TextDelta
 from runner.calls import ToolCall
 from runner.providers.base import TurnResult
 from runner.providers.common import as_dict, get_field, normalize_usage
+from runner.textsafe import encodable, encodable_value
 
 TERMINAL = ("response.completed", "response.failed", "response.incomplete", "error")
 CREATED = ("response.created", "response.in_progress", "response.queued")
@@ -69,27 +70,28 @@ class ResponsesStreamState:
             self._item(event, done=kind.endswith(".done"))
         elif kind == "response.function_call_arguments.delta":
             slot = self._slot(get_field(event, "output_index"), get_field(event, "item_id"))
-            slot["args"] += get_field(event, "delta") or ""
+            slot["args"] += encodable(get_field(event, "delta") or "")
         elif kind == "response.function_call_arguments.done":
             slot = self._slot(get_field(event, "output_index"), get_field(event, "item_id"))
             if isinstance(get_field(event, "arguments"), str):
-                slot["final"] = get_field(event, "arguments")
+                slot["final"] = encodable(get_field(event, "arguments"))
         elif kind in TEXT_DELTAS:
-            delta = get_field(event, "delta") or ""
+            delta = encodable(get_field(event, "delta") or "")
             if delta:
                 self.text += delta
                 return [TextDelta(delta)]
         elif kind in TERMINAL and not self.finished:
             self.terminal = kind
             if kind == "error":
-                self.error = (get_field(event, "code"), get_field(event, "message") or "the server reported an error")
-            else:
-                self.response = as_dict(get_field(event, "response"))
+                self.error = (encodable(get_field(event, "code")),
+                              encodable(get_field(event, "message")) or "the server reported an error")
+            else:  # replayed in stateless mode: made encodable here, once
+                self.response = encodable_value(as_dict(get_field(event, "response")))
                 self.response_id = self.response_id or self.response.get("id")
         return []
 
     def _item(self, event: Any, *, done: bool) -> None:
-        item = as_dict(get_field(event, "item"))
+        item = encodable_value(as_dict(get_field(event, "item")))
         index = get_field(event, "output_index")
         if item.get("type") == "function_call":
             slot = self._slot(index, item.get("id"))

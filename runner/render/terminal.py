@@ -29,19 +29,25 @@ FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def short(text: str, limit: int = 60) -> str:
-    text = " ".join(strip_controls(text).split())
+    text = " ".join(strip_controls(text[: limit * 8]).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+PREVIEW_PARSE_CHARS = 10_000  # longer arguments are previewed as text, not parsed
+
+
 def short_args(arguments: str, limit: int = 60) -> str:
-    """``{"location": "Paris"}`` shown as ``location="Paris"``."""
+    """``{"location": "Paris"}`` shown as ``location="Paris"``. Whatever the model sent (huge,
+    nested thousands of levels deep, not JSON), this returns a preview and never raises."""
+    if len(arguments) > PREVIEW_PARSE_CHARS:
+        return short(arguments, limit)
     try:
         data = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
+        if not isinstance(data, dict):
+            return short(arguments, limit)
+        parts = [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in data.items()]
+    except (ValueError, RecursionError):
         return short(arguments, limit)
-    if not isinstance(data, dict):
-        return short(arguments, limit)
-    parts = [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in data.items()]
     return short(", ".join(parts), limit)
 
 
@@ -128,6 +134,7 @@ class TerminalRenderer:
         self.style = Style(color)
         self.spinner = Spinner(err, self.style) if tty and not quiet else None
         self._line_open = False  # stdout has text without a final newline
+        self._out_tty = bool(getattr(out, "isatty", lambda: False)())  # a person reads the answer
         self._pending: dict[str, tuple[str, str]] = {}  # call id -> (name, arguments)
 
     def _say(self, line: str) -> None:
@@ -147,7 +154,7 @@ class TerminalRenderer:
         if isinstance(event, TextDelta):
             if self.spinner:
                 self.spinner.clear()
-            text = strip_controls(event.text) if self.spinner else event.text
+            text = strip_controls(event.text) if self.spinner or self._out_tty else event.text
             self.out.write(text)
             self.out.flush()
             if text:

@@ -12,7 +12,7 @@ import contextlib
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from runner.errors import FlowrunError
+from runner.errors import FlowrunError, RunError
 from runner.events import Event, Notice, RunEnd, RunStarted
 from runner.run.fanout import FanOut, Sink
 from runner.run.loop import RunLoop, crash_end
@@ -39,7 +39,7 @@ async def run_plan(
     emit(RunStarted(plan.run_id, str(plan.workflow.path), s.api, s.model, plan.message,
                     plan.offline is not None, plan.workflow.source_sha256))
     try:
-        return await run_conversation(
+        end = await run_conversation(
             plan.workflow, s, [plan.message], emit, run_id=plan.run_id, inputs=plan.inputs, env=plan.env,
             masker=plan.masker, allow_python=plan.options.allow_python, max_turns=plan.options.max_turns,
             mock_http=plan.mocks, next_message=next_message, show_requests=plan.options.show_requests,
@@ -47,6 +47,9 @@ async def run_plan(
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None
+    if emit.failures and end.exit_code == 0:  # it completed, but not everything it said was shown
+        raise RunError(f"the output failed ({emit.failures[0]}), so the run did not succeed", shown=False)
+    return end
 
 
 async def run_conversation(

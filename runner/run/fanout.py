@@ -1,7 +1,8 @@
 """Fan one event stream out to several sinks, masking secrets once on the way.
 
 Masking happens here, before any renderer or the run log sees an event, so no sink can forget it.
-A sink that raises is reported once and dropped: a broken renderer must not end the run.
+A sink that raises is reported once and dropped, and the run ends non-zero: a broken renderer
+must neither crash the run nor let it end "successfully" with no answer shown.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import dataclasses
 import sys
 from typing import Callable, Sequence
 
-from runner.events import Event
-from runner.secrets.masker import Masker
+from runner.events import Event, Notice, TextDelta
+from runner.secrets.masker import Masker, StreamMasker
 
 Sink = Callable[[Event], None]
 
@@ -30,21 +31,51 @@ def mask_event(event: Event, masker: Masker | None) -> Event:
 
 
 class FanOut:
+    """``emit`` for a run: masks each event once, then hands it to every sink.
+
+    The model's text deltas go through a ``StreamMasker``: a secret split across deltas is masked
+    too, so no sink (stdout, ``-o jsonl``, ``--record``, the run log) ever holds one, not even
+    when its deltas are concatenated. The held-back tail is passed on before the next event that
+    is not text (a turn's end, a tool call, the run's end).
+
+    A sink that raises is dropped and the failure kept in ``failures``: the caller ends the run
+    with a non-zero exit and says so (a run whose answer could not be shown did not succeed)."""
+
     def __init__(self, sinks: Sequence[Sink], masker: Masker | None = None):
         self.sinks = list(sinks)
         self.masker = masker
+        self.failures: list[str] = []  # what went wrong, one line per dropped sink
+        self.dropped: list[Sink] = []
+        self._stream = StreamMasker(masker) if masker is not None else None
 
     def __call__(self, event: Event) -> None:
-        event = mask_event(event, self.masker)
+        stream = self._stream
+        if stream is not None and isinstance(event, TextDelta):
+            text = stream.feed(event.text)
+            if text:
+                self._deliver(dataclasses.replace(event, text=text))
+            return
+        if stream is not None and stream.holding and not isinstance(event, Notice):
+            self._deliver(TextDelta(stream.flush()))
+        self._deliver(mask_event(event, self.masker))
+
+    def _deliver(self, event: Event) -> None:
         for sink in list(self.sinks):
             try:
                 sink(event)
             except Exception as exc:  # noqa: BLE001 - reported, then the sink is dropped
                 self.sinks.remove(sink)
-                text = f"flowrun: warning: output stopped ({type(exc).__name__}: {exc})\n"
+                self.dropped.append(sink)
+                what = f"{type(exc).__name__}: {_first_line(exc)}"
                 if self.masker:
-                    text = self.masker.mask(text)
+                    what = self.masker.mask(what)
+                self.failures.append(what)
                 try:
-                    sys.stderr.write(text)
+                    sys.stderr.write(f"flowrun: error: output stopped ({what})\n")
                 except Exception:  # noqa: BLE001
                     pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else "no message"

@@ -43,6 +43,7 @@ class RunRequest:
     env: Mapping[str, str] | None = None
     chat: bool = False
     record: str | None = None  # write the run as a test case to this file
+    otel: bool = False  # --otel (the standard OTEL_EXPORTER_OTLP_ENDPOINT turns it on too)
     read_line: Callable[[str], str | None] | None = None  # for --chat; default reads stdin
 
     def options(self) -> RunOptions:
@@ -65,6 +66,19 @@ def open_log(request: RunRequest):
 
         sys.stderr.write(f"flowrun: warning: run log unavailable ({exc}); this run is not recorded\n")
         return None
+
+
+def open_tracer(request: RunRequest, env: Mapping[str, str]):
+    """The OpenTelemetry sink, only when asked for: otherwise nothing of it is imported."""
+    if not (request.otel or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        return None
+    try:
+        from runner.otel.export import OtelSink
+    except ImportError as exc:
+        from runner.otel import MISSING_HINT
+
+        raise UsageError(f"OpenTelemetry is not installed ({exc.name} is missing)", hint=MISSING_HINT) from None
+    return OtelSink(env=dict(env))
 
 
 def run(request: RunRequest, *, out: TextIO, err: TextIO) -> RunEnd:
@@ -116,6 +130,10 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
             sinks.append(log.sink(plan.run_id))
         if recorder is not None:
             sinks.append(recorder)
+        tracer = open_tracer(request, env)
+        if tracer is not None:
+            stack.callback(tracer.close)
+            sinks.append(tracer)
         notices = [offline.banner(request.file)] if offline is not None else []
         if request.verbose and offline is None:
             notices.append(plan.defaults.describe())

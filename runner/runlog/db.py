@@ -15,7 +15,7 @@ from pathlib import Path
 
 from runner.errors import FlowrunError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 15_000
 
 # MIGRATIONS[i]: the statements that take the schema from version i to i + 1. Append, never edit.
@@ -31,6 +31,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE TABLE tool_calls (run_id TEXT NOT NULL, call_id TEXT NOT NULL, name TEXT,"
         " arguments TEXT, output TEXT, is_error INTEGER, duration_ms REAL, seq INTEGER,"
         " PRIMARY KEY (run_id, call_id))",
+    ),
+    # 1 -> 2: the filters of `flowrun logs` and `flowrun view` stay index lookups on a large log.
+    (
+        "CREATE INDEX runs_workflow ON runs(workflow_path, started_at)",
+        "CREATE INDEX runs_status ON runs(status, started_at)",
+        "CREATE INDEX runs_api ON runs(api, started_at)",
+        "CREATE INDEX runs_model ON runs(model, started_at)",
     ),
 ]
 

@@ -18,8 +18,15 @@ _rng = random.SystemRandom()
 
 
 def dumps(obj: Any) -> str:
-    """Compact JSON, as OpenAI's servers write it (the recorded chunks use no spaces)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, as OpenAI's servers write it (the recorded chunks use no spaces). A lone
+    surrogate (scripted by a hostile-model test) goes out as its ``\\udcff`` escape, as JSON allows."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii() and _SURROGATE.search(text):
+        text = json.dumps(obj, separators=(",", ":"))
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def new_id(prefix: str, length: int = 24, *, hex_only: bool = False) -> str:

@@ -2,7 +2,9 @@
 
 A secret is any value read from the environment for the API key, a header, a URL or a body. The
 masker also catches the forms a secret takes on its way through libraries: percent-encoded,
-JSON-escaped, base64 (as in a Basic auth header) and each line of a multi-line value.
+JSON-escaped, base64 at any alignment (as in a Basic auth header, or ``base64("Bearer " + key)``)
+and each line of a multi-line value. ``StreamMasker`` masks a secret that a stream splits
+across pieces.
 """
 
 from __future__ import annotations
@@ -17,6 +19,24 @@ MASK = "***"
 MIN_LENGTH = 4  # shorter values would shred ordinary text; validate warns about them
 
 
+def base64_forms(secret: bytes) -> set[str]:
+    """What base64 of any text holding ``secret`` surely contains, for each of the three places
+    the secret can start at in a 3-byte group (``base64("Bearer " + token)`` starts it at the
+    second byte): the characters made of the secret's bits only. Standard and URL-safe alphabets."""
+    whole = base64.b64encode(secret).decode().rstrip("=")  # the secret alone, to its last character
+    forms = {whole, whole.translate(_URLSAFE)}
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + secret).decode()
+        first = -(-8 * offset // 6)  # the first character with no bit of the filler
+        end = 8 * (offset + len(secret)) // 6  # past the last character with no bit of what follows
+        core = encoded[first:end]
+        forms |= {core, core.translate(_URLSAFE)}
+    return forms
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+
+
 class Masker:
     def __init__(self, secrets: Iterable[str] = ()):
         self._forms: set[str] = set()
@@ -28,7 +48,7 @@ class Masker:
         if not secret or len(secret) < MIN_LENGTH:
             return
         forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
-        forms.add(base64.b64encode(secret.encode()).decode().rstrip("="))
+        forms |= base64_forms(secret.encode("utf-8", errors="replace"))
         for line in secret.splitlines():
             if len(line.strip()) >= MIN_LENGTH:
                 forms.add(line.strip())
@@ -41,6 +61,11 @@ class Masker:
     @property
     def active(self) -> bool:
         return self._pattern is not None
+
+    @property
+    def longest(self) -> int:
+        """The length of the longest form masked: a stream holds back one character less."""
+        return max(map(len, self._forms), default=0)
 
     def mask(self, text: str) -> str:
         if self._pattern is None or not text:
@@ -58,3 +83,41 @@ class Masker:
         if isinstance(value, (list, tuple)):
             return [self.mask_value(v) for v in value]
         return value
+
+
+class StreamMasker:
+    """Mask text that arrives in pieces (the model's streamed deltas), where a secret may be split
+    across two pieces or more. Each ``feed`` returns the text that is safe to pass on; the last
+    ``longest - 1`` characters are held back until more text shows whether they start a secret,
+    and ``flush`` returns them (masked) when the stream ends. Concatenated, what it returns never
+    holds a secret, and it equals ``masker.mask`` of the whole text."""
+
+    def __init__(self, masker: Masker):
+        self.masker = masker
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        pattern = self.masker._pattern
+        if pattern is None:
+            held, self._held = self._held, ""
+            return held + text
+        buf = self._held + text
+        cut = max(len(buf) - (self.masker.longest - 1), 0)
+        out, pos = [], 0
+        for m in pattern.finditer(buf):
+            if m.start() >= cut:
+                break  # may be the start of a longer form: decided with the next piece
+            out += [buf[pos:m.start()], MASK]
+            pos = m.end()
+        cut = max(cut, pos)
+        out.append(buf[pos:cut])
+        self._held = buf[cut:]
+        return "".join(out)
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return self.masker.mask(held)
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)

@@ -85,6 +85,7 @@ async def run_case(
     mock_http: str = "declared",
     max_turns: int = 10,
     extra_sinks: Iterable = (),
+    allow_python: bool = True,
 ) -> CaseResult:
     """Play one case on one API and check its expectations."""
     from runner.run.conversation import run_plan
@@ -102,7 +103,7 @@ async def run_case(
         return failed(f"the scripted model server did not start: {type(exc).__name__}: {exc}")
     with offline:
         try:
-            options = RunOptions(api=api, max_turns=max_turns, require_env=False)
+            options = RunOptions(api=api, max_turns=max_turns, require_env=False, allow_python=allow_python)
             plan = prepare(workflow, options, env=os.environ, offline=offline)
             end = await run_plan(plan, [collector, *extra_sinks])
         except NoMessage:
@@ -142,7 +143,8 @@ def selected(file: str, case: TestCase, name_filter: str | None) -> bool:
     return not name_filter or name_filter.lower() in f"{file}::{case.name}".lower()
 
 
-async def run_file(path: Path, *, api: str | None, mock_http: str, name_filter: str | None = None):
+async def run_file(path: Path, *, api: str | None, mock_http: str, name_filter: str | None = None,
+                   allow_python: bool = True):
     """Yield CaseResults for one workflow file and its test file (a load failure is one failed
     result)."""
     from runner.workflow.validate import load_workflow
@@ -156,7 +158,7 @@ async def run_file(path: Path, *, api: str | None, mock_http: str, name_filter: 
         if not selected(case_file(workflow, case), case, name_filter):
             continue
         for which in apis_for(workflow, api):
-            yield await run_case(workflow, case, which, mock_http=mock_http)
+            yield await run_case(workflow, case, which, mock_http=mock_http, allow_python=allow_python)
 
 
 def run_all(
@@ -166,6 +168,7 @@ def run_all(
     mock_http: str = "declared",
     name_filter: str | None = None,
     on_result: Callable[[Path, CaseResult], None] = lambda path, result: None,
+    allow_python: bool = True,
 ) -> list[CaseResult]:
     """Every selected case of every file, in order; ``on_result(workflow_path, result)`` as each ends."""
     if mock_http not in MOCK_MODES:
@@ -174,7 +177,8 @@ def run_all(
     async def main() -> list[CaseResult]:
         results = []
         for path in paths:
-            async for r in run_file(path, api=api, mock_http=mock_http, name_filter=name_filter):
+            async for r in run_file(path, api=api, mock_http=mock_http, name_filter=name_filter,
+                                    allow_python=allow_python):
                 on_result(path, r)
                 results.append(r)
         return results

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -27,6 +28,7 @@ from runner.calls import ToolCall, ToolResult
 from runner.suggest import suggest
 from runner.secrets.masker import Masker
 from runner.templating import TemplateError
+from runner.textsafe import encodable
 from runner.tools.outputs import ToolFailure, error_text, to_output, truncate
 from runner.tools.static_tool import resolve_static
 from runner.workflow.model import HttpResolver, PythonResolver, StaticResolver, ToolSpec, Workflow
@@ -65,6 +67,8 @@ class Dispatcher:
         self._validators: dict[str, Draft202012Validator] = {}
         self._http = None
         self._python = None
+        self._watchdog = None
+        self._in_flight: dict[str, int] = {}
         for name in workflow.env_names():  # values the tools send are secrets
             self.masker.add(self._env.get(name))
 
@@ -109,11 +113,24 @@ class Dispatcher:
             raise
         except BaseException as e:  # noqa: BLE001 - a bug of ours must not lose the call's output
             output, is_error = f"error: flowrun failed while running this tool ({_describe(e)})", True
-        output = truncate(self.masker.mask(output), self._max_output_chars)
+        output = truncate(self.masker.mask(encodable(output)), self._max_output_chars)
         duration = round((time.perf_counter() - started) * 1000, 3)
         return ToolResult(call.call_id, call.name, output, is_error, duration)
 
+    def _watch(self) -> None:
+        if self._watchdog is None:
+            from runner.tools.loop_watchdog import LoopWatchdog
+
+            self._watchdog = LoopWatchdog(self._running_tools, write=lambda t: sys.stderr.write(self.masker.mask(t)))
+            self._watchdog.start()
+
+    def _running_tools(self) -> str:
+        names = sorted(n for n, k in self._in_flight.items() if k > 0)
+        return "tool " + ", ".join(repr(n) for n in names) if names else "a tool"
+
     async def aclose(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
         if self._python is not None:
             from runner.tools import stdout_guard
 
@@ -132,7 +149,20 @@ class Dispatcher:
         except _BadArguments as e:
             return error_text(str(e)), True
         limit, clamped = time_limit(tool.timeout, deadline)
-        outcome = await _guard(self._resolve(tool, args), limit)
+        python = isinstance(tool.resolver, PythonResolver)
+        if python and tool.isolation != "process":
+            self._watch()
+        started = time.monotonic()
+        self._in_flight[tool.name] = self._in_flight.get(tool.name, 0) + 1
+        try:
+            outcome = await _guard(self._resolve(tool, args), limit)
+        finally:
+            self._in_flight[tool.name] -= 1
+        late = overran(limit, time.monotonic() - started)
+        if late is not None:  # the tool kept the event loop from running its timeout
+            return (f"error: tool {tool.name!r} ran {late:.1f} s, past its {limit:g} s timeout: it blocked "
+                    "flowrun, so the timeout could not stop it, and its result is discarded. "
+                    "`isolation: process` makes the timeout hold."), True
         if outcome[0] == "timeout":
             if clamped:
                 return (f"error: tool {tool.name!r} was stopped after {limit:.1f} s so that the outputs "
@@ -164,7 +194,7 @@ class Dispatcher:
 
                 self._python = PythonTool(self.workflow.folder)
                 stdout_guard.add_masker(self.masker)  # what the tools print is masked too
-            return await self._python.call(resolver.entrypoint, args)
+            return await self._python.call(resolver.entrypoint, args, isolation=tool.isolation)
         if isinstance(resolver, HttpResolver):
             if self._http is None:
                 from runner.tools.http_tool import HttpTool
@@ -222,6 +252,15 @@ def validator_for(schema: Any) -> Draft202012Validator:
         _VALIDATORS.clear()  # many workflows in one process (flowrun test): start over
     _VALIDATORS[id(schema)] = (schema, validator)
     return validator
+
+
+OVERRUN_SLACK = 1.0  # seconds past a timeout that count as "the timeout did not hold"
+
+
+def overran(limit: float, elapsed: float) -> float | None:
+    """``elapsed`` when a call outlived its timeout by more than the slack (the event loop could
+    not stop it), else None."""
+    return elapsed if limit and limit > 0 and elapsed > limit + OVERRUN_SLACK else None
 
 
 def time_limit(timeout: float, deadline: float | None) -> tuple[float, bool]:

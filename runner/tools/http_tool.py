@@ -257,12 +257,27 @@ def json_pointer(document: Any, pointer: str) -> Any:
     return value
 
 
+# Python codecs that are not character encodings, or whose decoding costs more than the bytes
+# read: a server naming one as its charset (bz2_codec, zlib_codec, ...) would decompress past
+# max_response_bytes. ``_is_text_encoding`` rules out the bytes-to-bytes and str-to-str codecs.
+_NOT_A_CHARSET = {"punycode", "idna", "unicode_escape", "raw_unicode_escape", "undefined"}
+
+
+def text_codec(charset: str) -> str:
+    """The codec to decode a body labelled ``charset`` with: that charset when it is a text
+    encoding Python knows, otherwise UTF-8."""
+    try:
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError, TypeError):
+        return "utf-8"
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_A_CHARSET:
+        return "utf-8"
+    return info.name
+
+
 def decode(data: bytes, charset: str, cut: bool) -> tuple[str, bool]:
     """Text and whether bytes had to be replaced. A character split by the cut is dropped."""
-    try:
-        decoder = codecs.getincrementaldecoder(charset)("strict")
-    except LookupError:
-        decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    decoder = codecs.getincrementaldecoder(text_codec(charset))("strict")
     try:
         return decoder.decode(data, final=not cut), False
     except UnicodeDecodeError:

@@ -41,7 +41,11 @@ class PythonTool:
         self._cache: dict[str, Callable] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def call(self, ref: str, args: Mapping[str, Any]) -> Any:
+    async def call(self, ref: str, args: Mapping[str, Any], *, isolation: str = "thread") -> Any:
+        if isolation == "process":  # a worker process, killed when the call is cancelled (timeout)
+            from runner.tools.python_worker import call_in_worker
+
+            return await call_in_worker(self._folder, ref, args)
         func = await self._function(ref)
         stdout_guard.install()
         if _is_async(func):

@@ -9,9 +9,13 @@ task of an async tool) to ``sys.stderr``, and everything else to the real stdout
 What a tool prints is masked with every masker a live dispatcher registered (``add_masker``): a
 tool that prints a secret it read from the environment must not put it on the terminal.
 
-Not covered: a tool that writes to file descriptor 1 directly (``os.write(1, ...)``) or starts a
-subprocess that inherits it, or that writes to ``sys.stderr`` itself (that is not redirected, so
-not masked either).
+File descriptor 1 is kept for flowrun too: the ``flowrun`` command (``runner.stdout_fd.keep_fd1``, first
+thing in ``runner.cli.main``) moves its stdout to a duplicate descriptor and points descriptor 1 at stderr,
+so a tool's ``os.write(1, ...)`` or a subprocess that inherits descriptor 1 writes to stderr.
+A tool calling ``sys.stdout.close()`` closes nothing (the answer still has to be printed).
+
+Not covered: what goes to stderr by those routes, or a tool writing to ``sys.stderr`` itself, is
+not masked.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ def remove_masker(masker: Any) -> None:
             if m is masker:
                 del _maskers[i]
                 break
+
+
+def mask_printed(text: str) -> str:
+    """What a tool printed, masked with every live dispatcher's masker."""
+    return _mask(text)
 
 
 def _mask(text: str) -> str:
@@ -70,6 +79,13 @@ class ToolStdout:
     def flush(self) -> None:
         self._target().flush()
 
+    def close(self) -> None:
+        """A tool cannot close flowrun's stdout; flowrun itself still can."""
+        if in_tool.get():
+            self.flush()
+        else:
+            self._real.close()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
@@ -79,3 +95,4 @@ def install() -> None:
     with _lock:
         if not isinstance(sys.stdout, ToolStdout) and sys.stdout is not None:
             sys.stdout = ToolStdout(sys.stdout)  # type: ignore[assignment]
+

@@ -71,6 +71,7 @@ class ToolSpec:
     resolver: Resolver
     timeout: float = 60.0  # seconds; the call is abandoned and reported after this
     strict: bool | None = None
+    isolation: str = "thread"  # python tools: "thread" or "process" (a worker killed at the timeout)
     line: int = 0  # where the tool starts in the file, for messages
 
 

@@ -257,7 +257,49 @@ def _python_problems(doc: Document, i: int, tool: dict, folder: Path, resolve: b
             check_entrypoint_statically(ref, folder)
     except EntrypointError as e:
         return [doc.problem(path, e.message, e.hint, severity=e.severity)]
+    risky = stdlib_process_or_file_api(ref)
+    if risky:
+        return [doc.problem(path, f"{ref!r} is {risky}: the model would call it with arguments of its "
+                            "choosing", "write a small function that does "
+                            "only what the tool needs and checks its arguments, and name that here",
+                            severity="warning")]
     return []
+
+
+# Entrypoints into the standard library's process and file APIs: a model calling one of these
+# runs commands or touches files with arguments it chose. ``module: None`` means every function.
+_RISKY_MODULES = {
+    "os": ("a process and file API", {"system", "popen", "remove", "unlink", "rmdir", "removedirs",
+                                          "rename", "renames", "replace", "kill", "killpg", "chmod",
+                                          "chown", "truncate", "open", "write", "putenv", "unsetenv"}),
+    "subprocess": ("a process API", None),
+    "shutil": ("a file API", {"rmtree", "move", "copy", "copy2", "copyfile", "copytree", "chown",
+                                  "make_archive", "unpack_archive", "disk_usage", "which"}),
+    "pty": ("a process API", None),
+    "posix": ("a process and file API", None),
+    "nt": ("a process and file API", None),
+    "builtins": ("a file and code-execution API", {"open", "exec", "eval", "compile", "__import__"}),
+    "io": ("a file API", {"open", "open_code"}),
+    "pathlib": ("a file API", None),
+    "tempfile": ("a file API", None),
+    "multiprocessing": ("a process API", None),
+    "runpy": ("a code-execution API", None),
+    "code": ("a code-execution API", None),
+}
+
+
+def stdlib_process_or_file_api(ref: str) -> str | None:
+    """What ``module:function`` exposes when it names a standard-library process or file API
+    (``os:system``, ``subprocess:getoutput``, ``shutil:rmtree``), else None."""
+    module, _, attr = ref.partition(":")
+    entry = _RISKY_MODULES.get(module)
+    if entry is None:
+        return None
+    what, names = entry
+    head = attr.split(".")[0]
+    if names is None or head in names or attr.startswith("_"):
+        return f"{what} of Python's standard library"
+    return None
 
 
 def _test_problems(doc: Document, tools: list[dict], inputs: list[str]) -> list[Problem]:

@@ -205,7 +205,8 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
     """Frozen spec objects from data that passed validation; ``tests_doc``'s cases (the
     workflow's test file) follow the workflow's own."""
     data = doc.data
-    tools = tuple(_tool(doc, i, t) for i, t in enumerate(data.get("tools", [])))
+    isolation = data.get("isolation", "thread")
+    tools = tuple(_tool(doc, i, t, isolation) for i, t in enumerate(data.get("tools", [])))
     inputs = tuple(
         InputSpec(name, spec.get("description", ""), spec.get("default"), spec.get("required", False))
         for name, spec in data.get("inputs", {}).items()
@@ -231,7 +232,7 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
     )
 
 
-def _tool(doc: Document, i: int, t: dict[str, Any]) -> ToolSpec:
+def _tool(doc: Document, i: int, t: dict[str, Any], isolation: str = "thread") -> ToolSpec:
     return ToolSpec(
         name=t["name"],
         description=t["description"],
@@ -239,6 +240,7 @@ def _tool(doc: Document, i: int, t: dict[str, Any]) -> ToolSpec:
         resolver=_resolver(t["resolve"]),
         timeout=float(t.get("timeout", 60.0)),
         strict=t.get("strict"),
+        isolation=t.get("isolation", isolation),
         line=doc.position(("tools", i))[0],
     )
 

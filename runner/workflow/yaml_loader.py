@@ -21,6 +21,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import math
+import os
 import re
 import stat
 from dataclasses import dataclass, field
@@ -39,7 +40,10 @@ from yaml.scanner import Scanner
 
 from runner.errors import Problem
 
-MAX_BYTES = 10 * 1024 * 1024  # refused before parsing
+# Reading YAML costs time in proportion to its characters and, several times more, to its values
+# (nodes): both are bounded, so a hostile file costs seconds, not minutes and gigabytes.
+MAX_BYTES = 1024 * 1024  # refused before parsing
+MAX_NODES = 20_000  # values (mappings, sequences, scalars, alias uses) in one file
 MAX_ALIASES = 100  # alias uses (*name) in one file
 MAX_EXPANDED = 10_000  # extra values that aliases may add once expanded
 MAX_DEPTH = 100  # nesting of mappings and sequences
@@ -134,9 +138,19 @@ class _Limits:
     """The alias budget and the depth limit, on top of either event source."""
 
     alias_count = 0
+    node_count = 0
     depth = 0
 
     def compose_node(self, parent, index):
+        self.node_count += 1
+        if self.node_count > MAX_NODES:
+            mark = self.peek_event().start_mark
+            raise _Stop(
+                f"the file holds more than {MAX_NODES} YAML values",
+                mark.line + 1,
+                mark.column + 1,
+                "a workflow file holds a few hundred values; move bulk data into a file a tool reads",
+            )
         if self.check_event(AliasEvent):
             self.alias_count += 1
             if self.alias_count > MAX_ALIASES:
@@ -211,17 +225,31 @@ def load_file(path: str | PathLike[str], *, file: str | None = None) -> tuple[Do
         return fail(f"cannot read the file: {e.strerror or e}")
     if stat.S_ISDIR(st.st_mode):
         return fail("this is a directory, not a workflow file", "pass the .yaml files inside it, e.g. DIR/*.yaml")
+    if not stat.S_ISREG(st.st_mode):  # checked before opening: opening a FIFO blocks until a writer comes
+        return fail(f"this is {_special_kind(st.st_mode)}, not a regular file",
+                    "a workflow is a .yaml file on disk; save what you want to run into one")
     too_big = (f"file is larger than {MAX_BYTES // (1024 * 1024)} MB", "a workflow file is a few kilobytes; check that this is the right file")
     if st.st_size > MAX_BYTES:
         return fail(*too_big)
     try:
-        with p.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)  # the size of special files is not known in advance
+        # Non-blocking, and checked again once open: the path may have been swapped for a FIFO.
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                return fail(f"this is {_special_kind(mode)}, not a regular file")
+            raw = f.read(MAX_BYTES + 1)  # the file may grow between stat and read
     except OSError as e:
         return fail(f"cannot read the file: {e.strerror or e}")
     if len(raw) > MAX_BYTES:
         return fail(*too_big)
     return load_bytes(raw, file=name)
+
+
+def _special_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def load_bytes(raw: bytes, *, file: str = "<string>") -> tuple[Document | None, list[Problem]]:
