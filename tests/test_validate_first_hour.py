@@ -206,3 +206,17 @@ def test_operators_in_expressions_are_refused_plainly(tmp_path):
         f"{path}:6:15: \"${{{{ inputs.city || 'Berlin' }}}}\" uses the operator '||': expressions name one value"
         " and have no operators; for a fallback, give the input a default: under inputs: (where: $.instructions)"
         " -- write ${{ args.NAME }}, ${{ env.NAME }} or ${{ inputs.NAME }}"]
+
+
+def test_a_comma_inside_a_flow_mapping_value_is_explained(tmp_path):
+    path = write(tmp_path, """\
+        parameters:
+          type: object
+          properties:
+            city: {type: string, description: The city, e.g. Paris}
+        resolve: {static: ok}
+    """)
+    assert formatted(path) == [
+        f"{path}:11:53: tool 'get_order' parameters: 'e.g. Paris' became a keyword of its own: inside {{ }} a comma"
+        " ends the value before it (where: $.tools[0].parameters.properties.city['e.g. Paris']) -- quote that value,"
+        ' e.g. description: "The city, e.g. Paris"']

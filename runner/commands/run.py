@@ -16,7 +16,7 @@ Examples:
   flowrun workflows/weather.yaml --offline          # no key: the model's turns are scripted
   flowrun workflows/weather.yaml                    # OpenAI (OPENAI_API_KEY), Responses API
   flowrun workflows/weather.yaml --api chat --base-url http://localhost:11434/v1   # Ollama
-  flowrun workflows/weather.yaml -m "And in Paris?" -o jsonl > events.jsonl
+  flowrun workflows/weather.yaml -M "And in Paris?" -o jsonl > events.jsonl
 """
 
 

@@ -165,6 +165,11 @@ def _unknown_keywords(doc: Document, path: JsonPath, node: dict) -> list[Problem
     for key in node:
         if not isinstance(key, str) or key in _SCHEMA_KEYWORDS or key.startswith("x-"):
             continue
+        if node[key] is None and " " in key:  # {description: The city, e.g. Paris}: the comma split it
+            out.append(doc.problem(
+                path + (key,), f"'{key}' became a keyword of its own: inside {{ }} a comma ends the value before it",
+                'quote that value, e.g. description: "The city, e.g. Paris"', key=True))
+            continue
         guess = suggest(key, _SCHEMA_KEYWORDS)
         out.append(doc.problem(
             path + (key,), f"unknown JSON Schema keyword '{key}'" + (f" (did you mean '{guess}'?)" if guess else ""),
