@@ -148,6 +148,9 @@ def check(
     return out
 
 
+NO_PYTHON_REFUSAL = "error: python resolvers are disabled (--no-python)"
+
+
 def _error_outputs(expect: Mapping[str, Any], completed: Sequence[ToolCallCompleted]) -> list[Mismatch]:
     """A tool that returned an error fails the case unless ``error_outputs`` expects it (a
     scripted model carries on after an error output, so the case would otherwise pass on a
@@ -155,6 +158,8 @@ def _error_outputs(expect: Mapping[str, Any], completed: Sequence[ToolCallComple
     allowed = expect.get("error_outputs", expect.get("no_error_outputs") is False)
     out = []
     for c in completed:
+        if c.output.startswith(NO_PYTHON_REFUSAL):
+            continue  # the person ran with --no-python: a refused python call is what they asked for
         if c.is_error and not (allowed is True or (isinstance(allowed, list) and c.name in allowed)):
             note = "" if expect.get("no_error_outputs") else \
                 f"if this error is what the case tests, add expect.error_outputs: [{c.name}]"
