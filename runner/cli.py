@@ -52,6 +52,15 @@ class FlowrunGroup(Group):
         with formatter.section("Commands"):
             formatter.write_dl([(name, entry[2]) for name, entry in COMMANDS.items()])
 
+    def shell_complete(self, ctx: click.Context, incomplete: str):
+        """The first word is a command or a workflow file (``flowrun FILE``): offer both."""
+        from click.shell_completion import CompletionItem
+
+        items = super().shell_complete(ctx, incomplete)
+        if not incomplete.startswith("-"):
+            items.append(CompletionItem(incomplete, type="file"))
+        return items
+
     def get_command(self, ctx: click.Context, name: str):
         return self._load(name)
 
@@ -63,8 +72,25 @@ class FlowrunGroup(Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h", "--version"):
+            _refuse_mistyped_command(args[0])
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+
+def _refuse_mistyped_command(word: str) -> None:
+    """An unknown first word is a workflow file; one that is no file, has no path or YAML look
+    and is close to a command was a command mistyped (``flowrun valdiate x.yaml``)."""
+    from pathlib import Path
+
+    from runner.errors import UsageError
+    from runner.suggest import suggest
+
+    if word.startswith("-") or "/" in word or "." in word or Path(word).exists():
+        return
+    meant = suggest(word, COMMANDS)
+    if meant:
+        raise UsageError(f"no command '{word}' (and no file of that name); did you mean `flowrun {meant}`?",
+                         hint="`flowrun --help` lists the commands")
 
 
 @click.group(cls=FlowrunGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})

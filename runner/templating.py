@@ -19,6 +19,7 @@ CONTEXTS = ("args", "env", "inputs", "outputs")
 
 # ${{ ctx.name.sub }} with optional spaces. Anything else inside ${{ }} is an error.
 _EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+_OPERATOR = re.compile(r"\|\||&&|==|!=|<=|>=|\?\?|\s[-+*/<>]\s|!(?=\s*[A-Za-z])")  # what people write from GitHub Actions
 _REF = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_-]*)+)\s*$")
 
 
@@ -55,6 +56,14 @@ def find_references(template: str) -> list[Reference]:
     for m in _EXPR.finditer(template):
         inner = m.group(1)
         ref = _REF.match(inner)
+        operator = _OPERATOR.search(inner) if not ref else None
+        if operator:
+            raise TemplateError(
+                f"{m.group(0)!r} uses the operator {operator.group().strip()!r}: expressions name one value "
+                "and have no operators; for a fallback, give the input a default: under inputs:",
+                m.group(0),
+                m.start(),
+            )
         if not ref:
             raise TemplateError(
                 f"cannot read the expression {m.group(0)!r}: write ${{{{ args.NAME }}}}, "

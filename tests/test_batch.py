@@ -421,3 +421,12 @@ def test_the_progress_bar_rewrites_one_line() -> None:
     bar.clear()
     assert err.text.startswith("\r[########################] 4/4  0 failed") and err.text.endswith("\r\x1b[K")
     assert "\n" not in err.text
+
+
+def test_the_progress_rate_counts_from_the_start_of_the_batch() -> None:
+    from runner.batch.scheduler import BatchSummary
+
+    err = _Tty()
+    bar = ProgressBar(err, total=4, started=10.0, clock=lambda: 12.0)  # first result 2 s after the start
+    bar({}, BatchSummary(total=4, completed=1))
+    assert err.text == "\r[######..................] 1/4  0 failed  0.5/s  ~6 s left\x1b[K"

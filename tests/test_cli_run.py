@@ -91,7 +91,7 @@ def test_several_tool_rounds_then_text(api):
 @pytest.mark.parametrize("api", APIS)
 def test_text_only_run(api):
     with ScriptedServer([ScriptedTurn(text="Just text.")]) as server:
-        r = flowrun(WEATHER, "--api", api, "--base-url", server.base_url, "-m", "hello", env=KEY)
+        r = flowrun(WEATHER, "--api", api, "--base-url", server.base_url, "-M", "hello", env=KEY)
     assert (r.code, r.out) == (0, "Just text.\n"), r.err
 
 
@@ -204,7 +204,7 @@ def test_var_and_message_options(tmp_path):
     with ScriptedServer([ScriptedTurn(text="ciao")] * 3) as server:
         a = flowrun(str(wf), "--base-url", server.base_url, env=KEY)
         b = flowrun(str(wf), "--base-url", server.base_url, "--var", "city=Oslo", env=KEY)
-        c = flowrun(str(wf), "--base-url", server.base_url, "-m", "Just hi", env=KEY)
+        c = flowrun(str(wf), "--base-url", server.base_url, "-M", "Just hi", env=KEY)
         bad = flowrun(str(wf), "--base-url", server.base_url, "--var", "town=Oslo", env=KEY)
     assert a.code == b.code == c.code == 0, a.err + b.err + c.err
     users = [[m["content"] for m in r.body["messages"] if m["role"] == "user"][-1] for r in server.requests]

@@ -58,7 +58,7 @@ def record(workflow: Path, target: Path, turns, **options) -> tuple[int, str, Sc
 def test_a_case_recorded_with_the_cli_against_the_scripted_server_replays_green(weather):
     target = weather.with_name("weather.test.yaml")
     with ScriptedServer(PARIS) as server:
-        r = flowrun(str(weather), "--base-url", server.base_url, "-m", "Weather in Paris?",
+        r = flowrun(str(weather), "--base-url", server.base_url, "-M", "Weather in Paris?",
                     "--record", str(target), "--no-log", env={"OPENAI_API_KEY": "test-key"})
     assert r.code == 0, r.err
     assert f"recorded this run as test case 'recorded " in r.err and "warning" not in r.err
@@ -191,6 +191,7 @@ def test_the_recorder_keeps_invalid_or_non_object_arguments_as_their_exact_text(
     ]
     assert case["expect"]["final_text"] == {"equals": "Done."}
     assert "no_error_outputs" not in case["expect"]  # one output was an error: the replay must allow it
+    assert case["expect"]["error_outputs"] == ["b"]
 
 
 @pytest.mark.parametrize("value", ["1e5", "0o17", "0x1F", "true", "False", "null", "~", "012", "", " padded ",

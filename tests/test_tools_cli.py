@@ -116,3 +116,39 @@ def test_parameters_summary():
     schema = {"properties": {"a": {"type": ["string", "null"]}, "b": {"enum": [1, 2]}, "c": {}}, "required": ["b"]}
     assert parameters_summary(schema) == "a: string|null, b: 1|2 (required), c: any"
     assert parameters_summary({}) == ""
+
+
+def test_call_errors_speak_to_the_person_at_the_terminal():
+    from support.cli import flowrun
+
+    bad = flowrun("tools", "call", "workflows/weather.yaml", "get_rain_probability", "--args", '{"locaton": "Paris"}')
+    assert bad.code == 1
+    assert bad.err == ("error: the arguments do not match the parameters of tool 'get_rain_probability':\n"
+                       "- $: 'location' is a required property\n"
+                       "- $: Additional properties are not allowed ('locaton' was unexpected)\n"
+                       "fix the --args JSON and run the command again\n")
+    unknown = flowrun("tools", "call", "workflows/weather.yaml", "get_rain", "--args", "{}")
+    assert unknown.code == 1
+    assert unknown.err == ("error: there is no tool named 'get_rain'. Available tools: get_current_temperature, "
+                           "get_rain_probability.\n  (`flowrun tools list workflows/weather.yaml` shows each tool "
+                           "and its arguments)\n")
+
+
+def test_shell_completion_offers_workflow_paths_and_tool_names():
+    import subprocess
+    import sys
+
+    from support.cli import REPO
+
+    def complete(words: str) -> list[str]:
+        env = {"_FLOWRUN_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+               "PATH": "/usr/bin:/bin"}
+        proc = subprocess.run([sys.executable, "-c", "from runner.cli import cli; cli.main(prog_name='flowrun')"],
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+        return proc.stdout.splitlines()
+
+    assert complete("flowrun tools call workflows/weather.yaml get_") == [
+        "plain,get_current_temperature", "plain,get_rain_probability"]
+    assert complete("flowrun tools call workflows/") == ["file,workflows/"]
+    assert complete("flowrun val") == ["plain,validate", "file,val"]
+    assert complete("flowrun workflows/we") == ["file,workflows/we"]

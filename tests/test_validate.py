@@ -391,7 +391,8 @@ def test_model_chosen_url_authority(tmp_path, url, flagged):
     names = ["host", "url", "path", "port", "scheme", "user", "q", "frag", "id"]
     props = ", ".join(f"{n}: {{type: string}}" for n in names)
     body = (f"inputs: {{base: {{default: 'https://x.example'}}, host: {{default: x.example}}}}\n"
-            f"tools:\n  - name: fetch\n    description: x\n    parameters: {{type: object, properties: {{{props}}}}}\n"
+            f"tools:\n  - name: fetch\n    description: x\n"
+            f"    parameters: {{type: object, properties: {{{props}}}, required: [{', '.join(names)}]}}\n"
             f"    resolve:\n      http:\n        url: '{url}'\n")
     errors = errors_of(write(tmp_path, body))
     assert [("URL scheme/host/port" in p.message) for p in errors] == ([True] if flagged else [])

@@ -223,15 +223,9 @@ class Parent:
             self.writer.write(record)
         except OSError as exc:
             raise FlowrunError(f"cannot write the results to {o.out}: {exc.strerror or exc}") from None
-        s = self.summary
-        if record.get("status") == "completed":
-            s.completed += 1
-        else:
-            s.failed += 1
-            if s.first_failure is None:
-                s.first_failure = record
+        self.summary.count(record)
         if self.on_result is not None:
-            self.on_result(record, s)
+            self.on_result(record, self.summary)
 
     def _reap(self, k: int) -> None:
         proc = self.procs[k]

@@ -67,6 +67,15 @@ class BatchSummary:
     interrupted: bool = False
     first_failure: dict | None = None
 
+    def count(self, record: dict) -> None:
+        """One finished input: completed, or failed (the first failure is kept for the summary)."""
+        if record.get("status") == "completed":
+            self.completed += 1
+        else:
+            self.failed += 1
+            if self.first_failure is None:
+                self.first_failure = record
+
     @property
     def done(self) -> int:
         return self.skipped + self.completed + self.failed
@@ -282,15 +291,9 @@ class Batch:
             self.writer.write(record)
         except OSError as exc:  # disk full, file gone: stop, --resume picks up from what is written
             raise FlowrunError(f"cannot write the results to {self.options.out}: {exc.strerror or exc}") from None
-        s = self.summary
-        if record["status"] == "completed":
-            s.completed += 1
-        else:
-            s.failed += 1
-            if s.first_failure is None:
-                s.first_failure = record
+        self.summary.count(record)
         if self.on_result is not None:
-            self.on_result(record, s)
+            self.on_result(record, self.summary)
 
     async def _run_one(self, item: BatchInput, trace, client) -> dict | None:
         """The result line for one input, or None to queue it again (rate-limited at start)."""

@@ -31,14 +31,17 @@ class ProgressBar:
 
     WIDTH = 24
 
-    def __init__(self, err: TextIO, total: int):
+    def __init__(self, err: TextIO, total: int, *, started: float | None = None, clock=time.monotonic):
+        """``started``: when the batch began (not when the first result came, or the first rate
+        would be one result over a few microseconds)."""
         self.err = err
         self.total = total
-        self.started = time.monotonic()
-        self._shown = 0.0
+        self._clock = clock
+        self.started = clock() if started is None else started
+        self._shown = -1.0
 
     def __call__(self, record: dict, summary) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if now - self._shown < 0.1 and summary.done < self.total:
             return
         self._shown = now
@@ -69,7 +72,7 @@ class ProgressBar:
 @click.option("--retry-failed", is_flag=True, help="With --resume: also run again the inputs whose result failed.")
 @click.option("--api", type=click.Choice(["responses", "chat", "assistants"]), help="Which API to speak (overrides model.api).")
 @click.option("--base-url", help="The server to talk to (overrides model.base_url and OPENAI_BASE_URL).")
-@click.option("--model", "model_name", help="The model name (overrides model.name).")
+@click.option("-m", "--model", "model_name", help="The model name (overrides model.name).")
 @click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a run whose model keeps calling tools after this many turns.")
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's first test case (for demos); the tools are real.")
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from.")
@@ -112,12 +115,13 @@ def execute(options, *, err: TextIO, workers: int | None = None) -> int:
 
     tty = bool(getattr(err, "isatty", lambda: False)()) and "FLOWRUN_NO_PROGRESS" not in os.environ
     bar: ProgressBar | None = None
+    started = time.monotonic()
 
     def on_result(record: dict, summary) -> None:
         nonlocal bar
         if tty:
             if bar is None:
-                bar = ProgressBar(err, summary.total)
+                bar = ProgressBar(err, summary.total, started=started)
             bar(record, summary)
 
     def on_notice(text: str) -> None:

@@ -16,7 +16,7 @@ Examples:
   flowrun workflows/weather.yaml --offline          # no key: the model's turns are scripted
   flowrun workflows/weather.yaml                    # OpenAI (OPENAI_API_KEY), Responses API
   flowrun workflows/weather.yaml --api chat --base-url http://localhost:11434/v1   # Ollama
-  flowrun workflows/weather.yaml -m "And in Paris?" -o jsonl > events.jsonl
+  flowrun workflows/weather.yaml -M "And in Paris?" -o jsonl > events.jsonl
 """
 
 
@@ -32,11 +32,12 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("run", cls=Command, epilog=EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=True, path_type=str))
-@click.option("-m", "--message", help="The user message (replaces the file's `input`).")
+@click.option("-M", "--message", help="The user message (replaces the file's `input`).")
 @click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="Set one of the file's `inputs`.")
 @click.option("--api", type=click.Choice(["responses", "chat", "assistants"]), help="Which API to speak (overrides model.api).")
 @click.option("--base-url", help="The server to talk to (overrides model.base_url and OPENAI_BASE_URL).")
-@click.option("--model", "model_name", help="The model name (overrides model.name).")
+@click.option("-m", "--model", "model_name", help="The model name (overrides model.name), as in llm and the openai CLI.")
+@click.option("--profile", help="Take api, base_url and model from this profile of .flowrun.yaml or ~/.config/flowrun/config.yaml (flags and FLOWRUN_* variables still win).")
 @click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a model that keeps calling tools after this many turns.")
 @click.option("-o", "--output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True, help="text: the answer on stdout; jsonl: one event per line.")
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's test case; the tools are real.")
@@ -62,6 +63,7 @@ def run_command(file: str, **options) -> None:
         api=options["api"],
         base_url=options["base_url"],
         model=options["model_name"],
+        profile=options["profile"],
         max_turns=options["max_turns"],
         output=options["output"],
         offline=options["offline"],

@@ -2,7 +2,9 @@
 
 The output reads like pytest's: a line per file with a dot (or F) per case, then one section per
 failure that shows what was expected and what happened, then ``N passed, M failed``. Exit 1 on
-any failure, 2 when there is nothing to run.
+any failure; 2 when there is nothing to run or a workflow file is invalid (as `flowrun validate`
+would exit); 130 on Ctrl-C. ``--format github`` adds workflow-command annotations, so failures
+show on the pull request's lines.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ WIDTH = 80
 @click.option("--junit-xml", type=click.Path(dir_okay=False), help="Also write a JUnit XML report, for CI systems.")
 @click.option("-v", "--verbose", is_flag=True, help="One line per case instead of dots.")
 @click.option("--no-python", is_flag=True, help="Refuse `python` resolvers, as `run --no-python` does (for files you did not write): their calls get an error output.")
-def test_command(paths, api, mock_http, name_filter, junit_xml, verbose, no_python) -> int:
+@click.option("--format", "output_format", type=click.Choice(["text", "github"]), default="text", show_default=True,
+              help="github: also print each failure as a GitHub Actions annotation (::error file=...,line=...).")
+def test_command(paths, api, mock_http, name_filter, junit_xml, verbose, no_python, output_format) -> int:
     """Run the test cases of workflow files (default folder: workflows/).
 
     A workflow's cases are its `tests:` and those of NAME.test.yaml beside it. The model's side is
@@ -81,5 +85,23 @@ def test_command(paths, api, mock_http, name_filter, junit_xml, verbose, no_pyth
     for r in failed:
         out.write(f"___ {r.nodeid} ___\n{r.report()}\n\n")
     passed = len(results) - len(failed)
+    if output_format == "github":
+        for r in failed:
+            for line in _annotations(r):
+                out.write(line + "\n")
     out.write(f"{passed} passed, {len(failed)} failed\n")
+    if any(r.problems for r in failed):
+        return 2  # an invalid workflow file: the same exit as `flowrun validate`
     return 1 if failed else 0
+
+
+def _annotations(result) -> list[str]:
+    """GitHub annotations for one failed result: the file's problems when it could not be
+    loaded, otherwise one at the case's first line."""
+    from runner.commands.validate import github_annotation
+    from runner.errors import Problem
+
+    if result.problems:
+        return [github_annotation(p, "flowrun test") for p in result.problems]
+    problem = Problem(result.file, result.line, 1, f"test case '{result.title}' failed: {result.report()}")
+    return [github_annotation(problem, "flowrun test")]

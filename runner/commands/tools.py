@@ -71,9 +71,26 @@ async def _with_mcp_tools(workflow):
         await mcp.aclose()
 
 
+def complete_tool_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion after ``tools call FILE``: the file's tool names, read without running it
+    (a file that does not load completes to nothing)."""
+    file = ctx.params.get("file")
+    if not file:
+        return []
+    from runner.workflow.yaml_loader import load_file
+
+    try:
+        doc, _ = load_file(file)
+    except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
+        return []
+    tools = doc.data.get("tools") if doc is not None and isinstance(doc.data, dict) else None
+    names = [t.get("name") for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
+    return [n for n in names if isinstance(n, str) and n.startswith(incomplete)]
+
+
 @tools_group.command("call", epilog=EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("tool")
+@click.argument("tool", shell_complete=complete_tool_names)
 @click.option("--args", "arguments", default="{}", show_default=True, metavar="JSON",
               help="The arguments, as the model would send them.")
 @click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE", help="Set one of the file's `inputs`.")
@@ -86,10 +103,20 @@ def call_command(file: str, tool: str, arguments: str, vars_: tuple[str, ...], n
     env = dict(os.environ)
     result = asyncio.run(_call_once(workflow, tool, arguments, inputs, env, not no_python))
     if result.is_error:
-        click.echo(result.output, err=True)
+        click.echo(for_person(result.output, file, tool), err=True)
         return 1
     click.echo(result.output)
     return 0
+
+
+def for_person(output: str, file: str, tool: str) -> str:
+    """A tool's error output is worded for the model that would read it; at the terminal the
+    person who typed the command gets what to change in that command."""
+    text = output[len("error: "):] if output.startswith("error: ") else output
+    text = text.replace("\nFix these and call the tool again.", "\nfix the --args JSON and run the command again")
+    if text.startswith("there is no tool named"):
+        text += f"\n  (`flowrun tools list {file}` shows each tool and its arguments)"
+    return f"error: {text}"
 
 
 async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_python: bool):

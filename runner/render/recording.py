@@ -57,7 +57,7 @@ class Recorder:
         self.turns: list[dict[str, Any]] = []
         self.outputs: dict[str, str] = {}
         self.calls: list[dict[str, Any]] = []
-        self.error_outputs = False
+        self.error_outputs: list[str] = []  # tools that returned an error, in order
         self.input = ""
         self.meta = ""
         self.status: str | None = None
@@ -78,7 +78,8 @@ class Recorder:
             self.calls.append(call)
         elif isinstance(event, ToolCallCompleted):
             self.outputs[event.name] = event.output  # the last one per tool, as expect checks it
-            self.error_outputs = self.error_outputs or event.is_error
+            if event.is_error and event.name not in self.error_outputs:
+                self.error_outputs.append(event.name)
             server = self.mcp_tools.get(event.name)
             if server is not None:  # kept as the case's canned result: the replay needs no server
                 text = event.output[len("error: "):] if event.is_error and event.output.startswith("error: ") else event.output
@@ -114,7 +115,9 @@ class Recorder:
         if final:
             expect["final_text"] = {"equals": final}
         expect["status"] = self.status or "completed"
-        if not self.error_outputs:
+        if self.error_outputs:
+            expect["error_outputs"] = list(self.error_outputs)  # the replay expects the same errors
+        else:
             expect["no_error_outputs"] = True
         case: dict[str, Any] = {
             "name": unique_name(name or f"recorded {time.strftime('%Y-%m-%d %H:%M')} ({self.meta})", taken),

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from runner.errors import UsageError
 from runner.providers.base import ModelSettings
 from runner.run.loop import new_run_id
+from runner.run.defaults import Defaults, resolve as resolve_defaults
 from runner.run.offline import Offline
 from runner.run.settings import Overrides, model_settings, render_text, resolve_inputs
 from runner.secrets.masker import Masker
@@ -27,6 +28,7 @@ class RunOptions:
     api: str | None = None
     base_url: str | None = None
     model: str | None = None
+    profile: str | None = None  # --profile: a named set of api/base_url/model (runner/run/defaults.py)
     max_turns: int = 10
     allow_python: bool = True
     show_requests: bool = False  # -v: every HTTP request to the model API, as notices
@@ -53,6 +55,7 @@ class RunPlan:
     masker: Masker
     vars: dict[str, Any] = field(default_factory=dict)  # as given (with an offline case's vars)
     offline: Offline | None = None
+    defaults: Defaults = field(default_factory=Defaults)  # where api/base_url/model came from
 
     @property
     def mocks(self) -> dict | None:
@@ -97,14 +100,20 @@ def prepare(
     inputs = resolve_inputs(workflow, given)
     if options.require_env:
         require_env(workflow, env)
-    overrides = Overrides(api=options.api, base_url=base_url, model=options.model)
+    defaults = Defaults()
+    if offline is None:  # a scripted run never takes a person's defaults (the same case, everywhere)
+        defaults = resolve_defaults({"api": options.api, "base_url": base_url, "model": options.model},
+                                    profile=options.profile, env=env)
+        base_url = defaults.values.get("base_url")
+    api = defaults.values.get("api", options.api)
+    overrides = Overrides(api=api, base_url=base_url, model=defaults.values.get("model", options.model))
     settings = model_settings(workflow, overrides, inputs, env)
     if options.min_retries > settings.max_retries:
         settings = replace(settings, max_retries=options.min_retries)
     masker = build_masker(workflow, env, None if offline is not None else settings.api_key)
     text = render_text(message if message is not None else workflow.input, inputs, "input")
     if not text:
-        raise NoMessage("there is no user message", hint=f"give one with -m \"...\" or set `input:` in {workflow.path}")
+        raise NoMessage("there is no user message", hint=f"give one with -M \"...\" or set `input:` in {workflow.path}")
     return RunPlan(
         workflow=workflow,
         options=options,
@@ -116,4 +125,5 @@ def prepare(
         masker=masker,
         vars=as_given,
         offline=offline,
+        defaults=defaults,
     )

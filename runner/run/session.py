@@ -29,6 +29,7 @@ class RunRequest:
     api: str | None = None
     base_url: str | None = None
     model: str | None = None
+    profile: str | None = None
     max_turns: int = 10
     output: str = "text"
     offline: bool = False
@@ -46,7 +47,8 @@ class RunRequest:
     read_line: Callable[[str], str | None] | None = None  # for --chat; default reads stdin
 
     def options(self) -> RunOptions:
-        return RunOptions(api=self.api, base_url=self.base_url, model=self.model, max_turns=self.max_turns,
+        return RunOptions(api=self.api, base_url=self.base_url, model=self.model, profile=self.profile,
+                          max_turns=self.max_turns,
                           allow_python=self.allow_python, show_requests=self.verbose)
 
 
@@ -101,6 +103,10 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
     workflow = load_workflow(Path(request.file))
     with contextlib.ExitStack() as stack:
         offline = None
+        if request.offline and request.chat:  # a scripted model has only its case's turns to give
+            raise UsageError("--chat needs a model to answer each new message; --offline only replays the "
+                             "model's turns written in a test case",
+                             hint="drop --chat to replay the case, or drop --offline to chat with a model")
         if request.offline:
             case = offline_mode.pick_case(workflow, request.case_name)
             offline = stack.enter_context(offline_mode.start(workflow, case))
@@ -130,6 +136,8 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
             stack.callback(tracer.close)
             sinks.append(tracer)
         notices = [offline.banner(request.file)] if offline is not None else []
+        if request.verbose and offline is None:
+            notices.append(plan.defaults.describe())
         end = await run_plan(plan, sinks, notices=notices,
                              next_message=chat_reader(request, err) if request.chat else None,
                              on_mcp=recorder.saw_mcp if recorder is not None else None)
@@ -145,10 +153,16 @@ def chat_reader(request: RunRequest, err: TextIO):
     import sys
 
     def read(prompt: str) -> str | None:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            return _read_edited(prompt, err)
         err.write(prompt)
         err.flush()
         line = sys.stdin.readline()
-        return line.rstrip("\n") if line else None
+        if not line:
+            err.write("\n")  # Ctrl-D: leave the shell prompt on a line of its own
+            err.flush()
+            return None
+        return line.rstrip("\n")
 
     reader = request.read_line or read
 
@@ -157,6 +171,21 @@ def chat_reader(request: RunRequest, err: TextIO):
         return text.strip() or None if text is not None else None
 
     return next_message
+
+
+def _read_edited(prompt: str, err: TextIO) -> str | None:
+    """A terminal line with editing and history (arrow keys, Ctrl-R) where the standard
+    library's readline exists; Ctrl-D ends with a clean new line."""
+    try:
+        import readline  # noqa: F401 - importing it gives input() line editing
+    except ImportError:
+        pass
+    try:
+        return input(prompt)
+    except EOFError:
+        err.write("\n")
+        err.flush()
+        return None
 
 
 def make_renderer(request: RunRequest, out: TextIO, err: TextIO, *, structured: bool = False):

@@ -148,10 +148,32 @@ def check(
         out += match_text(expect["final_text"], final_text, "final text")
     for spec in expect.get("output") or ():
         out += match_output(spec, output)
-    if expect.get("no_error_outputs"):
-        for c in completed:
-            if c.is_error:
-                out.append(Mismatch(f"output of {c.name}", "no error", repr(c.output)))
+    out += _error_outputs(expect, completed)
+    return out
+
+
+NO_PYTHON_REFUSAL = "error: python resolvers are disabled (--no-python)"
+
+
+def _error_outputs(expect: Mapping[str, Any], completed: Sequence[ToolCallCompleted]) -> list[Mismatch]:
+    """A tool that returned an error fails the case unless ``error_outputs`` expects it (a
+    scripted model carries on after an error output, so the case would otherwise pass on a
+    broken tool); a tool listed there must have returned one."""
+    allowed = expect.get("error_outputs", expect.get("no_error_outputs") is False)
+    out = []
+    for c in completed:
+        if c.output.startswith(NO_PYTHON_REFUSAL):
+            continue  # the person ran with --no-python: a refused python call is what they asked for
+        if c.is_error and not (allowed is True or (isinstance(allowed, list) and c.name in allowed)):
+            note = "" if expect.get("no_error_outputs") else \
+                f"if this error is what the case tests, add expect.error_outputs: [{c.name}]"
+            out.append(Mismatch(f"output of {c.name}", "no error", repr(c.output), note))
+    if isinstance(allowed, list):
+        errored = {c.name for c in completed if c.is_error}
+        for name in allowed:
+            if name not in errored:
+                out.append(Mismatch(f"output of {name}", "an error (listed in expect.error_outputs)",
+                                    "no error" if any(c.name == name for c in completed) else "no call"))
     return out
 
 

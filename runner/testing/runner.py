@@ -36,6 +36,8 @@ class CaseResult:
     duration_ms: float
     mismatches: list[Mismatch] = field(default_factory=list)
     error: str | None = None  # the case could not run: invalid file, bad vars, internal error
+    problems: list = field(default_factory=list)  # the file's Problems when it could not be loaded
+    line: int = 0  # where the case starts in ``file``
 
     @property
     def title(self) -> str:
@@ -94,7 +96,7 @@ async def run_case(
     collector = _Collector()
 
     def failed(error: str) -> CaseResult:
-        return CaseResult(file, case.name, api, False, _ms(started), error=error)
+        return CaseResult(file, case.name, api, False, _ms(started), error=error, line=case.line)
 
     try:
         offline = offline_mode.start(workflow, case, mock_http)
@@ -127,7 +129,7 @@ async def run_case(
     )
     if workflow.output is not None and expect["status"] == "completed" and end.status == "completed":
         mismatches += schema_mismatch(workflow.output.schema, end.output)
-    return CaseResult(file, case.name, api, not mismatches, _ms(started), mismatches)
+    return CaseResult(file, case.name, api, not mismatches, _ms(started), mismatches, line=case.line)
 
 
 def _ms(started: float) -> float:
@@ -154,7 +156,7 @@ async def run_file(path: Path, *, api: str | None, mock_http: str, name_filter: 
     try:
         workflow = load_workflow(path)
     except WorkflowError as exc:
-        yield CaseResult(str(path), "(could not be loaded)", "", False, 0.0, error=str(exc))
+        yield CaseResult(str(path), "(could not be loaded)", "", False, 0.0, error=str(exc), problems=exc.problems)
         return
     for case in workflow.tests:
         if not selected(case_file(workflow, case), case, name_filter):

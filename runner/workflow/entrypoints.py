@@ -29,10 +29,11 @@ class EntrypointError(Exception):
     """A reference that is malformed, cannot be imported, or does not name a callable.
     ``message`` says which and why; the import's own exception, if any, is ``__cause__``."""
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, severity: str = "error"):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.severity = severity
 
 
 def parse_entrypoint(ref: str) -> tuple[str, tuple[str, ...]]:
@@ -161,3 +162,95 @@ def _folder_imports(folder: Path) -> Iterator[None]:
             file = getattr(sys.modules[name], "__file__", None)
             if not name.startswith("_flowrun_wf_") and file and Path(file).resolve().is_relative_to(entry):
                 del sys.modules[name]
+
+
+def check_entrypoint_statically(ref: str, folder: Path) -> None:
+    """EntrypointError when ``ref``'s module cannot be found or its source plainly does not define
+    the name, found the way ``load_entrypoint`` would look but without running any of the module's
+    code (validation must not execute a workflow's Python). A module whose names cannot be known
+    from its source (compiled, ``__getattr__``, ``import *``) passes; ``--resolve`` imports it."""
+    module_name, attrs = parse_entrypoint(ref)
+    parts = module_name.split(".")
+    local = _local_file(Path(folder), parts[0])
+    if local is not None:
+        file: Path | None = local
+        for part in parts[1:]:
+            file = _submodule_file(file, part) if file is not None else None
+        if file is None:
+            raise EntrypointError(f"no module named {module_name!r} in {Path(folder)}",
+                                  "check the module path before the ':'")
+    else:
+        file = _installed_module_file(parts)
+        if file is False:
+            raise EntrypointError(
+                f"no module named {module_name!r} (looked next to the workflow file and on the Python path)",
+                f"put {parts[0]}.py next to the workflow file, or install the package that provides it "
+                "(a warning: validation may run where the workflow's packages are not installed)",
+                severity="warning",
+            )
+        if file is None:
+            return
+    names = _defined_names(file)
+    if names is None or attrs[0] in names:
+        return
+    guess = suggest(attrs[0], [n for n in names if not n.startswith("_")])
+    raise EntrypointError(
+        f"{module_name!r} ({file.name}) defines no {attrs[0]!r} (in {ref!r})"
+        + (f"; did you mean {guess!r}?" if guess else ""),
+        "check the name after the ':'",
+    )
+
+
+def _submodule_file(parent: Path, name: str) -> Path | None:
+    """The file of submodule ``name`` of the package whose ``__init__.py`` is ``parent``."""
+    if parent.name != "__init__.py":
+        return None
+    return _local_file(parent.parent, name)
+
+
+def _installed_module_file(parts: list[str]) -> Path | None | bool:
+    """The source file of an installed module, found without importing it (parents included);
+    None when it exists but has no readable source (built-in, compiled); False when nowhere."""
+    from importlib.machinery import PathFinder
+
+    if parts[0] in sys.builtin_module_names:
+        return None
+    path = None
+    spec = None
+    for part in parts:
+        spec = PathFinder.find_spec(part, path)
+        if spec is None:
+            return False
+        path = spec.submodule_search_locations
+    origin = spec.origin if spec is not None else None
+    if not origin or not origin.endswith(".py"):
+        return None
+    return Path(origin)
+
+
+def _defined_names(file: Path) -> set[str] | None:
+    """Names bound at the top level of a module's source; None when they cannot be known."""
+    import ast
+
+    try:
+        tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return None  # --resolve reports what importing it says
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
+            func = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+            if func in ("setattr", "update", "exec") or func == "globals":
+                return None  # names made at run time
+    if "__getattr__" in names:
+        return None
+    return names

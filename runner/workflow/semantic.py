@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from runner.errors import Problem
 from runner.jsonpointer import MISSING, resolve
-from runner.workflow.entrypoints import EntrypointError, load_entrypoint, parse_entrypoint
+from runner.workflow.entrypoints import EntrypointError, check_entrypoint_statically, load_entrypoint, parse_entrypoint
 from runner.suggest import suggest
 from runner.workflow.mcp_check import McpNames, mcp_names, mcp_problems, mock_mcp_problems
 from runner.workflow.schema_check import KEY_LIKE, explain_errors, workflow_schema
@@ -30,6 +30,14 @@ _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "depe
 _SCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
                "unevaluatedProperties", "unevaluatedItems", "additionalItems")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+# Every keyword of JSON Schema 2020-12 (validation, applicators, core and annotations); anything
+# else in a tool's parameters is most likely a typo the model would silently ignore.
+_SCHEMA_KEYWORDS = frozenset(Draft202012Validator.VALIDATORS) | {
+    "$schema", "$id", "$anchor", "$dynamicAnchor", "$vocabulary", "$comment", "$defs", "definitions",
+    "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly",
+    "contentMediaType", "contentEncoding", "contentSchema", "dependencies", "additionalItems",
+    "$recursiveRef", "$recursiveAnchor",
+}
 
 
 def _list(value: Any) -> list:
@@ -164,6 +172,7 @@ def _schema_problems(doc: Document, base: JsonPath, params: dict, *, strict: boo
     cycles: set[frozenset[str]] = set()
     for path, node in subschemas(params):
         found += _ref_problems(doc, params, base + path, node, cycles)
+        found += _unknown_keywords(doc, base + path, node)
         pattern = node.get("pattern")
         for regex, where in [(pattern, ("pattern",))] + [(k, ("patternProperties", k)) for k in _dict(node.get("patternProperties"))]:
             if isinstance(regex, str):
@@ -202,6 +211,24 @@ def _bind_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
                                    f"tool '{tool.get('name', i)}' binds '{name}', which its parameters do not declare"
                                    + (f" (did you mean '{guess}'?)" if guess else ""),
                                    "bind an argument listed under parameters.properties", key=True))
+    return out
+
+
+def _unknown_keywords(doc: Document, path: JsonPath, node: dict) -> list[Problem]:
+    out = []
+    for key in node:
+        if not isinstance(key, str) or key in _SCHEMA_KEYWORDS or key.startswith("x-"):
+            continue
+        if node[key] is None and " " in key:  # {description: The city, e.g. Paris}: the comma split it
+            out.append(doc.problem(
+                path + (key,), f"'{key}' became a keyword of its own: inside {{ }} a comma ends the value before it",
+                'quote that value, e.g. description: "The city, e.g. Paris"', key=True))
+            continue
+        guess = suggest(key, _SCHEMA_KEYWORDS)
+        out.append(doc.problem(
+            path + (key,), f"unknown JSON Schema keyword '{key}'" + (f" (did you mean '{guess}'?)" if guess else ""),
+            "fix the spelling; an argument's name goes under properties:, and a note of your own "
+            "can start with x-", key=True))
     return out
 
 
@@ -285,8 +312,10 @@ def _python_problems(doc: Document, i: int, tool: dict, folder: Path, resolve: b
         parse_entrypoint(ref)
         if resolve:
             load_entrypoint(ref, folder)
+        else:
+            check_entrypoint_statically(ref, folder)
     except EntrypointError as e:
-        return [doc.problem(path, e.message, e.hint)]
+        return [doc.problem(path, e.message, e.hint, severity=e.severity)]
     risky = stdlib_process_or_file_api(ref)
     if risky:
         return [doc.problem(path, f"{ref!r} is {risky}: the model would call it with arguments of its "
@@ -353,6 +382,8 @@ def _test_problems(doc: Document, tools: list[dict], inputs: list[str], mcp: Mcp
             for k, call in enumerate(_list(_dict(turn).get("tool_calls"))):
                 unknown_tool(base + ("turns", j, "tool_calls", k, "name"), _dict(call).get("name"), "warning")
         expect = _dict(case.get("expect"))
+        for k, name in enumerate(_list(expect.get("error_outputs"))):
+            unknown_tool(base + ("expect", "error_outputs", k), name, "error")
         for k, call in enumerate(_list(expect.get("tool_calls"))):
             unknown_tool(base + ("expect", "tool_calls", k, "name"), _dict(call).get("name"), "warning")
         for name, check in _dict(expect.get("outputs")).items():

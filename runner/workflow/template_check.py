@@ -156,6 +156,8 @@ def _http_problems(doc: Document, base: JsonPath, http: dict, tool: Any) -> list
                 "write the host into the url, or declare allow_hosts: [the hosts the model may reach]"))
         if any(r.context == "env" and query_start <= r.offset for r in refs):
             out.append(_secret_in_url(doc, base + ("url",)))
+    if isinstance(url, str):
+        out += _url_shape_problems(doc, base, url, refs, http, tool)
     query = http.get("query")
     if isinstance(query, dict):
         for path, text in strings(query, base + ("query",)):
@@ -170,6 +172,12 @@ def _http_problems(doc: Document, base: JsonPath, http: dict, tool: Any) -> list
     headers = http.get("headers")
     if isinstance(headers, dict):
         for name, value in headers.items():
+            bad = re.search(r"[\x00-\x08\x0a-\x1f\x7f]", value) if isinstance(value, str) else None
+            if bad:
+                what = "a line break" if bad.group() in "\r\n" else f"the control character {bad.group()!r}"
+                out.append(doc.problem(
+                    base + ("headers", name), f"header '{name}' value contains {what}",
+                    "write the value on one line (a YAML block with | or > ends in a line break: use |- or >-)"))
             if isinstance(value, str) and _SECRET_HEADER.search(name) and not any(
                 r.context == "env" for r in _refs(value)
             ):
@@ -177,6 +185,53 @@ def _http_problems(doc: Document, base: JsonPath, http: dict, tool: Any) -> list
                     base + ("headers", name), f"header '{name}' holds a literal value",
                     "if it is a secret, keep it in an environment variable: ${{ env.NAME }}", severity="warning"))
     return out
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\Z")
+
+
+def _url_shape_problems(doc: Document, base: JsonPath, url: str, refs: list[Reference],
+                        http: dict, tool: Any) -> list[Problem]:
+    """A host written in the file that cannot be a host, and path arguments the model may omit
+    (the request would then go to a different path)."""
+    out: list[Problem] = []
+    authority_end, query_start = _url_parts(url, refs)
+    scheme = url.find("://")
+    if scheme >= 0 and not any(r.offset < authority_end for r in refs):
+        authority = url[scheme + 3 : authority_end]
+        host = authority.rpartition("@")[2]
+        if not host.startswith("["):
+            host = host.rpartition(":")[0] if re.search(r":\d*\Z", host) else host
+            labels = host.split(".")
+            if host.endswith(".") and len(labels) > 1:
+                labels = labels[:-1]
+            if not host or not all(_HOST_LABEL.match(label) for label in labels):
+                why = ("it is empty" if not host else "it contains a space" if " " in host
+                       else "it has an empty part between dots" if "" in labels
+                       else "it may hold only letters, digits, '-' and '.'")
+                out.append(doc.problem(base + ("url",), f"URL host {host!r} cannot be a host name: {why} (tool '{tool}')",
+                                       "write the host as names joined by dots, e.g. api.example.com"))
+    required = _required_of(doc, base)
+    masked = "".join("\0" if any(r.offset <= i < r.offset + len(r.text) for r in refs) else c for i, c in enumerate(url))
+    fragment = masked.find("#", authority_end)
+    path_end = min(query_start, fragment if fragment >= 0 else len(url))
+    for r in refs:
+        if r.context == "args" and authority_end <= r.offset < path_end and required is not None and r.name not in required:
+            out.append(doc.problem(
+                base + ("url",), f"argument '{r.name}' is used in the URL path but is not in required (tool '{tool}')",
+                f"add {r.name} to the tool's parameters.required, or move it to query:"))
+    return out
+
+
+def _required_of(doc: Document, base: JsonPath) -> list | None:
+    """The ``required`` list of the tool at ``base`` (tools, i, resolve, http); None if its
+    parameters are not a mapping (reported elsewhere)."""
+    tool = doc.data["tools"][base[1]]
+    params = tool.get("parameters")
+    if not isinstance(params, dict):
+        return None
+    required = params.get("required", [])
+    return required if isinstance(required, list) else None
 
 
 def _secret_in_url(doc: Document, path: JsonPath) -> Problem:

@@ -379,9 +379,10 @@ class _Builder:
         self.marks: dict[JsonPath, Mark] = {}
         self.problems: list[Problem] = []
 
-    def report(self, node: Node, path: JsonPath, message: str, hint: str | None = None) -> None:
+    def report(self, node: Node, path: JsonPath, message: str, hint: str | None = None,
+               severity: str = "error") -> None:
         line, column = node.start_mark.line + 1, node.start_mark.column + 1
-        self.problems.append(Problem(self.file, line, column, message, json_path(path), hint))
+        self.problems.append(Problem(self.file, line, column, message, json_path(path), hint, severity))
 
     def value(self, node: Node, path: JsonPath, key_node: Node | None = None) -> Any:
         if len(path) > MAX_DEPTH:
@@ -413,6 +414,16 @@ class _Builder:
     def mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
         first_line: dict[str, int] = {}
+        repeats = _repeated_keys(node)
+        # A list item whose keys come again (more than one of them): the next item lost its "- ".
+        # Say that once, rather than once per repeated key.
+        lost_dash = bool(path) and isinstance(path[-1], int) and len(repeats) > 1
+        if lost_dash:
+            key_node, key, line = repeats[0]
+            self.report(key_node, path + (key,),
+                        f"key '{key}' comes a second time in this list item (first at line {line}): "
+                        f"line {key_node.start_mark.line + 1} looks like the start of a new item without '- '",
+                        f"write '- {key}:' to start a new item, or remove the repeated keys")
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 self.report(key_node, path, "a key must be plain text, not a list or mapping",
@@ -424,9 +435,10 @@ class _Builder:
                             "write the keys out, or reuse a whole value with an alias (key: *name)")
                 continue
             if key in first_line:
-                self.report(key_node, path + (key,),
-                            f"duplicate key '{key}' (first at line {first_line[key]})",
-                            "remove one of them: YAML would silently keep only the last")
+                if not lost_dash:
+                    self.report(key_node, path + (key,),
+                                f"duplicate key '{key}' (first at line {first_line[key]})",
+                                "remove one of them: YAML would silently keep only the last")
                 continue
             first_line[key] = key_node.start_mark.line + 1
             out[key] = self.value(value_node, path + (key,), key_node)
@@ -434,6 +446,10 @@ class _Builder:
 
     def scalar(self, node: ScalarNode, tag: str, path: JsonPath) -> Any:
         text = node.value
+        if not node.style and text.endswith('"') and text.count('"') % 2 == 1:
+            self.report(node, path, f"the value {text!r} ends with a \" that no quote opens",
+                        'if the value is meant to be quoted, add the opening " where it starts; '
+                        "otherwise remove the last \"", severity="warning")
         if tag == _PLAIN:
             return _plain_value(text)
         if tag == _TAG + "str":
@@ -494,6 +510,20 @@ def _syntax_problem(file: str, text: str, e: yaml.MarkedYAMLError) -> Problem:
     line = mark.line + 1 if mark else 0
     column = mark.column + 1 if mark else 0
     problem = e.problem or e.context or "cannot read the YAML"
+    lines = text.splitlines()
+    if e.context == "while scanning a quoted scalar" and e.context_mark is not None:
+        opened = e.context_mark
+        quote = text[opened.index] if opened.index < len(text) else '"'
+        return Problem(file, opened.line + 1, opened.column + 1,
+                       f"this string opened at line {opened.line + 1} is never closed", "$",
+                       f"end the value with {quote}; a {quote} inside it is written "
+                       + ("''" if quote == "'" else '\\"'))
+    over = _over_indented_key(lines, line, column) if "mapping values are not allowed" in problem else None
+    if over is not None:
+        key, before, indent = over
+        return Problem(file, line, indent + 1,
+                       f"key '{key}' is indented further than line {before}, as if it were inside that line's value",
+                       "$", f"line it up with the key above it (indent it {_indent_of(lines[before - 1])} spaces)")
     if "'\\t'" in problem:
         message = f"tab character at line {line}, column {column}"
     else:
@@ -501,7 +531,45 @@ def _syntax_problem(file: str, text: str, e: yaml.MarkedYAMLError) -> Problem:
         if e.context and e.problem and e.context_mark:
             message += f" ({e.context} started at line {e.context_mark.line + 1}, column {e.context_mark.column + 1})"
     hint = next((h for key, h in _SYNTAX_HINTS if key in problem), "fix the YAML syntax at this position")
-    lines = text.splitlines()
     if 0 < line <= len(lines) and "\t" in lines[line - 1][: len(lines[line - 1]) - len(lines[line - 1].lstrip())]:
         hint = "this line is indented with a tab; indent with spaces"
     return Problem(file, line, column, message, "$", hint)
+
+
+def _repeated_keys(node: MappingNode) -> list[tuple[Node, str, int]]:
+    """(key node, key, line of its first use) for each key that comes again in ``node``."""
+    seen: dict[str, int] = {}
+    out = []
+    for key_node, _ in node.value:
+        if isinstance(key_node, ScalarNode):
+            if key_node.value in seen:
+                out.append((key_node, key_node.value, seen[key_node.value]))
+            else:
+                seen[key_node.value] = key_node.start_mark.line + 1
+    return out
+
+
+def _indent_of(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _over_indented_key(lines: list[str], line: int, column: int) -> tuple[str, int, int] | None:
+    """(key, line before, indent) when the ``: `` PyYAML refused starts a ``key:`` line that is
+    indented further than the ``key: value`` line before it (the value there is already complete,
+    so the key cannot belong to it); None for a value that merely contains ``: ``."""
+    if not 0 < line <= len(lines):
+        return None
+    text = lines[line - 1]
+    indent = _indent_of(text)
+    key = text[indent : column - 1].rstrip()
+    if not re.fullmatch(r"[A-Za-z_][\w.-]*", key):
+        return None
+    before = line - 1
+    while before > 0 and (not lines[before - 1].strip() or lines[before - 1].lstrip().startswith("#")):
+        before -= 1
+    if before == 0:
+        return None
+    prev = lines[before - 1]
+    if indent <= _indent_of(prev) or not re.match(r"\s*(- )?[\w.-]+:\s+\S", prev):
+        return None
+    return key, before, indent

@@ -50,7 +50,9 @@ class Result:
 
 def _child_env(env: dict | None) -> dict[str, str]:
     """The environment a run sees: ours without any OPENAI_* variable, plus ``env``."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    full = {k: v for k, v in os.environ.items()
+            if not k.startswith("OPENAI_") and k not in ("FLOWRUN_API", "FLOWRUN_BASE_URL", "FLOWRUN_MODEL", "FLOWRUN_PROFILE")}
+    full["XDG_CONFIG_HOME"] = str(REPO / "tests" / "fixtures" / "no-user-config")  # never the developer's own
     full.update(env or {})
     return full
 
