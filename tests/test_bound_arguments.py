@@ -68,7 +68,7 @@ def test_the_model_never_sees_nor_sets_a_bound_argument(api, tmp_path):
     wf = tmp_path / "bound.yaml"
     wf.write_text(WORKFLOW)
     with ScriptedServer(TURNS) as server:
-        r = flowrun(str(wf), "--api", api, "--base-url", server.base_url, "--var", "tenant=globex", "-m", "hello",
+        r = flowrun(str(wf), "--api", api, "--base-url", server.base_url, "--var", "tenant=globex", "-M", "hello",
                     env={"OPENAI_API_KEY": "sk-bound-test"})
         bodies = [q.body for q in server.requests if q.body is not None]
     assert r.code == 0, r.err

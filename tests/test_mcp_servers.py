@@ -200,6 +200,7 @@ tests:
         fx_fail: {equals: "error: the fixture always fails"}
         fx_picture: {contains: "[image: image/png"}
       final_text: {equals: 'sum {"sum":3}'}
+      error_outputs: [fx_fail]
 """)
     tested = invoke("test", str(path), "--api", "all")
     assert tested.exit_code == 0, tested.output + tested.stderr

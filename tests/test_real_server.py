@@ -101,7 +101,7 @@ def test_a_second_chat_turn_is_accepted(tmp_path):
     """Multi-turn: the replayed conversation (stateless Responses, Chat history, the thread) is
     accepted by the server on the second message."""
     path = workflow_for_server("workflows/weather.yaml", tmp_path)
-    r = run_flowrun(str(path), "--chat", "-m", "Say hello.", tmp_path=tmp_path, input="And once more, briefly.\n")
+    r = run_flowrun(str(path), "--chat", "-M", "Say hello.", tmp_path=tmp_path, input="And once more, briefly.\n")
     assert_clean_stderr(r.err)
     assert r.code == 0, r.err
     assert "HTTP 400" not in r.err, r.err

@@ -235,7 +235,7 @@ def test_a_run_that_completed_with_no_text_and_no_tool_call_says_so_on_stderr_an
     from support.cli import flowrun
     env = {"OPENAI_API_KEY": "sk-test-key-for-loopback-0000", "FLOWRUN_LOG_DB": str(tmp_path / "l.sqlite3")}
     with ScriptedServer([ScriptedTurn(text="")]) as s:
-        r = flowrun("workflows/weather.yaml", "--api", api, "--base-url", s.base_url, "-m", "hi", env=env)
+        r = flowrun("workflows/weather.yaml", "--api", api, "--base-url", s.base_url, "-M", "hi", env=env)
     assert r.out == ""
     assert "no text and no tool call" in r.err, r.err
     listing = flowrun("logs", env=env)

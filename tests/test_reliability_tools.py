@@ -13,6 +13,7 @@ import pytest
 from support.cli import flowrun_process
 from support.events import check_event
 from support.reliability import (
+    TOOLS_PY,
     submissions,
     completed,
     ENV,
@@ -54,7 +55,9 @@ def test_python_tools_that_raise_return_junk_or_hang_become_error_outputs(tmp_pa
         python_tool("missing", "no_such_function"),
         "- name: gone\n  description: gone\n  parameters: {type: object}\n  resolve: {python: 'no_such_module_xyz:f'}\n",
         python_tool("note", "note"),
-    ]))
+    ]), python=TOOLS_PY + (
+        "\nif __name__ == 'never':  # defined where validate reads it, absent when the run imports it\n"
+        "    def no_such_function():\n        return 'unreachable'\n"))
     with ScriptedServer(one_turn_of("boom", "selfref", "when", "hang", "missing", "gone", "note")) as server:
         r = flowrun_with_key(str(wf), "--base-url", server.base_url, "-o", "jsonl")
     assert r.code == 0, r.err
@@ -159,7 +162,7 @@ def test_hostile_arguments_never_leave_the_declared_host_and_path(tmp_path):
         wf = write_workflow(tmp_path, f"""
             - name: user
               description: one user
-              parameters: {{type: object, properties: {{id: {{type: string}}, q: {{type: string}}, tag: {{type: string}}}}}}
+              parameters: {{type: object, required: [id], properties: {{id: {{type: string}}, q: {{type: string}}, tag: {{type: string}}}}}}
               resolve:
                 http:
                   url: "{echo.url('/echo/users/${{ args.id }}')}"
