@@ -3,11 +3,16 @@ bytes of a real ``flowrun`` process, as tmux or pexpect would."""
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import select
+import subprocess
+import sys
+import time
 
 from support.cli import flowrun
 from support.paths import REPO
-from support.tty import run_in_pty
 from runner.scripted import ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 
@@ -21,6 +26,31 @@ TURNS = [
     ScriptedTurn(text="It is ${{ outputs.get_current_temperature }}°F."),
 ]
 KEY = {"OPENAI_API_KEY": "sk-test-tty"}
+
+
+def run_in_pty(args: list[str], env: dict, timeout: float = 30) -> tuple[int, bytes]:
+    master, slave = pty.openpty()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NO_COLOR"}
+    full_env.update(env, TERM="xterm-256color")
+    proc = subprocess.Popen([sys.executable, "-m", "runner", *args], stdin=slave, stdout=slave, stderr=slave, env=full_env, cwd=REPO, close_fds=True)
+    os.close(slave)
+    screen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif proc.poll() is not None:
+            break
+    code = proc.wait(timeout=5)
+    os.close(master)
+    return code, screen
 
 
 def test_on_a_tty_a_spinner_runs_then_one_line_per_tool():
