@@ -24,3 +24,4 @@ class ToolResult:
     output: str
     is_error: bool = False
     duration_ms: float = 0.0
+    refused: bool = False  # not approved: the output says so; not a tool error

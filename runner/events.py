@@ -126,12 +126,40 @@ class RunFailed(_Event):
     ts: float = field(default_factory=_now)
 
 
+@dataclass(frozen=True)
+class ApprovalRequested(_Event):
+    """A tool call waits for a person's yes or no (the file says to ask)."""
+
+    type: ClassVar[str] = "approval.requested"
+    call_id: str
+    name: str
+    arguments: str  # the checked arguments as JSON text, bound ones filled in
+    target: str  # for an http tool the method and URL it will call, else ""
+    why: str  # why this call asks: the tool's setting, a rule, the file's default
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class ApprovalDecided(_Event):
+    """The answer for one call: approved or denied, and who or what decided."""
+
+    type: ClassVar[str] = "approval.decided"
+    call_id: str
+    name: str
+    decision: str  # approved | denied | paused
+    by: str  # prompt | flag | rule | default | case | resume
+    reason: str  # a refusal's reason (what the model is told), else ""
+    ts: float = field(default_factory=_now)
+
+
 ALL_EVENTS = (
     RunStarted,
     TurnStarted,
     TextDelta,
     ToolCallRequested,
     ToolCallCompleted,
+    ApprovalRequested,
+    ApprovalDecided,
     TurnCompleted,
     Notice,
     RunCompleted,
