@@ -323,3 +323,15 @@ def test_batch_refuses_calls_that_ask_unless_told_and_runs_them_once_when_approv
         answers = [json.loads(line)["final_text"] for line in out.read_text().splitlines()]
         marker = "not run: it needs a person's approval" if not runs else 'Result: {"id": 7, "name": "Rex"}'
         assert all(marker in a for a in answers), answers
+
+
+def test_a_rule_on_an_argument_the_tool_does_not_declare_is_an_error(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text("version: 1\nname: t\ntools:\n  - name: send_email\n    description: Send\n    parameters:\n"
+                    "      type: object\n      properties:\n        to: {type: string}\n    approval:\n      rules:\n"
+                    "        - deny: {too: \"!*@example.com\"}\n        - allow: {/to/0: x}\n    resolve: {static: ok}\n")
+    result = flowrun("validate", str(path))
+    assert result.code == 2
+    assert (f"{path}:12:18: rule 1 of tool 'send_email' names 'too', which its parameters do not declare "
+            "(did you mean 'to'?): the rule would never match") in result.err
+    assert "(1 error)" in result.err  # the pointer /to/0 names a declared argument
