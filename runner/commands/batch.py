@@ -145,10 +145,10 @@ def execute(options, *, err: TextIO, workers: int | None = None) -> int:
     if summary.first_failure is not None:
         f = summary.first_failure
         err.write(f"first failure: input {f['index']} (line {f['line']}): {f['status']}: {_one_line(f['error'])}\n")
-    err.write(summary.line() + "\n")
     if options.log != "off" and options.batch_id and summary.total:
         kept = "its failed runs" if options.log == "failed" else "its runs"
-        err.write(f"run log: batch {options.batch_id} and {kept}: flowrun logs --batch {options.batch_id}\n")
+        err.write(f"run log: batch {options.batch_id} with {kept}: flowrun logs --batch {options.batch_id}\n")
+    err.write(summary.line() + "\n")
     err.flush()
     if summary.interrupted:
         return 130
