@@ -142,12 +142,12 @@ def execute(options, *, err: TextIO, workers: int | None = None) -> int:
     summary = run_batch(options, workers=workers, on_result=on_result, on_notice=on_notice)
     if bar is not None:
         bar.clear()
+    if options.log != "off" and options.batch_id and (summary.failed or summary.interrupted):  # worth a look
+        kept = "its failed runs" if options.log == "failed" else "its runs"
+        err.write(f"run log: batch {options.batch_id} with {kept}: flowrun logs --batch {options.batch_id}\n")
     if summary.first_failure is not None:
         f = summary.first_failure
         err.write(f"first failure: input {f['index']} (line {f['line']}): {f['status']}: {_one_line(f['error'])}\n")
-    if options.log != "off" and options.batch_id and summary.total:
-        kept = "its failed runs" if options.log == "failed" else "its runs"
-        err.write(f"run log: batch {options.batch_id} with {kept}: flowrun logs --batch {options.batch_id}\n")
     err.write(summary.line() + "\n")
     err.flush()
     if summary.interrupted:
