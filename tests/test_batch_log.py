@@ -149,12 +149,13 @@ def _wait_for_results(proc: subprocess.Popen, out: Path, count: int) -> None:
         time.sleep(0.05)
 
 
-def test_ctrl_c_leaves_the_batch_interrupted_with_every_reported_run(workflow: Path, tmp_path: Path,
-                                                                      log_db: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_leaves_the_batch_interrupted_with_every_reported_run(workflow: Path, tmp_path: Path, log_db: Path,
+                                                                      workers: str) -> None:
     inputs = write_lines(tmp_path / "in.jsonl", [{"city": f"C{i}"} for i in range(40)])
     out = tmp_path / "out.jsonl"
     with ScriptedServer(echo_script, latency_per_turn=0.2) as server:
-        proc = _start_batch(workflow, inputs, out, server, "--workers", "2")
+        proc = _start_batch(workflow, inputs, out, server, "--workers", workers)
         _wait_for_results(proc, out, 2)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
@@ -280,3 +281,14 @@ def test_schema_2_logs_gain_the_batch_columns_and_keep_their_runs(tmp_path: Path
         assert {"runs_batch", "batches_started_at"} <= indexes
     finally:
         conn.close()
+
+
+def test_a_batch_stopped_for_every_input_says_why_in_its_row(workflow: Path, tmp_path: Path, log_db: Path) -> None:
+    inputs = write_lines(tmp_path / "in.jsonl", [{"city": "Oslo"}, {"city": "Rome"}])
+    done = flowrun("batch", str(workflow), "--inputs", str(inputs), "--out", str(tmp_path / "out.jsonl"),
+                   cwd=tmp_path)  # no key, no --base-url
+    assert done.code != 0 and "OPENAI_API_KEY" in done.err
+    [batch] = rows(log_db, "SELECT * FROM batches")
+    assert batch["status"] == "error" and "OPENAI_API_KEY" in batch["error"] and batch["finished_at"]
+    assert (batch["total"], batch["completed"], batch["failed"]) == (2, 0, 0)
+    assert rows(log_db, "SELECT COUNT(*) FROM runs")[0][0] == 0

@@ -215,52 +215,53 @@ class Batch:
         self.summary.total = len(items)
         self.summary.skipped = len(items) - len(todo)
         self._requeues: dict[int, int] = {}
-        async with contextlib.AsyncExitStack() as stack:
-            concurrency = max(1, o.concurrency)
-            self.gate = RateGate(concurrency)
-            self.clients = shared_clients(self.gate, concurrency)
-            self.client = self.clients[0]
-            self.sdk_clients = SDKClientCache()
-            for client in self.clients:
-                stack.push_async_callback(client.shutdown)  # after the offline server stops
-            self.offline = None
-            self.run_options = RunOptions(
-                api=o.api, base_url=o.base_url, model=o.model, max_turns=o.max_turns, allow_python=o.allow_python,
-                min_retries=BATCH_MAX_RETRIES, require_env=False,
-            )
-            if o.offline:
-                from runner.run import offline as offline_mode
+        # The batch's row first, so a batch stopped by what fails every input (no key) says why.
+        self.log = self._open_log()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                concurrency = max(1, o.concurrency)
+                self.gate = RateGate(concurrency)
+                self.clients = shared_clients(self.gate, concurrency)
+                self.client = self.clients[0]
+                self.sdk_clients = SDKClientCache()
+                for client in self.clients:
+                    stack.push_async_callback(client.shutdown)  # after the offline server stops
+                self.offline = None
+                self.run_options = RunOptions(
+                    api=o.api, base_url=o.base_url, model=o.model, max_turns=o.max_turns, allow_python=o.allow_python,
+                    min_retries=BATCH_MAX_RETRIES, require_env=False,
+                )
+                if o.offline:
+                    from runner.run import offline as offline_mode
 
-                case = offline_mode.pick_case(self.workflow, o.case_name)
-                self.offline = stack.enter_context(offline_mode.start(self.workflow, case))
-                self.env = self.offline.env(self.env)  # once, not per input
-                self.on_notice(self.offline.banner(o.file, every_run=True))
-            self._preflight(todo)
-            self.mcp = None
-            if self.workflow.mcp:  # one set of MCP servers for the whole batch, shared by its runs
-                from runner.run.mcp_session import start_mcp
+                    case = offline_mode.pick_case(self.workflow, o.case_name)
+                    self.offline = stack.enter_context(offline_mode.start(self.workflow, case))
+                    self.env = self.offline.env(self.env)  # once, not per input
+                    self.on_notice(self.offline.banner(o.file, every_run=True))
+                self._preflight(todo)
+                self.mcp = None
+                if self.workflow.mcp:  # one set of MCP servers for the whole batch, shared by its runs
+                    from runner.run.mcp_session import start_mcp
 
-                self.mcp = await start_mcp(
-                    self.workflow, env=self.env, mocks=self.offline.mock_mcp if self.offline else None,
-                    allow_local_code=o.allow_python,
-                    emit=lambda event: self.on_notice(event.message) if event.level in ("warning", "error") else None)
-                stack.push_async_callback(self.mcp.aclose)
-            try:
-                self.writer = ResultWriter(o.out, append=o.resume)
-            except OSError as exc:
-                raise UsageError(f"cannot write the results to {o.out}: {exc.strerror or exc}") from None
-            stack.callback(self.writer.close)
-            self.log = self._open_log()
-            if self.log is None:
+                    self.mcp = await start_mcp(
+                        self.workflow, env=self.env, mocks=self.offline.mock_mcp if self.offline else None,
+                        allow_local_code=o.allow_python,
+                        emit=lambda event: self.on_notice(event.message) if event.level in ("warning", "error") else None)
+                    stack.push_async_callback(self.mcp.aclose)
+                try:
+                    self.writer = ResultWriter(o.out, append=o.resume)
+                except OSError as exc:
+                    raise UsageError(f"cannot write the results to {o.out}: {exc.strerror or exc}") from None
+                stack.callback(self.writer.close)
                 yield todo
-                return
-            stack.callback(self.log.close)
-            try:
-                yield todo
-            except BaseException as exc:
+        except BaseException as exc:
+            if self.log is not None:
                 self._end_log(exc)
-                raise
+                self.log.close()
+            raise
+        if self.log is not None:
             self._end_log(None)
+            self.log.close()
 
     def _open_log(self):
         """The batch's run log, with its row started (this process owns it), or None."""
