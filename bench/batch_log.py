@@ -10,6 +10,8 @@ bench/serve.py in its own process, with no latency per turn: the batch is CPU-bo
 log costs shows in the wall time as well as in the CPU time (the child's and its workers', from
 wait4). The sides alternate in each round (load from elsewhere hits them alike); medians.
 Every input completes, so "failed only" writes the batch's row and no run: the floor of the switch.
+Then, less sensitive to other load: ``RunLog.write_run`` alone, in this process, over one of the
+logged runs, as CPU per run against the batch's CPU per input.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import WEATHER, flowrun_cmd, server_process, write_inputs  # noqa: E402  (re-execs into the venv)
+from run import ROOT, WEATHER, flowrun_cmd, server_process, write_inputs  # noqa: E402  (re-execs into the venv)
+
+sys.path.insert(0, str(ROOT))
 
 SIDES = {"no log": ("--no-log",), "log every run": (), "log failed only": ("--log-failed-only",)}
 
@@ -75,6 +79,7 @@ def main() -> int:
                 got[side].append(one_batch(tmp, inputs, url, args.concurrency, args.workers, SIDES[side]))
                 last = got[side][-1]
                 sys.stderr.write(f"  round {r + 1} {side}: {last['wall']:.2f} s, {last['cpu_ms']:.2f} ms CPU/input\n")
+        write_ms = write_cost(tmp)
     base_wall = statistics.median(x["wall"] for x in got["no log"])
     base_cpu = statistics.median(x["cpu_ms"] for x in got["no log"])
     print(f"| side | wall (median) | vs --no-log | CPU per input (median) | vs --no-log | log file |")
@@ -85,8 +90,37 @@ def main() -> int:
         kb = statistics.median(x["log_kb"] for x in runs)
         print(f"| {side} | {wall:.2f} s | {wall / base_wall:.3f}x | {cpu:.2f} ms | {cpu / base_cpu:.3f}x | "
               f"{kb / args.inputs:.2f} KB per input |")
+    print(f"\nThe log's own share, in this process: one run of that batch (its row, events and tool calls, one "
+          f"transaction) written {WRITES} times into a fresh log: {write_ms:.3f} ms CPU per run, "
+          f"{write_ms / base_cpu * 100:.1f}% of the --no-log batch's CPU per input.")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
+
+
+WRITES = 2000
+
+
+def write_cost(tmp: Path) -> float:
+    """CPU per run of ``RunLog.write_run`` alone, with the events of a run the batches logged."""
+    import json
+    import sqlite3
+
+    from runner.runlog.log import RunLog
+
+    source = max(tmp.glob("log-*.sqlite3"), key=lambda p: p.stat().st_size)
+    conn = sqlite3.connect(source)
+    run_id = conn.execute("SELECT run_id FROM runs WHERE status = 'completed' LIMIT 1").fetchone()[0]
+    events = [json.loads(d) for (d,) in conn.execute("SELECT data FROM events WHERE run_id = ? ORDER BY seq",
+                                                     (run_id,))]
+    conn.close()
+    log = RunLog.open(tmp / "write-cost.sqlite3")
+    log.write_run("run_warm", events, batch_id="batch_bench", batch_index=0)
+    started = time.process_time()
+    for i in range(WRITES):
+        log.write_run(f"run_{i}", events, batch_id="batch_bench", batch_index=i)
+    took = time.process_time() - started
+    log.close()
+    return took / WRITES * 1000
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ it back: ``flowrun logs batches``, ``flowrun logs --batch ID``, the view's batch
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from support.cli import flowrun
 from runner.runlog.db import SCHEMA_VERSION, connect
 from runner.scripted import ScriptedServer
 from runner.view.data import NotFound, RunLogView
+from runner.view.server import serve
 
 
 @pytest.fixture
@@ -234,6 +236,29 @@ def test_the_view_serves_a_batch_failures_first_with_paging(workflow: Path, tmp_
     assert run["events"][-1]["type"] == "run.failed"
     with pytest.raises(NotFound):
         view.batch("batch_nope", {})
+    # The same through the server, behind its token.
+    server = serve(log_db)
+    try:
+        status, body = _get(server, f"/{server.token}/api/batch/{listed['batch_id']}?status=error")
+        assert status == 200 and [r["batch_index"] for r in body["runs"]] == [3]
+        status, body = _get(server, f"/{server.token}/api/batches")
+        assert status == 200 and [b["batch_id"] for b in body["batches"]] == [listed["batch_id"]]
+        status, body = _get(server, f"/{server.token}/api/batch/batch_nope")
+        assert status == 404 and body == {"error": "no batch batch_nope"}
+        assert _get(server, f"/api/batch/{listed['batch_id']}")[0] == 403
+    finally:
+        server.stop()
+
+
+def _get(server, path: str) -> tuple[int, dict | None]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, json.loads(body) if body.startswith(b"{") else None
+    finally:
+        conn.close()
 
 
 def test_the_view_pages_a_batch_across_failures_and_completions(tmp_path: Path, log_db: Path) -> None:

@@ -101,10 +101,12 @@ class BatchLog:
 
     # --- runs (whichever process ran them) ------------------------------------------------------
 
-    def write(self, item: BatchInput, record: dict, events: list[dict]) -> None:
-        """One finished input's run, when the mode keeps it; its id goes into the result line."""
+    def write(self, item: BatchInput, record: dict, events: list) -> None:
+        """One finished input's run (its events as the run emitted them), when the mode keeps it;
+        its id goes into the result line."""
         if self.mode == "failed" and record.get("status") == "completed":
             return
+        events = [e if isinstance(e, dict) else e.to_dict() for e in events]
         start = next((e for e in events if e.get("type") == "run.started"), None)
         run_id = str(start["run_id"]) if start and start.get("run_id") else "run_" + uuid.uuid4().hex[:16]
         if not any(e.get("type") in ("run.completed", "run.failed") for e in events):

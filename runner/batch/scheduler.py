@@ -302,7 +302,7 @@ class Batch:
         from runner.batch.rate_gate import CURRENT_RUN, RunTrace
 
         trace = RunTrace()
-        events: list[dict] = []
+        events: list = []
         await self.gate.acquire()
         token = CURRENT_RUN.set(trace)
         try:
@@ -332,7 +332,7 @@ class Batch:
         if self.on_result is not None:
             self.on_result(record, self.summary)
 
-    async def _run_one(self, item: BatchInput, trace, client, events: list[dict] | None = None) -> dict | None:
+    async def _run_one(self, item: BatchInput, trace, client, events: list | None = None) -> dict | None:
         """The result line for one input, or None to queue it again (rate-limited at start).
         ``events``: filled with the run's (masked) events, for the run log."""
         from runner.run.conversation import run_plan
@@ -352,7 +352,7 @@ class Batch:
         collector = _Collector()
         sinks: list = [collector]
         if events is not None:
-            sinks.append(lambda ev: events.append(ev.to_dict()))
+            sinks.append(events.append)  # as they are: made dicts only if the run is written
         try:
             end = await run_plan(plan, sinks, http_client=client, sdk_clients=self.sdk_clients, mcp=self.mcp)
         except FlowrunError as exc:  # its text is masked

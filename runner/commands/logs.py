@@ -90,6 +90,7 @@ Examples:
   flowrun logs --web                 # the same runs in the browser (see `flowrun view`)
   flowrun logs batches               # recent `flowrun batch` runs: progress, failures, status
   flowrun logs --batch batch_4c1e    # one batch's runs, failures first
+  flowrun logs --web --batch batch_4c1e   # that batch's page in the browser
 """)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON array.")
@@ -122,7 +123,7 @@ def logs_group(ctx: click.Context, limit: int, as_json: bool, status: str | None
 
         serve_until_interrupted(log_db, port=0, open_browser=not no_open,
                                 filters={"workflow": workflow, "status": status, "api": api, "model": model,
-                                         "since": since, "until": until, "q": search})
+                                         "since": since, "until": until, "q": search}, batch=batch_id)
         return
     conn = None
     batch = None

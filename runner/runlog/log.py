@@ -124,7 +124,7 @@ class RunLog:
                 " status, started_at, pid, hostname, pid_start, batch_id, batch_index)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, m(workflow_path), workflow_sha256, api, m(model), m(input), int(offline), "running",
-                 started_at, os.getpid(), socket.gethostname(), process_token(os.getpid()), batch_id, batch_index))
+                 started_at, *_recorder(), batch_id, batch_index))
 
     def sink(self, run_id: str) -> Callable[[Any], None]:
         """The sink for one run's events (a fan-out calls it with each event)."""
@@ -180,11 +180,15 @@ class RunLog:
                 offline=bool(start.get("offline")), started_at=first_ts or time.time(), batch_id=batch_id,
                 batch_index=batch_index)]
             end = None
+            rows: list[tuple] = []  # the events' rows in one executemany: most of a run's statements
             for seq, event in enumerate(events):
                 data = self._masker.mask_value(event)
-                out += self._event_statements(run_id, data, seq)
+                (_, row), *calls = self._event_statements(run_id, data, seq)
+                rows.append(row)
+                out += calls
                 if data.get("type") in ("run.completed", "run.failed"):
                     end = data
+            out.append(("INSERT INTO events VALUES (?,?,?,?,?)", rows))
             if end is not None:
                 failed = end.get("type") == "run.failed"
                 ts = end.get("ts") if isinstance(end.get("ts"), (int, float)) else time.time()
@@ -201,8 +205,7 @@ class RunLog:
         """The batch's row, status "running", owned by this process (a dead owner reads "crashed")."""
         m = self._masker.mask
         row = (batch_id, m(workflow_path), m(inputs_path), m(out_path), "running", time.time(), total, skipped,
-               0, 0, logged, json.dumps(self._masker.mask_value(options), default=str), os.getpid(),
-               socket.gethostname(), process_token(os.getpid()))
+               0, 0, logged, json.dumps(self._masker.mask_value(options), default=str), *_recorder())
         self._guard(lambda: self._write(
             "INSERT INTO batches (batch_id, workflow_path, inputs_path, out_path, status, started_at, total,"
             " skipped, completed, failed, logged, options, pid, hostname, pid_start)"
@@ -297,7 +300,7 @@ class RunLog:
     def _write(self, sql: str, params: tuple) -> None:
         self._transaction([(sql, params)])
 
-    def _transaction(self, statements: list[tuple[str, tuple]]) -> None:
+    def _transaction(self, statements: list[tuple[str, tuple | list[tuple]]]) -> None:
         with self._lock:
             if self._conn is None:
                 return
@@ -312,7 +315,10 @@ class RunLog:
                 if pending:
                     self._conn.executemany("INSERT INTO events VALUES (?,?,?,?,?)", pending)
                 for sql, params in statements:
-                    self._conn.execute(sql, params)
+                    if isinstance(params, list):  # many rows of one statement
+                        self._conn.executemany(sql, params)
+                    else:
+                        self._conn.execute(sql, params)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._pending = pending + self._pending  # e.g. Ctrl-C mid-commit: retry them later
@@ -389,6 +395,17 @@ class RunLog:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise RunLogError(f"cannot read the run log {self.path}: {exc}") from None
+
+
+_RECORDER: dict[int, tuple[int, str, str | None]] = {}
+
+
+def _recorder() -> tuple[int, str, str | None]:
+    """This process as a recorder (pid, host, start time), read once per process, not per run."""
+    pid = os.getpid()
+    if pid not in _RECORDER:
+        _RECORDER[pid] = (pid, socket.gethostname(), process_token(pid))
+    return _RECORDER[pid]
 
 
 def _run_dict(row: sqlite3.Row) -> dict:
