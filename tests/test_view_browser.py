@@ -235,7 +235,7 @@ def test_a_batch_page_failures_first_and_each_run_s_timeline(tmp_path, page, sho
     inputs.write_text("".join(json.dumps(x) + "\n" for x in lines))
     log_path = tmp_path / "batch.sqlite3"
     with ScriptedServer(echo_script) as scripted:
-        done = flowrun_process("batch", str(workflow), "--inputs", str(inputs), "--out", str(tmp_path / "out.jsonl"),
+        done = flowrun_process("batch", "echo.yaml", "--inputs", "in.jsonl", "--out", "out.jsonl",
                                "--base-url", scripted.base_url, "--log-db", str(log_path), cwd=tmp_path)
     assert done.code == 1, done.err
     server = serve(log_path)
