@@ -13,7 +13,9 @@
 3. Parallel tools: one turn of 8 HTTP tool calls, each answered after 200 ms.
 4. Batch: ``flowrun batch`` over 1,000 inputs, concurrency 100, 100 ms per model turn, with one
    worker process and with one per core, against the floor: a bare httpx2 loop (no SDK at all)
-   doing the same runs in-process; and the scaling from one worker to one per core.
+   doing the same runs in-process; and the scaling from one worker to one per core. The batches
+   record their runs in a run log in the bench's temporary folder, as `flowrun batch` does by
+   default (bench/batch_log.py measures what that costs against --no-log).
 5. Cost growth: flowrun's client CPU per tool round for 10 / 100 / 1,000 rounds, and per MB of
    tool output for outputs of 1 KB / 100 KB / 1 MB (both flat unless something is quadratic).
 
@@ -399,7 +401,8 @@ def batch_process(tmp: Path, inputs: Path, url: str, concurrency: int, workers: 
     t = time.perf_counter()
     proc = subprocess.Popen([*flowrun_cmd(), "batch", str(WEATHER), "--inputs", str(inputs), "--out", str(out),
                              "--concurrency", str(concurrency), "--workers", str(workers), "--base-url", url],
-                            cwd=tmp, stdout=subprocess.DEVNULL, stderr=err, env=_no_openai_env())
+                            cwd=tmp, stdout=subprocess.DEVNULL, stderr=err,
+                            env={**_no_openai_env(), "FLOWRUN_LOG_DB": str(tmp / "batch-runs.sqlite3")})
     _, status, usage = os.wait4(proc.pid, 0)  # on Linux this includes the workers it reaped
     took = time.perf_counter() - t
     n = max(1, sum(1 for _ in open(inputs)))

@@ -229,11 +229,11 @@ def test_offline_batch_scripts_the_model_from_the_first_test_case(workflow: Path
 
 
 def comparable(path: Path) -> list[dict]:
-    """Result lines in input order, without what differs from run to run: the duration and the
-    server's request ids."""
+    """Result lines in input order, without what differs from run to run: the duration, the run's
+    id in the run log and the server's request ids."""
     def same(r: dict) -> dict:
         error = re.sub(r"req_[0-9a-f]+", "req_*", r["error"]) if r["error"] else r["error"]
-        return {**{k: v for k, v in r.items() if k != "duration_ms"}, "error": error}
+        return {**{k: v for k, v in r.items() if k not in ("duration_ms", "run_id")}, "error": error}
 
     return sorted(map(same, results(path)), key=lambda r: r["index"])
 

@@ -8,6 +8,7 @@ Skipped, with the reason printed (-rs), where chromium or playwright is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -219,3 +220,47 @@ def test_a_run_in_progress_updates_live(tmp_path, browser):
         context.close()
         server.stop()
         log.close()
+
+
+def test_a_batch_page_failures_first_and_each_run_s_timeline(tmp_path, page, shots):
+    from support.batch import WORKFLOW, echo_script
+    from support.cli import flowrun_process  # a process: Playwright's loop already runs in this thread
+    from runner.scripted import ScriptedServer
+
+    workflow = tmp_path / "echo.yaml"
+    workflow.write_text(WORKFLOW)
+    lines = [{"city": f"City {i}"} for i in range(30)]
+    lines[4], lines[17] = {"message": "explode now"}, {"country": "Peru"}
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    log_path = tmp_path / "batch.sqlite3"
+    with ScriptedServer(echo_script) as scripted:
+        done = flowrun_process("batch", "echo.yaml", "--inputs", "in.jsonl", "--out", "out.jsonl",
+                               "--base-url", scripted.base_url, "--log-db", str(log_path), cwd=tmp_path)
+    assert done.code == 1, done.err
+    server = serve(log_path)
+    try:
+        page.goto(server.url)
+        page.click("#to-batches")  # reachable from the runs list
+        batches = page.locator("table.batches tbody tr")
+        expect(batches).to_have_count(1)
+        expect(batches.first).to_contain_text("30 / 30")
+        batches.first.click()
+        expect(page.locator("h1 .badge")).to_have_text("failed")
+        expect(page.locator(".cards")).to_contain_text("30 / 30")
+        rows = page.locator("table.batch-runs tbody tr")
+        expect(rows).to_have_count(30)
+        # Failures first, in input order; then the completed runs.
+        expect(rows.nth(0).locator(".badge")).to_have_text("error")
+        expect(rows.nth(0).locator("td").first).to_have_text("4")
+        expect(rows.nth(1).locator(".badge")).to_have_text("invalid_input")
+        expect(rows.nth(2).locator(".badge")).to_have_text("completed")
+        page.screenshot(path=str(shots / "view-batch.png"), full_page=True)
+
+        rows.nth(2).click()  # a run of the batch opens as any run, with its timeline
+        expect(page.locator(".timeline .bar.tool")).to_have_count(1)
+        expect(page.locator("#answer")).to_contain_text("21C in City 0")
+        page.click("#run-batch")
+        expect(page.locator("table.batch-runs tbody tr")).to_have_count(30)
+    finally:
+        server.stop()

@@ -181,7 +181,8 @@ def test_the_view_is_not_imported_by_a_run():
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", [["view", "--no-open"], ["logs", "--web", "--no-open", "--status", "failed"]])
+@pytest.mark.parametrize("command", [["view", "--no-open"], ["logs", "--web", "--no-open", "--status", "failed"],
+                                     ["logs", "--web", "--no-open", "--batch", "batch_1f"]])
 def test_the_command_prints_the_address_and_serves_until_ctrl_c(setup, command):
     import signal
     import urllib.request
@@ -194,7 +195,8 @@ def test_the_command_prints_the_address_and_serves_until_ctrl_c(setup, command):
         line = proc.stdout.readline()
         assert line.startswith("flowrun view: http://127.0.0.1:"), line + proc.stderr.read()
         url, _, fragment = line.split(": ", 1)[1].strip().partition("#")
-        assert fragment == ("/?status=failed" if "--web" in command else "")  # logs --web opens filtered
+        opens = {"--status": "/?status=failed", "--batch": "/batch/batch_1f"}  # logs --web: filtered, or a batch
+        assert fragment == next((v for k, v in opens.items() if k in command), "")
         token = url.rstrip("/").rsplit("/", 1)[1]
         assert len(token) >= 32
         with urllib.request.urlopen(url + "api/count", timeout=30) as response:

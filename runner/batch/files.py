@@ -18,7 +18,7 @@ Results (JSON Lines, one line per input, in the order inputs *finish*; ``index``
      "usage", "error", "duration_ms"}
 
 plus ``"output"`` (the parsed answer, or null when it never matched) when the workflow has an
-``output:`` schema.
+``output:`` schema, and ``"run_id"`` when the run was recorded in the run log.
 
 Durability policy: each line is written and flushed as soon as its input finishes, so a killed
 or crashed process loses nothing it reported; ``fsync`` runs at most every ``FSYNC_INTERVAL``

@@ -81,6 +81,7 @@ def run_batch(
     plan = batch._load()  # validation, inputs and --resume, once, before anything starts
     _, items, todo = plan
     count = choose_workers(workers, len(todo), options.concurrency)
+    options.workers = count
     if count <= 1:
         batch._load = lambda: plan  # type: ignore[method-assign]  # planned already
         try:
@@ -110,18 +111,31 @@ class Parent:
         self.error: WorkerError | None = None
         self.finished: set[int] = set()  # workers that said done or error
         self.stderr_tails: list[deque] = []
+        self.log = None  # the batch's row in the run log (the workers write the runs)
 
     def run(self, started: float) -> BatchSummary:
+        from runner.batch.batch_log import BatchLog
+
+        failure: BaseException | None = None
         try:
+            self.log = BatchLog.open(self.options)  # before the workers start: they get its id
+            if self.log is not None:
+                self.log.start(self.summary, self.options)
             self._start()
             self._drain()
         except KeyboardInterrupt:  # a second Ctrl-C: the workers are killed below
             self.summary.interrupted = True
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             self._stop(kill=True)
             if self.writer is not None:
                 self.writer.close()
             self.summary.seconds = time.monotonic() - started
+            if self.log is not None:
+                self.log.finish(self.summary, failure or self.error)
+                self.log.close()
         if self.error is not None:
             raise self.error
         return self.summary
@@ -224,6 +238,8 @@ class Parent:
         except OSError as exc:
             raise FlowrunError(f"cannot write the results to {o.out}: {exc.strerror or exc}") from None
         self.summary.count(record)
+        if self.log is not None:
+            self.log.progress(self.summary)
         if self.on_result is not None:
             self.on_result(record, self.summary)
 

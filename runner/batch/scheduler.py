@@ -14,7 +14,10 @@ dispatcher, loop) so a batch behaves exactly like ``flowrun run`` once per line.
 - results appended to the out file as each input finishes (``batch_io`` has the format and the
   durability policy), so ``--resume`` skips the inputs already there;
 - a failing input is a failed result line, never the end of the batch. Only what fails every
-  input alike (an invalid workflow file, no API key) stops it before it starts.
+  input alike (an invalid workflow file, no API key) stops it before it starts;
+- the run log (``runner.batch.batch_log``): each run, once it ends, written in one transaction
+  under the batch's id, before its result line (so whatever --out has, the log has); the batch's
+  own row says how far it got and how it ended.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ class BatchOptions:
     case_name: str | None = None
     allow_python: bool = True
     env: Mapping[str, str] | None = None
+    log: str = "off"  # the run log: "all" runs, only the "failed" ones, or "off" (the CLI's default is "all")
+    log_db: str | None = None  # default: FLOWRUN_LOG_DB, else the usual place
+    batch_id: str | None = None  # given by the parent to its workers; else a new one
+    workers: int = 1  # how many processes share the batch (kept in the batch's row)
     approve: tuple[str, ...] = ()  # --approve TOOL: calls that ask run (nobody is asked in a batch)
     deny: tuple[str, ...] = ()  # --deny TOOL
     yes: bool = False  # --yes
@@ -144,6 +151,7 @@ class Batch:
         self.on_result = on_result  # after each result line is written
         self.on_notice = on_notice or (lambda text: None)  # things a person should know
         self.summary = BatchSummary()
+        self.log = None  # a BatchLog while the session is open and logging is on
         # a snapshot: each run's dispatcher copies it, and copying os.environ decodes every entry
         self.env: Mapping[str, str] = dict(os.environ if options.env is None else options.env)
 
@@ -211,43 +219,66 @@ class Batch:
         self.summary.total = len(items)
         self.summary.skipped = len(items) - len(todo)
         self._requeues: dict[int, int] = {}
-        async with contextlib.AsyncExitStack() as stack:
-            concurrency = max(1, o.concurrency)
-            self.gate = RateGate(concurrency)
-            self.clients = shared_clients(self.gate, concurrency)
-            self.client = self.clients[0]
-            self.sdk_clients = SDKClientCache()
-            for client in self.clients:
-                stack.push_async_callback(client.shutdown)  # after the offline server stops
-            self.offline = None
-            self.run_options = RunOptions(
-                api=o.api, base_url=o.base_url, model=o.model, max_turns=o.max_turns, allow_python=o.allow_python,
-                min_retries=BATCH_MAX_RETRIES, require_env=False,
-                approvals=Approvals(approve=frozenset(o.approve), deny=frozenset(o.deny), yes=o.yes),
-            )
-            if o.offline:
-                from runner.run import offline as offline_mode
+        # The batch's row first, so a batch stopped by what fails every input (no key) says why.
+        self.log = self._open_log()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                concurrency = max(1, o.concurrency)
+                self.gate = RateGate(concurrency)
+                self.clients = shared_clients(self.gate, concurrency)
+                self.client = self.clients[0]
+                self.sdk_clients = SDKClientCache()
+                for client in self.clients:
+                    stack.push_async_callback(client.shutdown)  # after the offline server stops
+                self.offline = None
+                self.run_options = RunOptions(
+                    api=o.api, base_url=o.base_url, model=o.model, max_turns=o.max_turns, allow_python=o.allow_python,
+                    min_retries=BATCH_MAX_RETRIES, require_env=False,
+                    approvals=Approvals(approve=frozenset(o.approve), deny=frozenset(o.deny), yes=o.yes),
+                )
+                if o.offline:
+                    from runner.run import offline as offline_mode
 
-                case = offline_mode.pick_case(self.workflow, o.case_name)
-                self.offline = stack.enter_context(offline_mode.start(self.workflow, case))
-                self.env = self.offline.env(self.env)  # once, not per input
-                self.on_notice(self.offline.banner(o.file, every_run=True))
-            self._preflight(todo)
-            self.mcp = None
-            if self.workflow.mcp:  # one set of MCP servers for the whole batch, shared by its runs
-                from runner.run.mcp_session import start_mcp
+                    case = offline_mode.pick_case(self.workflow, o.case_name)
+                    self.offline = stack.enter_context(offline_mode.start(self.workflow, case))
+                    self.env = self.offline.env(self.env)  # once, not per input
+                    self.on_notice(self.offline.banner(o.file, every_run=True))
+                self._preflight(todo)
+                self.mcp = None
+                if self.workflow.mcp:  # one set of MCP servers for the whole batch, shared by its runs
+                    from runner.run.mcp_session import start_mcp
 
-                self.mcp = await start_mcp(
-                    self.workflow, env=self.env, mocks=self.offline.mock_mcp if self.offline else None,
-                    allow_local_code=o.allow_python,
-                    emit=lambda event: self.on_notice(event.message) if event.level in ("warning", "error") else None)
-                stack.push_async_callback(self.mcp.aclose)
-            try:
-                self.writer = ResultWriter(o.out, append=o.resume)
-            except OSError as exc:
-                raise UsageError(f"cannot write the results to {o.out}: {exc.strerror or exc}") from None
-            stack.callback(self.writer.close)
-            yield todo
+                    self.mcp = await start_mcp(
+                        self.workflow, env=self.env, mocks=self.offline.mock_mcp if self.offline else None,
+                        allow_local_code=o.allow_python,
+                        emit=lambda event: self.on_notice(event.message) if event.level in ("warning", "error") else None)
+                    stack.push_async_callback(self.mcp.aclose)
+                try:
+                    self.writer = ResultWriter(o.out, append=o.resume)
+                except OSError as exc:
+                    raise UsageError(f"cannot write the results to {o.out}: {exc.strerror or exc}") from None
+                stack.callback(self.writer.close)
+                yield todo
+        except BaseException as exc:
+            if self.log is not None:
+                self._end_log(exc)
+                self.log.close()
+            raise
+        if self.log is not None:
+            self._end_log(None)
+            self.log.close()
+
+    def _open_log(self):
+        """The batch's run log, with its row started (this process owns it), or None."""
+        from runner.batch.batch_log import BatchLog
+
+        log = BatchLog.open(self.options)
+        if log is not None:
+            log.start(self.summary, self.options)
+        return log
+
+    def _end_log(self, exc: BaseException | None) -> None:
+        self.log.finish(self.summary, exc)
 
     def _preflight(self, todo: list[BatchInput]) -> None:
         """Fail the whole batch now for what would fail every input (no key, unknown API)."""
@@ -276,10 +307,12 @@ class Batch:
         from runner.batch.rate_gate import CURRENT_RUN, RunTrace
 
         trace = RunTrace()
+        events: list = []
         await self.gate.acquire()
         token = CURRENT_RUN.set(trace)
         try:
-            record = await self._run_one(item, trace, client or self.client)
+            record = await self._run_one(item, trace, client or self.client,
+                                         events if self.log is not None else None)
         finally:
             CURRENT_RUN.reset(token)
             await self.gate.release(ok=trace.last_status != 429)
@@ -288,6 +321,8 @@ class Batch:
             raise asyncio.CancelledError  # the loop turned Ctrl-C into an "interrupted" run
         if record is None:
             return False
+        if self.log is not None:
+            self.log.write(item, record, events)  # before the result line: what --out has, the log has
         self._record(record)
         return True
 
@@ -297,11 +332,14 @@ class Batch:
         except OSError as exc:  # disk full, file gone: stop, --resume picks up from what is written
             raise FlowrunError(f"cannot write the results to {self.options.out}: {exc.strerror or exc}") from None
         self.summary.count(record)
+        if self.log is not None:
+            self.log.progress(self.summary)
         if self.on_result is not None:
             self.on_result(record, self.summary)
 
-    async def _run_one(self, item: BatchInput, trace, client) -> dict | None:
-        """The result line for one input, or None to queue it again (rate-limited at start)."""
+    async def _run_one(self, item: BatchInput, trace, client, events: list | None = None) -> dict | None:
+        """The result line for one input, or None to queue it again (rate-limited at start).
+        ``events``: filled with the run's (masked) events, for the run log."""
         from runner.run.conversation import run_plan
 
         if item.problem:
@@ -317,8 +355,11 @@ class Batch:
         except UsageError as exc:
             return empty_record(item, "invalid_input", f"{where}: {exc}")
         collector = _Collector()
+        sinks: list = [collector]
+        if events is not None:
+            sinks.append(events.append)  # as they are: made dicts only if the run is written
         try:
-            end = await run_plan(plan, [collector], http_client=client, sdk_clients=self.sdk_clients, mcp=self.mcp)
+            end = await run_plan(plan, sinks, http_client=client, sdk_clients=self.sdk_clients, mcp=self.mcp)
         except FlowrunError as exc:  # its text is masked
             record = empty_record(item, "error", str(exc))
         except Exception as exc:  # noqa: BLE001 - one input's crash must not end the batch

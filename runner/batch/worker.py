@@ -63,6 +63,15 @@ class ShareBatch(Batch):
 
         return load_workflow(Path(self.options.file)), [None] * self._total, list(self._share)
 
+    def _open_log(self):
+        """Our runs go to the log through our own connection; the batch's row is the parent's."""
+        from runner.batch.batch_log import BatchLog
+
+        return BatchLog.open(self.options)
+
+    def _end_log(self, exc: BaseException | None) -> None:
+        pass
+
     def _record(self, record: dict) -> None:
         self._channel.result(record)
         if record["status"] == "completed":

@@ -17,12 +17,15 @@ Examples:
   flowrun batch workflows/weather.yaml --inputs cities.jsonl --out results.jsonl --concurrency 50
   flowrun batch workflows/weather.yaml --inputs cities.jsonl --out results.jsonl --resume
   flowrun batch workflows/weather.yaml --inputs cities.jsonl --out demo.jsonl --offline
+  flowrun batch workflows/weather.yaml --inputs big.jsonl --out big.out.jsonl --log-failed-only
 
 \b
 Each input line is {"message": "...", "vars": {...}}, a bare object of vars, or a string (the
 message). Each result line is {"index", "line", "status", "final_text", "tool_calls", "usage",
-"error", "duration_ms"}, written as soon as that input finishes (so in finishing order: sort on
-"index" for input order). Exit status: 0 if every input completed, 1 if any failed.
+"error", "duration_ms", "run_id"}, written as soon as that input finishes (so in finishing order:
+sort on "index" for input order). Every run also goes to the run log under the batch's id
+(`flowrun logs --batch ID`, `flowrun view`); "run_id" is there when the run was recorded.
+Exit status: 0 if every input completed, 1 if any failed.
 """
 
 
@@ -81,6 +84,10 @@ class ProgressBar:
 @click.option("--approve", "approve", multiple=True, metavar="TOOL", help="Run calls of TOOL that would ask first (nobody is asked in a batch: without this they are refused; repeatable, patterns allowed).")
 @click.option("--deny", "deny", multiple=True, metavar="TOOL", help="Refuse calls of TOOL that would ask first, without the warning (repeatable, patterns allowed).")
 @click.option("-y", "--yes", is_flag=True, help="Approve every call that would ask first (tools the file refuses stay refused).")
+@click.option("--no-log", is_flag=True, help="Do not record the batch in the run log.")
+@click.option("--log-failed-only", is_flag=True,
+              help="Record only the runs that did not complete (for very large batches); the batch's counts still cover every input.")
+@click.option("--log-db", type=click.Path(dir_okay=False), envvar="FLOWRUN_LOG_DB", help="Run log database (default: ~/.local/state/flowrun/runs.sqlite3).")
 @click.option("-w", "--workers", type=click.IntRange(min=1, max=1024), help="Worker processes sharing the inputs and --concurrency (default: one per CPU core for batches of a few hundred inputs or more, else 1).")
 def batch_command(file: str, **options) -> int:
     """Run a workflow once per line of an inputs file, many at a time.
@@ -91,6 +98,8 @@ def batch_command(file: str, **options) -> int:
     """
     if options["retry_failed"] and not options["resume"]:
         raise click.UsageError("--retry-failed only makes sense with --resume")
+    if options["no_log"] and options["log_failed_only"]:
+        raise click.UsageError("--no-log and --log-failed-only contradict each other: choose one")
     from runner.batch.scheduler import BatchOptions
 
     opts = BatchOptions(
@@ -107,6 +116,8 @@ def batch_command(file: str, **options) -> int:
         offline=options["offline"],
         case_name=options["case_name"],
         allow_python=not options["no_python"],
+        log="off" if options["no_log"] else "failed" if options["log_failed_only"] else "all",
+        log_db=options["log_db"],
         approve=tuple(options["approve"]),
         deny=tuple(options["deny"]),
         yes=options["yes"],
@@ -137,6 +148,9 @@ def execute(options, *, err: TextIO, workers: int | None = None) -> int:
     summary = run_batch(options, workers=workers, on_result=on_result, on_notice=on_notice)
     if bar is not None:
         bar.clear()
+    if options.log != "off" and options.batch_id and (summary.failed or summary.interrupted):  # worth a look
+        kept = "its failed runs" if options.log == "failed" else "its runs"
+        err.write(f"run log: batch {options.batch_id} with {kept}: flowrun logs --batch {options.batch_id}\n")
     if summary.first_failure is not None:
         f = summary.first_failure
         err.write(f"first failure: input {f['index']} (line {f['line']}): {f['status']}: {_one_line(f['error'])}\n")

@@ -1,4 +1,5 @@
-"""``flowrun logs``: list recent runs from the run log (with filters); ``flowrun logs show ID`` replays one.
+"""``flowrun logs``: list recent runs from the run log (with filters); ``flowrun logs show ID`` replays one;
+``flowrun logs batches`` lists the batches and ``flowrun logs --batch ID`` one batch's runs, failures first.
 
 Reads the SQLite run log only; imports nothing from the providers (no ``openai``), so it starts
 fast and works without a key.
@@ -18,7 +19,8 @@ from runner.commands.entry import Group
 from runner.errors import FlowrunError
 from runner.runlog.db import RunLogError
 from runner.runlog.log import RunLog, default_log_path
-from runner.runlog.query import STATUSES, RunFilter, list_runs, open_read, parse_when
+from runner.runlog.query import (STATUSES, RunFilter, batch_runs, find_batch, list_batches, list_runs, open_read,
+                                 parse_when)
 from runner.runlog.transcript import fmt_duration, render_transcript, run_duration_ms
 from runner.terminal_text import show_controls
 
@@ -86,6 +88,9 @@ Examples:
   flowrun logs --status failed --workflow weather --since 1d
   flowrun logs --search "San Francisco" --json | jq '.[].run_id'
   flowrun logs --web                 # the same runs in the browser (see `flowrun view`)
+  flowrun logs batches               # recent `flowrun batch` runs: progress, failures, status
+  flowrun logs --batch batch_4c1e    # one batch's runs, failures first
+  flowrun logs --web --batch batch_4c1e   # that batch's page in the browser
 """)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as a JSON array.")
@@ -96,13 +101,15 @@ Examples:
 @click.option("--search", metavar="TEXT", help="Only runs whose input or answer contains TEXT.")
 @click.option("--api", type=click.Choice(["responses", "chat", "assistants"]), help="Only runs on this API.")
 @click.option("--model", metavar="NAME", help="Only runs of this model.")
+@click.option("--batch", "batch_id", metavar="ID",
+              help="Only the runs of this batch (a unique prefix of its id is enough), failures first.")
 @click.option("--web", is_flag=True, help="Open the run log in the browser instead, with these filters (see `flowrun view`).")
 @click.option("--no-open", is_flag=True, help="With --web: print the address, do not open a browser.")
 @_LOG_DB
 @click.pass_context
 def logs_group(ctx: click.Context, limit: int, as_json: bool, status: str | None, workflow: str | None,
                since: str | None, until: str | None, search: str | None, api: str | None, model: str | None,
-               web: bool, no_open: bool, log_db: Path | None) -> None:
+               batch_id: str | None, web: bool, no_open: bool, log_db: Path | None) -> None:
     """List recent runs (newest first), optionally filtered. `flowrun logs show ID` replays one.
 
     Every run is recorded as it happens, so a run that crashed or was killed is listed too
@@ -116,22 +123,42 @@ def logs_group(ctx: click.Context, limit: int, as_json: bool, status: str | None
 
         serve_until_interrupted(log_db, port=0, open_browser=not no_open,
                                 filters={"workflow": workflow, "status": status, "api": api, "model": model,
-                                         "since": since, "until": until, "q": search})
+                                         "since": since, "until": until, "q": search}, batch=batch_id)
         return
     conn = None
+    batch = None
     try:
         run_filter = RunFilter(workflow=workflow or "", status=status or "", api=api or "", model=model or "",
                                since=parse_when(since) if since else None,
                                until=parse_when(until) if until else None, search=search or "")
         path = (log_db or default_log_path()).expanduser()
         conn = open_read(path) if path.exists() else None
-        runs = list_runs(conn, run_filter, limit=limit, whole_texts=True).runs if conn else []
+        if batch_id is not None:
+            if conn is None:
+                raise RunLogError(f"no batch matches {batch_id!r}: there is no run log at {path} yet",
+                                  hint="`flowrun batch` records its runs there")
+            batch = find_batch(conn, batch_id)
+            runs = batch_runs(conn, batch["batch_id"], run_filter, limit=limit, whole_texts=True)
+        else:
+            runs = list_runs(conn, run_filter, limit=limit, whole_texts=True).runs if conn else []
         filtered = run_filter != RunFilter()
     except sqlite3.Error as err:
         raise RunLogError(f"cannot read the run log {path}: {err}") from None
     finally:
         if conn is not None:
             conn.close()
+    if batch is not None:
+        if as_json:
+            click.echo(json.dumps({**batch, "runs": runs}, indent=2, default=str))
+            return
+        click.echo(_batch_line(batch))
+        if not runs:
+            click.echo("No run of this batch matches these filters." if filtered else
+                       "No run of this batch is in the log" + (" (it keeps failed runs only)."
+                                                              if batch.get("logged") == "failed" else "."))
+        else:
+            click.echo(_table(runs))
+        return
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))
     elif not runs and filtered and conn is not None:
@@ -140,6 +167,58 @@ def logs_group(ctx: click.Context, limit: int, as_json: bool, status: str | None
         click.echo(f"No runs recorded yet (run log: {path}).")
     else:
         click.echo(_table(runs))
+
+
+def _batch_line(b: dict) -> str:
+    """``batch_4c1e… weather.yaml: failed, 1000/1000 done (3 failed), 2026-12-02 14:30, 41.2 s``."""
+    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(b["started_at"])) if b.get("started_at") else "-"
+    took = fmt_duration((b["finished_at"] - b["started_at"]) * 1000) if b.get("finished_at") else "-"
+    kept = ", failed runs kept only" if b.get("logged") == "failed" else ""
+    line = (f"batch {b['batch_id']} {show_controls(Path(b.get('workflow_path') or '-').name)}: {b['status']}, "
+            f"{b['done']}/{b.get('total') or 0} done ({b.get('failed') or 0} failed{kept}), started {started},"
+            f" took {took}")
+    if b.get("error"):
+        line += "\n  error: " + _first_line(b["error"], 200)
+    return line
+
+
+@logs_group.command("batches")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many batches to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the batches as a JSON array.")
+@_LOG_DB
+@click.pass_context
+def batches_command(ctx: click.Context, limit: int, as_json: bool, log_db: Path | None) -> None:
+    """List recent batches (`flowrun batch`), newest first: status, progress, failures.
+
+    A batch whose process is gone without finishing shows as "crashed"; `flowrun logs --batch ID`
+    lists its runs, failures first.
+    """
+    log_db = log_db or (ctx.obj or {}).get("log_db")
+    path = (log_db or default_log_path()).expanduser()
+    conn = None
+    try:
+        conn = open_read(path) if path.exists() else None
+        batches = list_batches(conn, limit=limit) if conn else []
+    except sqlite3.Error as err:
+        raise RunLogError(f"cannot read the run log {path}: {err}") from None
+    finally:
+        if conn is not None:
+            conn.close()
+    if as_json:
+        click.echo(json.dumps(batches, indent=2, default=str))
+        return
+    if not batches:
+        click.echo(f"No batches recorded yet (run log: {path}).")
+        return
+    rows = [("ID", "STARTED", "WORKFLOW", "STATUS", "DONE", "FAILED", "DURATION", "LOGGED")]
+    for b in batches:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(b["started_at"])) if b.get("started_at") else "-"
+        took = fmt_duration((b["finished_at"] - b["started_at"]) * 1000) if b.get("finished_at") else "-"
+        rows.append((b["batch_id"], started, show_controls(Path(b.get("workflow_path") or "-").name), b["status"],
+                     f"{b['done']}/{b.get('total') or 0}", str(b.get("failed") or 0), took,
+                     "failed only" if b.get("logged") == "failed" else "all runs"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    click.echo("\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows))
 
 
 @logs_group.command("show")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import webbrowser
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import click
 
@@ -18,8 +18,9 @@ from runner.runlog.log import default_log_path
 
 
 def serve_until_interrupted(log_db: Path | None, *, port: int, open_browser: bool,
-                            filters: dict[str, str] | None = None) -> None:
-    """Serve until Ctrl-C; ``filters`` (as the page names them) open the list already filtered."""
+                            filters: dict[str, str] | None = None, batch: str | None = None) -> None:
+    """Serve until Ctrl-C; ``filters`` (as the page names them) open the list already filtered,
+    ``batch`` (an id or a prefix) opens that batch's page."""
     from runner.view.data import RunLogView
     from runner.view.server import ViewServer
 
@@ -28,7 +29,9 @@ def serve_until_interrupted(log_db: Path | None, *, port: int, open_browser: boo
     try:
         url = server.url
         chosen = {k: v for k, v in (filters or {}).items() if v}
-        if chosen:
+        if batch:
+            url += "#/batch/" + quote(batch, safe="")
+        elif chosen:
             url += "#/?" + urlencode(chosen)
         click.echo(f"flowrun view: {url}")
         click.echo(f"  run log {path} (read-only); Ctrl-C stops the server", err=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from runner.errors import FlowrunError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 15_000
 
 # MIGRATIONS[i]: the statements that take the schema from version i to i + 1. Append, never edit.
@@ -38,6 +38,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX runs_status ON runs(status, started_at)",
         "CREATE INDEX runs_api ON runs(api, started_at)",
         "CREATE INDEX runs_model ON runs(model, started_at)",
+    ),
+    # 2 -> 3: `flowrun batch` records its runs under a batch (its input's index kept beside), and
+    # the batch itself: what it was asked, how far it got, how it ended.
+    (
+        "ALTER TABLE runs ADD COLUMN batch_id TEXT",
+        "ALTER TABLE runs ADD COLUMN batch_index INTEGER",
+        "CREATE INDEX runs_batch ON runs(batch_id, status, started_at)",
+        "CREATE TABLE batches (batch_id TEXT PRIMARY KEY, workflow_path TEXT, inputs_path TEXT,"
+        " out_path TEXT, status TEXT NOT NULL, started_at REAL, finished_at REAL, total INTEGER,"
+        " skipped INTEGER, completed INTEGER, failed INTEGER, logged INTEGER, options TEXT, error TEXT,"
+        " pid INTEGER, hostname TEXT, pid_start TEXT)",
+        "CREATE INDEX batches_started_at ON batches(started_at)",
     ),
 ]
 

@@ -110,14 +110,21 @@ class RunLog:
 
     def start_run(self, *, run_id: str, workflow_path: str, workflow_sha256: str, api: str,
                   model: str, input: str, offline: bool) -> None:
-        m = self._masker.mask
-        row = (run_id, m(workflow_path), workflow_sha256, api, m(model), m(input), int(offline),
-               "running", time.time(), os.getpid(), socket.gethostname(), process_token(os.getpid()))
-        self._guard(lambda: self._write(
-            "INSERT INTO runs (run_id, workflow_path, workflow_sha256, api, model, input, offline,"
-            " status, started_at, pid, hostname, pid_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row))
+        statement = self._run_row(run_id, workflow_path=workflow_path, workflow_sha256=workflow_sha256, api=api,
+                                  model=model, input=input, offline=offline, started_at=time.time())
+        self._guard(lambda: self._transaction([statement]))
         self._seq.setdefault(run_id, 0)  # a new run: no need to ask the file for its last event
         self._started.add(run_id)
+
+    def _run_row(self, run_id: str, *, workflow_path: str, workflow_sha256: str, api: str, model: str,
+                 input: str, offline: bool, started_at: float, batch_id: str | None = None,
+                 batch_index: int | None = None) -> tuple[str, tuple]:
+        m = self._masker.mask
+        return ("INSERT INTO runs (run_id, workflow_path, workflow_sha256, api, model, input, offline,"
+                " status, started_at, pid, hostname, pid_start, batch_id, batch_index)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, m(workflow_path), workflow_sha256, api, m(model), m(input), int(offline), "running",
+                 started_at, *_recorder(), batch_id, batch_index))
 
     def sink(self, run_id: str) -> Callable[[Any], None]:
         """The sink for one run's events (a fan-out calls it with each event)."""
@@ -142,13 +149,78 @@ class RunLog:
 
     def finish_run(self, run_id: str, *, status: str, final_text: str, usage: dict | None,
                    exit_code: int, error: str | None) -> None:
-        m, now = self._masker.mask, time.time()
+        statement = self._finish_row(run_id, status=status, final_text=final_text, usage=usage,
+                                     exit_code=exit_code, error=error, at=time.time())
+        self._guard(lambda: self._transaction([statement]))
+
+    def _finish_row(self, run_id: str, *, status: str, final_text: str, usage: dict | None, exit_code: int,
+                    error: str | None, at: float) -> tuple[str, tuple]:
+        m = self._masker.mask
         usage_json = json.dumps(self._masker.mask_value(usage), default=str) if usage is not None else None
+        return ("UPDATE runs SET status=?, final_text=?, usage=?, exit_code=?, error=?, finished_at=?,"
+                " duration_ms=(?-started_at)*1000 WHERE run_id=?",
+                (status, m(final_text or ""), usage_json, exit_code, m(error) if error is not None else None,
+                 at, at, run_id))
+
+    # -- batches (written by the one process that writes the batch's results) ---------------------
+
+    def write_run(self, run_id: str, events: list[dict], *, batch_id: str | None = None,
+                  batch_index: int | None = None, input: str = "", workflow_path: str = "") -> None:
+        """A finished run, all at once: its row, every event and tool call, in one transaction
+        (a batch writes each run when it ends: one commit per run, not one per event).
+        ``events`` starts with ``run.started``; without any (an input that could not be read),
+        ``input``, ``workflow_path`` and the terminal event are all there is."""
+        def statements() -> list[tuple[str, tuple]]:
+            start = next((e for e in events if e.get("type") == "run.started"), {})
+            first_ts = events[0].get("ts") if events and isinstance(events[0].get("ts"), (int, float)) else None
+            out = [self._run_row(
+                run_id, workflow_path=str(start.get("workflow", workflow_path)),
+                workflow_sha256=str(start.get("workflow_sha256", "")), api=str(start.get("api", "")),
+                model=str(start.get("model", "")), input=str(start.get("input", input)),
+                offline=bool(start.get("offline")), started_at=first_ts or time.time(), batch_id=batch_id,
+                batch_index=batch_index)]
+            end = None
+            rows: list[tuple] = []  # the events' rows in one executemany: most of a run's statements
+            for seq, event in enumerate(events):
+                data = self._masker.mask_value(event)
+                (_, row), *calls = self._event_statements(run_id, data, seq)
+                rows.append(row)
+                out += calls
+                if data.get("type") in ("run.completed", "run.failed"):
+                    end = data
+            out.append(("INSERT INTO events VALUES (?,?,?,?,?)", rows))
+            if end is not None:
+                failed = end.get("type") == "run.failed"
+                ts = end.get("ts") if isinstance(end.get("ts"), (int, float)) else time.time()
+                out.append(self._finish_row(
+                    run_id, status=str(end.get("status", "")), final_text=end.get("final_text") or "",
+                    usage=end.get("usage"), exit_code=int(end.get("exit_code", 1)) if failed else 0,
+                    error=(end.get("message") or None) if failed else None, at=ts))
+            return out
+
+        self._guard(lambda: self._transaction(statements()))
+
+    def start_batch(self, batch_id: str, *, workflow_path: str, inputs_path: str, out_path: str, total: int,
+                    skipped: int, logged: str, options: dict) -> None:
+        """The batch's row, status "running", owned by this process (a dead owner reads "crashed")."""
+        m = self._masker.mask
+        row = (batch_id, m(workflow_path), m(inputs_path), m(out_path), "running", time.time(), total, skipped,
+               0, 0, logged, json.dumps(self._masker.mask_value(options), default=str), *_recorder())
         self._guard(lambda: self._write(
-            "UPDATE runs SET status=?, final_text=?, usage=?, exit_code=?, error=?, finished_at=?,"
-            " duration_ms=(?-started_at)*1000 WHERE run_id=?",
-            (status, m(final_text or ""), usage_json, exit_code,
-             m(error) if error is not None else None, now, now, run_id)))
+            "INSERT INTO batches (batch_id, workflow_path, inputs_path, out_path, status, started_at, total,"
+            " skipped, completed, failed, logged, options, pid, hostname, pid_start)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row))
+
+    def batch_progress(self, batch_id: str, *, completed: int, failed: int) -> None:
+        self._guard(lambda: self._write("UPDATE batches SET completed=?, failed=? WHERE batch_id=?",
+                                        (completed, failed, batch_id)))
+
+    def finish_batch(self, batch_id: str, *, status: str, completed: int, failed: int,
+                     error: str | None = None) -> None:
+        m = self._masker.mask
+        self._guard(lambda: self._write(
+            "UPDATE batches SET status=?, completed=?, failed=?, error=?, finished_at=? WHERE batch_id=?",
+            (status, completed, failed, m(error) if error else None, time.time(), batch_id)))
 
     def close(self) -> None:
         with self._lock:
@@ -173,10 +245,10 @@ class RunLog:
         data = event if isinstance(event, dict) else event.to_dict()
         data = self._masker.mask_value(data)
         kind = str(data.get("type", ""))
-        ts = data.get("ts") if isinstance(data.get("ts"), (int, float)) else time.time()
         seq = self._next_seq(run_id)
-        row = (run_id, seq, ts, kind, json.dumps(data, default=str))
         if kind == "text.delta":
+            ts = data.get("ts") if isinstance(data.get("ts"), (int, float)) else time.time()
+            row = (run_id, seq, ts, kind, json.dumps(data, default=str))
             if not self._pending:
                 self._pending_since = time.monotonic()
                 self._timer = threading.Timer(FLUSH_SECONDS, self._on_timer)
@@ -186,6 +258,14 @@ class RunLog:
             if len(self._pending) >= FLUSH_DELTAS or time.monotonic() - self._pending_since >= FLUSH_SECONDS:
                 self._flush()
             return
+        self._transaction(self._event_statements(run_id, data, seq))
+
+    @staticmethod
+    def _event_statements(run_id: str, data: dict, seq: int) -> list[tuple[str, tuple]]:
+        """The event's row, and its tool call's row when it is one (``data`` already masked)."""
+        kind = str(data.get("type", ""))
+        ts = data.get("ts") if isinstance(data.get("ts"), (int, float)) else time.time()
+        row = (run_id, seq, ts, kind, json.dumps(data, default=str))
         statements = [("INSERT INTO events VALUES (?,?,?,?,?)", row)]
         if kind == "tool_call.requested":
             statements.append((
@@ -200,7 +280,7 @@ class RunLog:
                 " output=excluded.output, is_error=excluded.is_error, duration_ms=excluded.duration_ms",
                 (run_id, data.get("call_id"), data.get("name"), data.get("output"),
                  int(bool(data.get("is_error"))), data.get("duration_ms"), seq)))
-        self._transaction(statements)
+        return statements
 
     def _next_seq(self, run_id: str) -> int:
         if run_id not in self._seq:
@@ -220,7 +300,7 @@ class RunLog:
     def _write(self, sql: str, params: tuple) -> None:
         self._transaction([(sql, params)])
 
-    def _transaction(self, statements: list[tuple[str, tuple]]) -> None:
+    def _transaction(self, statements: list[tuple[str, tuple | list[tuple]]]) -> None:
         with self._lock:
             if self._conn is None:
                 return
@@ -235,7 +315,10 @@ class RunLog:
                 if pending:
                     self._conn.executemany("INSERT INTO events VALUES (?,?,?,?,?)", pending)
                 for sql, params in statements:
-                    self._conn.execute(sql, params)
+                    if isinstance(params, list):  # many rows of one statement
+                        self._conn.executemany(sql, params)
+                    else:
+                        self._conn.execute(sql, params)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._pending = pending + self._pending  # e.g. Ctrl-C mid-commit: retry them later
@@ -312,6 +395,17 @@ class RunLog:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise RunLogError(f"cannot read the run log {self.path}: {exc}") from None
+
+
+_RECORDER: dict[int, tuple[int, str, str | None]] = {}
+
+
+def _recorder() -> tuple[int, str, str | None]:
+    """This process as a recorder (pid, host, start time), read once per process, not per run."""
+    pid = os.getpid()
+    if pid not in _RECORDER:
+        _RECORDER[pid] = (pid, socket.gethostname(), process_token(pid))
+    return _RECORDER[pid]
 
 
 def _run_dict(row: sqlite3.Row) -> dict:

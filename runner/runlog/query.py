@@ -20,7 +20,7 @@ from runner.errors import UsageError
 from runner.runlog.db import alive, connect
 
 STATUSES = ("completed", "failed", "running", "crashed", "expired", "cancelled", "incomplete",
-            "max_turns", "error", "interrupted")
+            "max_turns", "error", "interrupted", "invalid_input")
 SEARCH_MAX = 200  # characters of a search text; longer ones are refused, not truncated silently
 _UNFINISHED = ("running", "crashed")  # told apart only by asking whether the recorder lives
 
@@ -43,6 +43,7 @@ class RunFilter:
     since: float | None = None  # epoch seconds, inclusive
     until: float | None = None  # epoch seconds, exclusive
     search: str = ""  # substring of the input or the answer, case-insensitive for ASCII
+    batch: str = ""  # a batch's whole id (``find_batch`` turns a prefix into one)
 
     def __post_init__(self) -> None:
         if len(self.search) > SEARCH_MAX:
@@ -155,6 +156,9 @@ def _where(conn: sqlite3.Connection, f: RunFilter) -> tuple[list[str], list]:
     if f.until is not None:
         clauses.append("r.started_at < ?")
         params.append(f.until)
+    if f.batch:
+        clauses.append("r.batch_id = ?")
+        params.append(f.batch)
     if f.search:
         like = "%" + f.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         clauses.append("(r.input LIKE ? ESCAPE '\\' OR r.final_text LIKE ? ESCAPE '\\')")
@@ -202,6 +206,75 @@ def facets(conn: sqlite3.Connection) -> dict[str, list[str]]:
     """The values the filters can take, for the view's drop-downs."""
     return {"workflow": workflow_paths(conn), "api": distinct(conn, "api"), "model": distinct(conn, "model"),
             "status": list(STATUSES)}
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+BATCH_STATUSES = ("running", "crashed", "completed", "failed", "interrupted", "error")
+
+
+class BatchNotFound(UsageError):
+    """No batch, or more than one, matches the id or prefix asked for."""
+
+
+def list_batches(conn: sqlite3.Connection, *, limit: int = 20) -> list[dict]:
+    """The most recent batches, newest first."""
+    rows = conn.execute("SELECT * FROM batches ORDER BY started_at DESC, rowid DESC LIMIT ?", (limit,))
+    return [batch_row(r) for r in rows]
+
+
+def find_batch(conn: sqlite3.Connection, key: str) -> dict:
+    """The batch whose id is ``key`` or starts with it (unique), else ``BatchNotFound``."""
+    key = key.strip()
+    rows = conn.execute("SELECT * FROM batches WHERE batch_id = ?", (key,)).fetchall() if key else []
+    if not rows and key:
+        rows = conn.execute("SELECT * FROM batches WHERE substr(batch_id, 1, ?) = ? ORDER BY started_at DESC"
+                            " LIMIT 6", (len(key), key)).fetchall()
+    if not rows:
+        raise BatchNotFound(f"no batch matches {key!r}", hint="`flowrun logs batches` lists recent batches")
+    if len(rows) > 1:
+        ids = ", ".join(r["batch_id"] for r in rows[:5])
+        raise BatchNotFound(f"{key!r} matches more than one batch ({ids})", hint="give more of the id")
+    return batch_row(rows[0])
+
+
+def batch_runs(conn: sqlite3.Connection, batch_id: str, f: RunFilter = RunFilter(), *, limit: int = 50,
+               offset: int = 0, whole_texts: bool = False) -> list[dict]:
+    """The batch's runs, failures first (then the completed ones), each group in input order.
+    Two index range scans (``runs_batch``), so a page costs little in a batch of 100,000."""
+    columns = LIST_COLUMNS.format(texts=_WHOLE_TEXTS if whole_texts else _CUT_TEXTS)
+    columns += ", r.batch_id, r.batch_index"
+    clauses, params = _where(conn, RunFilter(**{**f.__dict__, "batch": batch_id}))
+    where = " AND ".join(clauses)
+    failed = conn.execute(f"SELECT {columns} FROM runs r WHERE {where} AND r.status != 'completed'"
+                          " ORDER BY r.batch_index, r.rowid LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+    runs = [run_row(r) for r in failed]
+    if len(runs) < limit:
+        skip = max(0, offset - conn.execute(f"SELECT COUNT(*) FROM runs r WHERE {where} AND r.status != 'completed'",
+                                            params).fetchone()[0])
+        done = conn.execute(f"SELECT {columns} FROM runs r WHERE {where} AND r.status = 'completed'"
+                            " ORDER BY r.batch_index, r.rowid LIMIT ? OFFSET ?",
+                            [*params, limit - len(runs), skip]).fetchall()
+        runs += [run_row(r) for r in done]
+    return runs
+
+
+def batch_row(row: sqlite3.Row) -> dict:
+    """A batch as a dict: options decoded, a dead owner's "running" batch read as "crashed"."""
+    batch = dict(row)
+    try:
+        batch["options"] = json.loads(batch["options"]) if batch.get("options") else {}
+    except ValueError:
+        batch["options"] = {}
+    batch["recorded_status"] = batch["status"]
+    token = batch.pop("pid_start", None)
+    if batch["status"] == "running" and batch.get("hostname") == socket.gethostname():
+        if not alive(batch.get("pid"), token):
+            batch["status"] = "crashed"
+    total, skipped = batch.get("total") or 0, batch.get("skipped") or 0
+    batch["done"] = skipped + (batch.get("completed") or 0) + (batch.get("failed") or 0)
+    batch["left"] = max(0, total - batch["done"])
+    return batch
 
 
 def run_row(row: sqlite3.Row) -> dict:

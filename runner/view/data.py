@@ -12,8 +12,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from runner.runlog.query import (Page, RunFilter, count_runs, decode_cursor, encode_cursor, facets,
-                                 list_runs, open_read, parse_when, read_only, run_row)
+from runner.runlog.query import (BatchNotFound, Page, RunFilter, batch_runs, count_runs, decode_cursor,
+                                 encode_cursor, facets, find_batch, list_batches, list_runs, open_read, parse_when,
+                                 read_only, run_row)
 from runner.view.workflow_source import find_source
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -21,7 +22,12 @@ DIFF_CONTEXT = 3
 
 
 class NotFound(Exception):
-    pass
+    """No such run (or batch: ``what``) in the log."""
+
+    def __init__(self, key: str, what: str = "run"):
+        super().__init__(key)
+        self.key = key
+        self.what = what
 
 
 class RunLogView:
@@ -66,6 +72,31 @@ class RunLogView:
 
     def facets(self) -> dict:
         return facets(self.conn())
+
+    # -- batches ---------------------------------------------------------------------------------
+
+    def batches(self, query: dict[str, str]) -> dict:
+        limit = int(query.get("limit") or 50)
+        return {"batches": list_batches(self.conn(), limit=limit if limit in PAGE_SIZES else 50)}
+
+    def batch(self, batch_id: str, query: dict[str, str]) -> dict:
+        """The batch (progress, how it ended), how many of its runs the log holds, and a page of
+        them, failures first (``offset``: paging; ``status``: one status only)."""
+        conn = self.conn()
+        try:
+            batch = find_batch(conn, batch_id)
+        except BatchNotFound:
+            raise NotFound(batch_id, "batch") from None
+        limit = int(query.get("limit") or 50)
+        limit = limit if limit in PAGE_SIZES else 50
+        offset = max(0, int(query.get("offset") or 0))
+        run_filter = RunFilter(status=query.get("status", "").strip())
+        runs = batch_runs(conn, batch["batch_id"], run_filter, limit=limit + 1, offset=offset)
+        in_log = dict(conn.execute("SELECT status = 'completed', COUNT(*) FROM runs WHERE batch_id = ?"
+                                   " GROUP BY 1", (batch["batch_id"],)).fetchall())
+        return {**batch, "in_log": {"completed": in_log.get(1, 0), "failed": in_log.get(0, 0)},
+                "runs": runs[:limit], "offset": offset, "limit": limit,
+                "next": offset + limit if len(runs) > limit else None}
 
     # -- one run ---------------------------------------------------------------------------------
 

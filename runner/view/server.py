@@ -117,12 +117,16 @@ class Handler(BaseHTTPRequestHandler):
                 body = view.workflow(path[1])
             elif len(path) == 3 and path[0] == "run" and path[2] == "siblings":
                 body = view.siblings(path[1])
+            elif path == ["batches"]:
+                body = view.batches(query)
+            elif len(path) == 2 and path[0] == "batch":
+                body = view.batch(path[1], query)
             elif path == ["compare"]:
                 body = view.compare(query.get("a", ""), query.get("b", ""))
             else:
                 return self._json(HTTPStatus.NOT_FOUND, {"error": "no such endpoint"})
         except NotFound as exc:
-            return self._json(HTTPStatus.NOT_FOUND, {"error": f"no run {exc}"})
+            return self._json(HTTPStatus.NOT_FOUND, {"error": f"no {exc.what} {exc.key}"})
         except (FlowrunError, ValueError) as exc:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc), "hint": getattr(exc, "hint", None)})
         self._json(HTTPStatus.OK, body)

@@ -36,6 +36,7 @@ async function api(path, params) {
 }
 
 const runHref = (id) => "#/run/" + encodeURIComponent(id);
+const batchHref = (id) => "#/batch/" + encodeURIComponent(id);
 const compareHref = (a, b) => "#/compare/" + encodeURIComponent(a) + "/" + encodeURIComponent(b);
 const baseName = (path) => String(path || "-").split("/").pop();
 const firstLine = (text) => (String(text || "").split("\n").find((l) => l.trim()) || "").trim();
@@ -118,6 +119,8 @@ function route() {
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   let page;
   if (parts[0] === "run" && parts[1]) page = showRun(parts[1]);
+  else if (parts[0] === "batches") page = showBatches();
+  else if (parts[0] === "batch" && parts[1]) page = showBatch(parts[1], new URLSearchParams(query || ""));
   else if (parts[0] === "compare" && parts[1] && parts[2]) page = showCompare(parts[1], parts[2]);
   else page = showList(new URLSearchParams(query || ""));
   page.catch(showError);
@@ -220,7 +223,8 @@ async function showList(params) {
       .map((h, i) => el("th", { class: i >= 5 && i <= 7 ? "num" : null }, h)))),
     el("tbody", {}, rows));
   main.replaceChildren(...[
-    el("div", { class: "toolbar" }, el("h1", {}, "Runs"), countSpan, el("span", { class: "spacer" }), compareButton),
+    el("div", { class: "toolbar" }, el("h1", {}, "Runs"), countSpan, el("span", { class: "spacer" }),
+      el("a", { class: "button", href: "#/batches", id: "to-batches" }, "Batches"), compareButton),
     filters,
     rows.length ? table : el("p", { class: "empty" }, FILTERS.some((k) => state[k]) ? "No run matches these filters." : "No runs recorded yet."),
     rows.length ? pager : null].filter(Boolean));
@@ -375,6 +379,8 @@ async function showRun(runId) {
           el("span", {}, "model ", el("b", {}, run.model || "–")),
           el("span", {}, "started ", el("b", {}, fmtTime(run.started_at))),
           run.offline ? el("span", {}, el("b", {}, "offline (scripted model)")) : null,
+          run.batch_id ? el("span", {}, "batch ", el("a", { href: batchHref(run.batch_id), id: "run-batch" }, run.batch_id),
+            typeof run.batch_index === "number" ? " · input " + run.batch_index : null) : null,
           run.exit_code !== null && run.exit_code !== undefined ? el("span", {}, "exit ", el("b", {}, run.exit_code)) : null,
           run.status === "crashed" ? el("span", {}, "the recording process ended without finishing the run") : null)),
       siblingsBox,
@@ -447,6 +453,123 @@ function workflowView(wf) {
     out.push(el("p", { class: "note" }, wf.where));
   }
   return out;
+}
+
+// ---- batches ---------------------------------------------------------------------------------
+
+const BATCH_DONE = ["completed", "failed", "interrupted", "error"];
+
+function progressBar(b) {
+  const total = b.total || 0;
+  const pct = (n) => (total ? (100 * n) / total : 0);
+  return el("div", { class: "progress", title: `${num(b.done)} of ${num(total)} inputs done` },
+    el("span", { class: "skipped", style: `width:${pct(b.skipped || 0)}%` }),
+    el("span", { class: "ok", style: `width:${pct(b.completed || 0)}%` }),
+    el("span", { class: "bad", style: `width:${pct(b.failed || 0)}%` }));
+}
+
+async function showBatches() {
+  const data = await api("batches", { limit: "100" });
+  const rows = data.batches.map((b) => {
+    const tr = el("tr", { "data-batch": b.batch_id },
+      el("td", {}, badge(b.status)),
+      el("td", { title: fmtTime(b.started_at) }, ago(b.started_at)),
+      el("td", { title: b.workflow_path || "" }, baseName(b.workflow_path)),
+      el("td", {}, progressBar(b)),
+      el("td", { class: "num" }, `${num(b.done)} / ${num(b.total)}`),
+      el("td", { class: "num" }, b.failed ? el("span", { class: "errs" }, num(b.failed)) : "0"),
+      el("td", { class: "num" }, b.finished_at ? fmtDuration((b.finished_at - b.started_at) * 1000) : "–"),
+      el("td", { class: "mono" }, b.batch_id));
+    tr.addEventListener("click", () => { location.hash = batchHref(b.batch_id); });
+    return tr;
+  });
+  const table = el("table", { class: "runs batches" },
+    el("colgroup", {}, ["status", "when", "wf", "bar", "dur", "tok", "dur", "id"].map((c) => el("col", { class: "col-" + c }))),
+    el("thead", {}, el("tr", {}, ["status", "started", "workflow", "progress", "done", "failed", "took", "batch"]
+      .map((h, i) => el("th", { class: i >= 4 && i <= 6 ? "num" : null }, h)))),
+    el("tbody", {}, rows));
+  main.replaceChildren(
+    el("div", { class: "toolbar" }, el("h1", {}, "Batches"), el("span", { class: "count" }, `${rows.length} most recent`),
+      el("span", { class: "spacer" }), el("a", { class: "button", href: "#/" }, "← all runs")),
+    rows.length ? table : el("p", { class: "empty" }, "No batch recorded yet: `flowrun batch` records its runs here."));
+  document.title = "flowrun · batches";
+  if (data.batches.some((b) => b.status === "running")) timer = setTimeout(route, POLL_MS * 2);
+}
+
+async function showBatch(batchId, params) {
+  const offset = params.get("offset") || "0";
+  const status = params.get("status") || "";
+  const b = await api("batch/" + encodeURIComponent(batchId), { offset, ...(status ? { status } : {}) });
+  const go = (changes) => {
+    const next = new URLSearchParams();
+    for (const [k, v] of Object.entries({ offset, status, ...changes })) if (v && v !== "0") next.set(k, v);
+    location.hash = batchHref(batchId) + (next.toString() ? "?" + next.toString() : "");
+  };
+  const o = b.options || {};
+  const took = b.finished_at ? fmtDuration((b.finished_at - b.started_at) * 1000) : b.status === "running" ? "running…" : "–";
+  const head = el("div", { class: "runhead" },
+    el("div", { class: "grow" },
+      el("h1", {}, badge(b.status), el("span", { class: "mono" }, b.batch_id)),
+      el("div", { class: "meta" },
+        el("span", {}, "workflow ", el("b", { title: b.workflow_path }, b.workflow_path || "–")),
+        el("span", {}, "inputs ", el("b", { title: b.inputs_path }, baseName(b.inputs_path))),
+        el("span", {}, "results ", el("b", { title: b.out_path }, baseName(b.out_path))),
+        el("span", {}, "started ", el("b", {}, fmtTime(b.started_at))),
+        el("span", {}, "concurrency ", el("b", {}, o.concurrency ?? "–"), o.workers > 1 ? ` · ${o.workers} workers` : null),
+        o.offline ? el("span", {}, el("b", {}, "offline (scripted model)")) : null,
+        b.status === "crashed" ? el("span", {}, "the batch's process ended without finishing it: run the same command with --resume") : null,
+        b.status === "interrupted" ? el("span", {}, "interrupted: run the same command with --resume to finish") : null)),
+    el("a", { class: "button", href: "#/batches" }, "← all batches"));
+  const cards = el("div", { class: "cards" },
+    card("progress", `${num(b.done)} / ${num(b.total)}`, b.skipped ? `${num(b.skipped)} done before (--resume)` : null),
+    card("completed", num(b.completed)),
+    card("failed", num(b.failed)),
+    card("took", took),
+    card("in the run log", num(b.in_log.completed + b.in_log.failed), b.logged === "failed" ? "failed runs only" : "every run"));
+  const bar = el("section", { class: "panel" }, el("h2", {}, "Progress"), progressBar(b),
+    el("div", { class: "legend" },
+      el("span", {}, el("i", { class: "ok" }), "completed"), el("span", {}, el("i", { class: "bad" }), "failed"),
+      b.skipped ? el("span", {}, el("i", { class: "skipped" }), "done before") : null));
+  const failure = b.error ? el("section", { class: "panel failure" }, el("h2", {}, "Why the batch stopped"), clipped(b.error)) : null;
+  const rows = b.runs.map((run) => {
+    const answer = run.final_text ? firstLine(run.final_text) : run.error ? "error: " + firstLine(run.error) : "";
+    const failed = run.status !== "completed";
+    const tr = el("tr", { "data-run": run.run_id, class: failed ? "failed" : null },
+      el("td", { class: "num" }, typeof run.batch_index === "number" ? String(run.batch_index) : "–"),
+      el("td", {}, el("a", { href: runHref(run.run_id) }, badge(run.status))),
+      el("td", { class: "num" }, fmtDuration(runDuration(run))),
+      el("td", { class: "num" }, String(run.tool_call_count || 0), run.tool_error_count ? el("span", { class: "errs" }, " ✗" + run.tool_error_count) : null),
+      el("td", { class: "text", title: run.input || "" }, firstLine(run.input)),
+      el("td", { class: "text answer" + (failed && !run.final_text ? " err" : ""), title: answer }, answer));
+    tr.addEventListener("click", () => { location.hash = runHref(run.run_id); });
+    return tr;
+  });
+  const statusSelect = el("label", { class: "sub" }, "status ",
+    el("select", { name: "status", onchange: (e) => go({ status: e.target.value, offset: "0" }) },
+      el("option", { value: "" }, "all, failures first"),
+      ["completed", "failed", "error", "invalid_input", "max_turns", "interrupted", "crashed"].map((v) =>
+        el("option", { value: v, selected: v === status ? "selected" : null }, v))));
+  const start = Number(offset);
+  const pager = el("div", { class: "pager" },
+    el("span", { class: "sub" }, rows.length ? `runs ${num(start + 1)}–${num(start + rows.length)}` : ""),
+    el("button", { type: "button", id: "newer", disabled: start > 0 ? null : "disabled",
+      onclick: () => go({ offset: String(Math.max(0, start - b.limit)) }) }, "← Previous"),
+    el("button", { type: "button", id: "older", disabled: b.next !== null ? null : "disabled",
+      onclick: () => go({ offset: String(b.next) }) }, "Next →"));
+  const table = el("table", { class: "runs batch-runs" },
+    el("colgroup", {}, ["idx", "status", "dur", "tools", "in", "out"].map((c) => el("col", { class: "col-" + c }))),
+    el("thead", {}, el("tr", {}, ["input", "status", "duration", "tools", "input", "answer"]
+      .map((h, i) => el("th", { class: i === 0 || i === 2 || i === 3 ? "num" : null }, h)))),
+    el("tbody", {}, rows));
+  const runsPanel = el("section", { class: "panel" },
+    el("div", { class: "toolbar" }, el("h2", {}, "Runs, failures first"), el("span", { class: "spacer" }), statusSelect),
+    rows.length ? table : el("p", { class: "empty" }, b.logged === "failed" && !status ? "No failed run: this batch kept failed runs only." : "No run of this batch in the log."),
+    rows.length ? pager : null);
+  main.replaceChildren(...[head, cards, bar, failure, runsPanel].filter(Boolean));
+  document.title = `flowrun · batch ${b.status}`;
+  if (!BATCH_DONE.includes(b.status) && b.status !== "crashed") {
+    timer = setTimeout(() => { if (location.hash.startsWith(batchHref(batchId))) route(); }, POLL_MS * 2);
+  }
 }
 
 // ---- compare two runs ------------------------------------------------------------------------
