@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 from runner.errors import FlowrunError, RunError
 from runner.events import Event, Notice, RunEnd, RunStarted
 from runner.run.fanout import FanOut, Sink
-from runner.run.loop import RunLoop, crash_end
+from runner.run.loop import PauseContext, RunLoop, SavedRound, crash_end
 from runner.run.plan import RunPlan
 from runner.run.structured import OutputCheck
 from runner.workflow.model import Workflow
@@ -31,6 +31,7 @@ async def run_plan(
     sdk_clients: Any = None,
     mcp: Any = None,
     on_mcp: Callable[[Any], None] | None = None,
+    resume_flags: str = "",
 ) -> RunEnd:
     """Run ``plan``: ``notices`` (warnings a person must see first), ``run.started``, the
     conversation, its terminal event. Returns that event; an exception is raised on after the
@@ -48,12 +49,22 @@ async def run_plan(
             mock_http=plan.mocks, next_message=next_message, show_requests=plan.options.show_requests,
             http_client=http_client, sdk_clients=sdk_clients, mcp=mcp, on_mcp=on_mcp,
             mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None,
+            pause=PauseContext(pause_settings(plan), resume_flags),
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None
     if emit.failures and end.exit_code == 0:  # it completed, but not everything it said was shown
         raise RunError(f"the output failed ({emit.failures[0]}), so the run did not succeed", shown=False)
     return end
+
+
+def pause_settings(plan: RunPlan) -> dict[str, Any]:
+    """What ``flowrun resume`` rebuilds a paused run from, beside the provider's snapshot."""
+    s = plan.settings
+    return {"workflow": str(plan.workflow.path.resolve()), "workflow_sha256": plan.workflow.source_sha256,
+            "api": s.api, "base_url": s.base_url, "model": s.model, "inputs": dict(plan.inputs),
+            "max_turns": plan.options.max_turns, "allow_python": plan.options.allow_python,
+            "offline": plan.offline is not None}
 
 
 async def run_conversation(
@@ -76,6 +87,9 @@ async def run_conversation(
     mcp: Any = None,
     mock_mcp: Mapping[str, Any] | None = None,
     on_mcp: Callable[[Any], None] | None = None,
+    pause: PauseContext | None = None,
+    resume: tuple[dict, SavedRound] | None = None,
+    dispatcher_options: Mapping[str, Any] | None = None,
 ) -> RunEnd:
     """The conversation every caller shares. Each message after the first (and each one
     ``next_message`` returns, until it returns None) continues it. ``http_client`` (owned by
@@ -84,7 +98,9 @@ async def run_conversation(
     caller, e.g. a batch) its MCP servers; without it, the workflow's MCP servers are started here
     for this conversation and stopped after it (``mock_mcp``: a test case's canned servers).
     Whatever stops it outside a turn still ends it with a terminal event (``crash_end``) before
-    the exception goes on."""
+    the exception goes on. ``pause``: what a run that pauses for approvals keeps for ``flowrun
+    resume``; ``resume``: (the provider's snapshot, the paused round) to go on with instead of
+    sending ``messages[0]``; ``dispatcher_options``: passed on to the dispatcher (approvals)."""
     started = time.monotonic()
     loop: RunLoop | None = None
     try:
@@ -106,8 +122,13 @@ async def run_conversation(
             loop = await _open(stack, workflow, settings, emit, run_id=run_id, inputs=inputs, env=env,
                                masker=masker, allow_python=allow_python, max_turns=max_turns,
                                mock_http=mock_http, show_requests=show_requests, http_client=http_client,
-                               sdk_clients=sdk_clients, mcp=mcp)
-            end = await loop.run(messages[0])
+                               sdk_clients=sdk_clients, mcp=mcp, pause=pause,
+                               dispatcher_options=dispatcher_options)
+            if resume is not None:
+                loop.provider.restore(resume[0])  # checked before: a bad snapshot never gets here
+                end = await loop.resume(resume[1])
+            else:
+                end = await loop.run(messages[0])
             pending = list(messages[1:])
             while end.exit_code == 0:
                 if pending:
@@ -134,7 +155,8 @@ async def run_conversation(
 
 
 async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, emit, *, run_id, inputs, env,
-                masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None) -> RunLoop:
+                masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None,
+                pause: PauseContext | None = None, dispatcher_options: Mapping[str, Any] | None = None) -> RunLoop:
     """Provider, dispatcher and loop for one conversation, closed by ``stack``."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
@@ -148,12 +170,12 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     stack.push_async_callback(provider.aclose)
     dispatcher = Dispatcher(
         workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http, mcp=mcp,
-        on_notice=emit,
+        on_notice=emit, **dict(dispatcher_options or {}),
     )
     stack.push_async_callback(dispatcher.aclose)
     spec = workflow.output
     output = OutputCheck(spec.schema, attempts=spec.attempts) if spec is not None else None
-    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output)
+    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output, pause=pause)
 
 
 __all__ = ["run_plan", "run_conversation"]

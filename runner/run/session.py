@@ -140,12 +140,23 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
             notices.append(plan.defaults.describe())
         end = await run_plan(plan, sinks, notices=notices,
                              next_message=chat_reader(request, err) if request.chat else None,
-                             on_mcp=recorder.saw_mcp if recorder is not None else None)
+                             on_mcp=recorder.saw_mcp if recorder is not None else None,
+                             resume_flags=resume_flags(request))
         if recorder is not None:
             from runner.render.recording import finish
 
             finish(recorder, end.status, Path(request.record), workflow, err)
         return end
+
+
+def resume_flags(request: RunRequest) -> str:
+    """What ``flowrun resume`` needs besides the run id to find a paused run: the log it is in,
+    when it is not the default one (absolute: the resume may start in another folder)."""
+    if not request.log_db:
+        return ""
+    import shlex
+
+    return " --log-db " + shlex.quote(str(Path(request.log_db).expanduser().resolve()))
 
 
 def chat_reader(request: RunRequest, err: TextIO):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from runner.errors import FlowrunError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 15_000
 
 # MIGRATIONS[i]: the statements that take the schema from version i to i + 1. Append, never edit.
@@ -38,6 +38,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX runs_status ON runs(status, started_at)",
         "CREATE INDEX runs_api ON runs(api, started_at)",
         "CREATE INDEX runs_model ON runs(model, started_at)",
+    ),
+    # 2 -> 3: paused runs. One row per run that paused for approvals: the run.paused event (the
+    # round's calls, the provider's snapshot, the settings to rebuild the run), "waiting" until a
+    # `flowrun resume` claims it ("resumed"), who claimed it and when.
+    (
+        "CREATE TABLE pauses (run_id TEXT PRIMARY KEY, state TEXT NOT NULL, status TEXT NOT NULL,"
+        " paused_at REAL, claimed_at REAL, claimed_pid INTEGER, claimed_host TEXT)",
     ),
 ]
 
