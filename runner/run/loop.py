@@ -262,8 +262,9 @@ class RunLoop:
         }
         self.emit(RunPaused(self.run_id, waiting, [_call_dict(c) for c in saved.calls], approve, state))
         which = ", ".join(repr(n) for n in names)
-        message = (f"paused: tool {which} waits for approval, and no tool of this round ran. "
-                   f"To run it: {approve}   To refuse it: {deny} --reason \"...\"")
+        message = (f"paused: tool {which} waits for approval; no tool of this round ran.\n"
+                   f"  to run it:     {approve}\n"
+                   f"  to refuse it:  {deny} --reason \"...\"")
         return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
 
     def _tool_done(self, result: ToolResult) -> None:
