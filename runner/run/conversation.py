@@ -32,6 +32,7 @@ async def run_plan(
     mcp: Any = None,
     on_mcp: Callable[[Any], None] | None = None,
     resume_flags: str = "",
+    dispatcher_options: Mapping[str, Any] | None = None,
 ) -> RunEnd:
     """Run ``plan``: ``notices`` (warnings a person must see first), ``run.started``, the
     conversation, its terminal event. Returns that event; an exception is raised on after the
@@ -49,7 +50,7 @@ async def run_plan(
             mock_http=plan.mocks, next_message=next_message, show_requests=plan.options.show_requests,
             http_client=http_client, sdk_clients=sdk_clients, mcp=mcp, on_mcp=on_mcp,
             mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None,
-            pause=PauseContext(pause_settings(plan), resume_flags),
+            pause=PauseContext(pause_settings(plan), resume_flags), dispatcher_options=dispatcher_options,
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None

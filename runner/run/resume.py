@@ -24,6 +24,7 @@ from runner.providers.snapshot import SnapshotError, calls as saved_calls, numbe
 from runner.run.conversation import run_conversation
 from runner.run.fanout import FanOut
 from runner.run.loop import PauseContext, SavedRound
+from runner.tools.approval import ApprovalRequest, Decision
 from runner.workflow.model import APIS
 
 
@@ -245,6 +246,25 @@ def snapshot_check(paused: PausedRun, settings) -> None:
     provider_class(settings.api)(settings, None, owns_client=False).restore(paused.snapshot)
 
 
+class ResumePrompter:
+    """The decisions given to ``flowrun resume``, decided ``by: resume``; a call they do not
+    answer pauses the run again (it never runs unapproved)."""
+
+    def __init__(self, request: ResumeRequest):
+        self.approve = frozenset(request.approve)
+        self.deny = frozenset(request.deny)
+        self.yes = request.yes
+        self.reason = request.reason
+
+    async def decide(self, request: ApprovalRequest) -> Decision:
+        if request.tool in self.deny:
+            return Decision("deny", "resume", self.reason)
+        if request.tool in self.approve or self.yes:
+            return Decision("approve", "resume")
+        return Decision("pause", "resume")
+
+
 def resume_options(request: ResumeRequest) -> dict[str, Any]:
-    """The dispatcher's approvals for the resumed round (wired to the gate)."""
-    return {}
+    """The dispatcher's approvals for the resumed round: the resume's decisions, pausing again
+    on any call they leave unanswered."""
+    return {"prompter": ResumePrompter(request)}
