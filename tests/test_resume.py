@@ -66,9 +66,11 @@ def test_a_paused_run_resumed_later_runs_the_approved_tool_once_and_the_model_re
         wf = shop(tmp_path, echo, api)
         first = start(wf, server)
         run_id = paused_run(first)
-        assert f"--approve order" in first.err and "--deny order" in first.err
+        assert "--approve order" in first.err and "--deny order" in first.err
         assert echo.hits("/count/orders") == 0 and submissions(server, api) == []
         assert logged_run(run_id)["status"] == "paused"
+        listed = flowrun("logs", "--status", "paused", env=ENV)
+        assert run_id[:8] in listed.out and "paused: tool 'order' waits for approval" in listed.out
 
         second = flowrun("resume", run_id, "--approve", "order", env=ENV)
         assert second.code == 0, second.err
@@ -199,6 +201,8 @@ def test_an_assistants_run_that_expired_while_waiting_fails_and_runs_nothing(tmp
     ("UPDATE pauses SET state = json_set(state, '$.state.provider.messages', 'x')", "messages must be a list"),
     ("UPDATE pauses SET state = json_set(state, '$.state.round.calls', json('[]'))", "round.calls must be a non-empty"),
     ("UPDATE pauses SET state = json_set(state, '$.state.api', 'telepathy')", "api is not one of"),
+    ("UPDATE pauses SET state = json_set(state, '$.state.base_url', 'file:///etc/passwd')", "base_url must be an http(s) URL"),
+    ("UPDATE pauses SET state = json_set(state, '$.state.provider.pending[0].call_id', 7)", "call_id must be text"),
     ("DELETE FROM pauses", "holds no saved state"),
 ])
 def test_an_edited_run_log_is_one_clear_error_and_the_run_stays_paused(edit, message, tmp_path):

@@ -22,7 +22,7 @@ Examples:
 @click.argument("run_id")
 @click.option("--approve", multiple=True, metavar="TOOL", help="Run the waiting calls of this tool (repeatable).")
 @click.option("--deny", multiple=True, metavar="TOOL", help="Refuse the waiting calls of this tool; the model is told (repeatable).")
-@click.option("--yes", is_flag=True, help="Approve every waiting call (a tool the file refuses stays refused).")
+@click.option("-y", "--yes", is_flag=True, help="Approve every waiting call (a tool the file refuses stays refused).")
 @click.option("--reason", metavar="TEXT", help="With --deny: why, as the model reads it.")
 @click.option("--force-changed-file", is_flag=True, help="Resume even though the workflow file changed since the run paused.")
 @click.option("-o", "--output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True, help="text: the answer on stdout; jsonl: one event per line.")

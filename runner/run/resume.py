@@ -91,8 +91,8 @@ def read_paused(run_id: str, record: Any) -> PausedRun:
     if api not in APIS:
         raise SnapshotError(f"api is not one of {', '.join(APIS)} ({text(api)})")
     base_url = state.get("base_url")
-    if base_url is not None and not isinstance(base_url, str):
-        raise SnapshotError("base_url must be text")
+    if base_url is not None and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
+        raise SnapshotError(f"base_url must be an http(s) URL ({text(base_url)})")
     inputs = state.get("inputs")
     if not isinstance(inputs, dict):
         raise SnapshotError("inputs must be an object")

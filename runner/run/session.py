@@ -145,7 +145,8 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
                              next_message=chat_reader(request, err) if request.chat else None,
                              on_mcp=recorder.saw_mcp if recorder is not None else None,
                              resume_flags=resume_flags(request),
-                             dispatcher_options={"approvals": Approvals(pause=pauses(request, _stdin_tty()))})
+                             dispatcher_options=({"approvals": Approvals(pause=True)}
+                                                 if pauses(request, _stdin_tty()) else None))
         if recorder is not None:
             from runner.render.recording import finish
 
