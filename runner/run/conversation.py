@@ -31,8 +31,8 @@ async def run_plan(
     sdk_clients: Any = None,
     mcp: Any = None,
     on_mcp: Callable[[Any], None] | None = None,
+    prompter: Any = None,
     resume_flags: str = "",
-    dispatcher_options: Mapping[str, Any] | None = None,
 ) -> RunEnd:
     """Run ``plan``: ``notices`` (warnings a person must see first), ``run.started``, the
     conversation, its terminal event. Returns that event; an exception is raised on after the
@@ -50,7 +50,8 @@ async def run_plan(
             mock_http=plan.mocks, next_message=next_message, show_requests=plan.options.show_requests,
             http_client=http_client, sdk_clients=sdk_clients, mcp=mcp, on_mcp=on_mcp,
             mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None,
-            pause=PauseContext(pause_settings(plan), resume_flags), dispatcher_options=dispatcher_options,
+            approvals=plan.options.approvals, prompter=prompter,
+            pause=PauseContext(pause_settings(plan), resume_flags),
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None
@@ -88,9 +89,10 @@ async def run_conversation(
     mcp: Any = None,
     mock_mcp: Mapping[str, Any] | None = None,
     on_mcp: Callable[[Any], None] | None = None,
+    approvals: Any = None,
+    prompter: Any = None,
     pause: PauseContext | None = None,
     resume: tuple[dict, SavedRound] | None = None,
-    dispatcher_options: Mapping[str, Any] | None = None,
 ) -> RunEnd:
     """The conversation every caller shares. Each message after the first (and each one
     ``next_message`` returns, until it returns None) continues it. ``http_client`` (owned by
@@ -101,7 +103,7 @@ async def run_conversation(
     Whatever stops it outside a turn still ends it with a terminal event (``crash_end``) before
     the exception goes on. ``pause``: what a run that pauses for approvals keeps for ``flowrun
     resume``; ``resume``: (the provider's snapshot, the paused round) to go on with instead of
-    sending ``messages[0]``; ``dispatcher_options``: passed on to the dispatcher (approvals)."""
+    sending ``messages[0]``; ``approvals`` and ``prompter``: the dispatcher's gate."""
     started = time.monotonic()
     loop: RunLoop | None = None
     try:
@@ -123,8 +125,8 @@ async def run_conversation(
             loop = await _open(stack, workflow, settings, emit, run_id=run_id, inputs=inputs, env=env,
                                masker=masker, allow_python=allow_python, max_turns=max_turns,
                                mock_http=mock_http, show_requests=show_requests, http_client=http_client,
-                               sdk_clients=sdk_clients, mcp=mcp, pause=pause,
-                               dispatcher_options=dispatcher_options)
+                               sdk_clients=sdk_clients, mcp=mcp, approvals=approvals, prompter=prompter,
+                               pause=pause)
             if resume is not None:
                 loop.provider.restore(resume[0])  # checked before: a bad snapshot never gets here
                 end = await loop.resume(resume[1])
@@ -157,7 +159,7 @@ async def run_conversation(
 
 async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, emit, *, run_id, inputs, env,
                 masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None,
-                pause: PauseContext | None = None, dispatcher_options: Mapping[str, Any] | None = None) -> RunLoop:
+                approvals=None, prompter=None, pause: PauseContext | None = None) -> RunLoop:
     """Provider, dispatcher and loop for one conversation, closed by ``stack``."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
@@ -171,7 +173,7 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     stack.push_async_callback(provider.aclose)
     dispatcher = Dispatcher(
         workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http, mcp=mcp,
-        on_notice=emit, **dict(dispatcher_options or {}),
+        on_notice=emit, approvals=approvals, prompter=prompter,
     )
     stack.push_async_callback(dispatcher.aclose)
     spec = workflow.output

@@ -24,7 +24,7 @@ from runner.providers.snapshot import SnapshotError, calls as saved_calls, numbe
 from runner.run.conversation import run_conversation
 from runner.run.fanout import FanOut
 from runner.run.loop import PauseContext, SavedRound
-from runner.tools.approval import ApprovalRequest, Decision
+from runner.calls import ApprovalRequest, Approvals, Decision
 from runner.workflow.model import APIS
 
 
@@ -205,7 +205,7 @@ async def _execute(request: ResumeRequest, out: TextIO, err: TextIO) -> RunEnd:
                 allow_python=paused.allow_python, max_turns=paused.max_turns,
                 pause=PauseContext({**paused.settings, "workflow_sha256": workflow.source_sha256}, flags),
                 resume=(paused.snapshot, paused.saved),
-                dispatcher_options=resume_options(request),
+                approvals=Approvals(pause=True), prompter=ResumePrompter(request),
             )
         except FlowrunError as exc:
             raise exc.masked(masker.mask) from None
@@ -263,8 +263,3 @@ class ResumePrompter:
             return Decision("approve", "resume")
         return Decision("pause", "resume")
 
-
-def resume_options(request: ResumeRequest) -> dict[str, Any]:
-    """The dispatcher's approvals for the resumed round: the resume's decisions, pausing again
-    on any call they leave unanswered."""
-    return {"prompter": ResumePrompter(request)}
