@@ -67,6 +67,7 @@ def test_a_paused_run_resumed_later_runs_the_approved_tool_once_and_the_model_re
         first = start(wf, server)
         run_id = paused_run(first)
         assert "--approve order" in first.err and "--deny order" in first.err
+        assert "flowrun: paused: tool 'order' waits for approval" in first.err and "error" not in first.err
         assert echo.hits("/count/orders") == 0 and submissions(server, api) == []
         assert logged_run(run_id)["status"] == "paused"
         listed = flowrun("logs", "--status", "paused", env=ENV)
@@ -87,6 +88,11 @@ def test_a_paused_run_resumed_later_runs_the_approved_tool_once_and_the_model_re
     assert kinds.index("run.paused") < kinds.index("run.resumed") < kinds.index("run.completed")
     decided = [e for e in run["events"] if e["type"] == "approval.decided" and e["decision"] == "approved"]
     assert [e["by"] for e in decided] == ["resume"]
+    import os
+
+    from support.reliability import KEY
+
+    assert KEY.encode() not in open(os.environ["FLOWRUN_LOG_DB"], "rb").read()  # nor in the pause's state
     shown = flowrun("logs", "show", run_id, env=ENV)
     assert "⏸ paused: order waits for approval" in shown.out and "flowrun resume --approve order" in shown.out
     assert "placed: hit 1" in shown.out
@@ -234,3 +240,21 @@ def test_two_resumes_at_once_only_one_claims_the_run(tmp_path):
     busy = flowrun("resume", run_id, "--approve", "order", env=ENV)
     assert busy.code == 2 and "is running: it is being resumed by another process" in busy.err
     assert json.loads(json.dumps(logged_run(run_id)["status"])) == "running"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--no-log",), "--no-log turns it off"),
+    (("--offline",), "an --offline run cannot pause"),
+    (("--chat",), "cannot be used with --chat"),
+])
+def test_pause_on_approval_refuses_what_could_never_be_resumed(flags, message):
+    r = flowrun("workflows/weather.yaml", "--pause-on-approval", *flags, env=ENV)
+    assert r.code == 2 and message in r.err and "Traceback" not in r.err
+
+
+def test_jsonl_with_no_log_does_not_pause_it_refuses_as_without_a_terminal(tmp_path):
+    with EchoServer() as echo, ScriptedServer([ORDER, PLACED]) as server:
+        r = flowrun(shop(tmp_path, echo, "chat"), "--base-url", server.base_url, "-o", "jsonl", "--no-log", env=ENV)
+    assert r.code == 0, r.err
+    assert r.jsonl()[-1]["type"] == "run.completed" and echo.hits() == 0
+    assert not any(e["type"] == "run.paused" for e in r.jsonl())
