@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from support.providers import APIS, RAIN_TOOL, SCRIPT, TEMP_TOOL, collect, last_result, run, settings
+from support.providers import RAIN_TOOL, SCRIPT, TEMP_TOOL, collect, last_result, run, settings
 from support.reliability import submissions
 from runner.calls import ToolResult
 from runner.providers.factory import create_provider, provider_class

@@ -92,7 +92,11 @@ def test_a_paused_run_resumed_later_runs_the_approved_tool_once_and_the_model_re
 
     from support.reliability import KEY
 
-    assert KEY.encode() not in open(os.environ["FLOWRUN_LOG_DB"], "rb").read()  # nor in the pause's state
+    from pathlib import Path
+
+    db = Path(os.environ["FLOWRUN_LOG_DB"])
+    for part in db.parent.glob(db.name + "*"):  # the database and its write-ahead log
+        assert KEY.encode() not in part.read_bytes()  # nor in the pause's state
     shown = flowrun("logs", "show", run_id, env=ENV)
     assert "⏸ paused: order waits for approval" in shown.out and "flowrun resume --approve order" in shown.out
     assert "placed: hit 1" in shown.out
