@@ -18,6 +18,7 @@ from runner.commands.entry import Group, report
 # commands without importing them.
 COMMANDS = {
     "run": ("runner.commands.run", "run_command", "Run a workflow (same as `flowrun FILE`)."),
+    "resume": ("runner.commands.resume", "resume_command", "Continue a run that paused for approvals (exit code 4)."),
     "validate": ("runner.commands.validate", "validate_command", "Check workflow files; exit 2 on any problem."),
     "test": ("runner.commands.test", "test_command", "Run the workflows' test cases offline, for CI."),
     "tools": ("runner.commands.tools", "tools_group", "List a workflow's tools, or call one without a model."),

@@ -115,7 +115,7 @@ class RunFailed(_Event):
 
     type: ClassVar[str] = "run.failed"
     run_id: str
-    status: str  # failed | expired | cancelled | incomplete | max_turns | invalid_output | error | interrupted | crashed
+    status: str  # failed | expired | cancelled | incomplete | max_turns | invalid_output | paused | error | interrupted | crashed
     message: str
     exit_code: int
     final_text: str
@@ -152,6 +152,34 @@ class ApprovalDecided(_Event):
     ts: float = field(default_factory=_now)
 
 
+@dataclass(frozen=True)
+class RunPaused(_Event):
+    """The run stopped to wait for approvals (``--pause-on-approval``, JSONL mode): no tool of
+    the round ran. ``state`` is what ``flowrun resume`` needs to go on (opaque: the provider's
+    snapshot and the run's settings); the ``run.failed`` with status "paused" follows."""
+
+    type: ClassVar[str] = "run.paused"
+    run_id: str
+    waiting: list[dict[str, str]]  # {call_id, name} of each call that waits for a decision
+    calls: list[dict[str, str]]  # the whole round, {call_id, name, arguments}, in call order
+    resume: str  # the command that continues the run
+    state: dict[str, Any]
+    ts: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class RunResumed(_Event):
+    """``flowrun resume`` took up a paused run: the same run id goes on from here."""
+
+    type: ClassVar[str] = "run.resumed"
+    run_id: str
+    approve: list[str]  # --approve TOOL, as given
+    deny: list[str]  # --deny TOOL, as given
+    yes: bool  # --yes
+    workflow_sha256: str  # of the file now: differs from run.started's only with --force-changed-file
+    ts: float = field(default_factory=_now)
+
+
 ALL_EVENTS = (
     RunStarted,
     TurnStarted,
@@ -162,6 +190,8 @@ ALL_EVENTS = (
     ApprovalDecided,
     TurnCompleted,
     Notice,
+    RunPaused,
+    RunResumed,
     RunCompleted,
     RunFailed,
 )

@@ -299,7 +299,7 @@ def test_schema_2_logs_gain_the_batch_columns_and_keep_their_runs(tmp_path: Path
     conn.close()
     conn = connect(path, create=False)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert tuple(conn.execute("SELECT run_id, batch_id, batch_index FROM runs").fetchone()) == ("run_old", None, None)
         assert conn.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 0
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

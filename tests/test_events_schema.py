@@ -20,6 +20,8 @@ def sample(cls):
         t = f.type
         if "Literal" in str(t):
             values[f.name] = "warning"
+        elif str(t).startswith("list"):
+            values[f.name] = []
         elif "dict" in str(t):
             values[f.name] = {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}
         elif t in ("str", str):

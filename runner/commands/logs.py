@@ -69,7 +69,8 @@ def _answer(run: dict, width: int) -> str:
     if run.get("final_text"):
         return _first_line(run["final_text"], width)
     if run.get("error"):
-        return _first_line("error: " + run["error"], width)
+        said = run["error"] if run.get("status") == "paused" else "error: " + run["error"]
+        return _first_line(said, width)
     return ""
 
 

@@ -36,6 +36,7 @@ from runner.providers.turn_stream import TurnStream
 from runner.providers.common import SDKProvider, as_dict
 from runner.providers.raw_stream import json_reply, run_stream, submit_stream
 from runner.providers.timestamps import epoch_seconds
+from runner.providers import snapshot as snap
 
 # The SDK warns on every Assistants call. The warning is about the API we chose on purpose, so
 # hide it for calls made from this module, and the duplicate the SDK raises from its own frames
@@ -67,6 +68,49 @@ class AssistantsProvider(SDKProvider):
     @property
     def _runs(self) -> Any:
         return self.client.beta.threads.runs
+
+    # --- pause and resume -----------------------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        """The run waiting in ``requires_action``: its thread, id and expiry. An assistant we
+        created is kept (not deleted at ``aclose``) for the resumed run, which deletes it."""
+        if not self._pending or not self.run_id or not self.thread_id:
+            return super().snapshot()
+        data = {**snap.header(self.api, self._pending), "thread_id": self.thread_id, "run_id": self.run_id,
+                "assistant_id": self.assistant_id, "own_assistant": self._own_assistant,
+                "expires_at": self.expires_at, "deadline": self.deadline}
+        self._own_assistant = False  # the resumed run owns it now
+        return data
+
+    def restore(self, snapshot: dict) -> None:
+        data = snap.opened(snapshot, self.api)
+        self._pending = snap.calls(data.get("pending"))
+        self.thread_id = snap.server_id(data, "thread_id")
+        self.run_id = snap.server_id(data, "run_id")
+        self.assistant_id = snap.server_id(data, "assistant_id", optional=True) or self.assistant_id
+        self._own_assistant = snap.flag(data, "own_assistant") and self.assistant_id is not None
+        self.expires_at = snap.number(data, "expires_at")
+        self.deadline = snap.number(data, "deadline") or self.expires_at
+        self.run_status = "requires_action"
+
+    async def resumable(self) -> tuple[str, str] | None:
+        """Ask the server whether the run still waits for the outputs: a run waits only until its
+        ``expires_at`` (10 minutes on OpenAI); after that no output can reach the model."""
+        run_id = self.run_id
+        try:
+            run = as_dict(await self._runs.retrieve(run_id, thread_id=self.thread_id))
+        except openai.OpenAIError as exc:
+            raise self.error(exc) from exc
+        status = run.get("status")
+        self._track(run)
+        if status == "requires_action":
+            return None
+        if status == "expired":
+            return "expired", (f"the Assistants run {run_id} expired while it waited for the approval: the "
+                               "server takes tool outputs only until the run's expires_at, so no tool ran; "
+                               "run the workflow again")
+        return "failed", (f"the Assistants run {run_id} is {snap.text(status)} on the server, no longer waiting "
+                          "for tool outputs, so no tool ran; run the workflow again")
 
     # --- turns --------------------------------------------------------------------------------
 

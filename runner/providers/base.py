@@ -77,6 +77,26 @@ class Provider(ABC):
     def submit_tool_outputs(self, results: Sequence[ToolResult]) -> AsyncIterator[TurnEvent]:
         """Send every output of the last turn at once and stream the next turn."""
 
+    def snapshot(self) -> dict:
+        """After a turn that asked for tools: a JSON-able record of what this conversation needs
+        to go on in another process (``restore``, then ``submit_tool_outputs``), so a run paused
+        for an approval can be resumed later. Raises ``ProviderError`` when it cannot."""
+        from runner.errors import ProviderError
+
+        raise ProviderError(f"a run on the {self.api} API cannot be paused")
+
+    def restore(self, snapshot: dict) -> None:
+        """Take up a conversation ``snapshot`` described, on a provider just created with the
+        same settings. The snapshot comes from a file: a malformed one raises ``SnapshotError``."""
+        from runner.providers.snapshot import SnapshotError
+
+        raise SnapshotError(f"a run on the {self.api} API cannot be resumed")
+
+    async def resumable(self) -> tuple[str, str] | None:
+        """After ``restore``: None when the server still waits for the tool outputs, else the
+        run's status and why not (an Assistants run that expired). Asked before any tool runs."""
+        return None
+
     async def cancel(self) -> None:
         """Cancel the turn in flight on the server, where the API allows it. Idempotent."""
 

@@ -19,6 +19,9 @@ from runner.providers.chat_convert import (
 from runner.providers.chat_stream import ChatStreamAccumulator
 from runner.providers.common import SDKProvider, turn_settings
 from runner.providers.raw_stream import chat_stream
+from runner.providers import snapshot as snap
+
+_ROLES = ("system", "user", "assistant", "tool")
 
 
 class ChatProvider(SDKProvider):
@@ -28,6 +31,24 @@ class ChatProvider(SDKProvider):
         super().__init__(settings, client, **options)
         self.messages: list[dict[str, Any]] = initial_messages(settings)
         self._pending: tuple[ToolCall, ...] = ()
+
+    def snapshot(self) -> dict:
+        """The transcript so far, the model's message with its tool calls last."""
+        if not self._pending:
+            return super().snapshot()
+        return {**snap.header(self.api, self._pending), "messages": [dict(m) for m in self.messages]}
+
+    def restore(self, snapshot: dict) -> None:
+        data = snap.opened(snapshot, self.api)
+        pending = snap.calls(data.get("pending"))
+        messages = snap.objects(data, "messages")
+        for i, message in enumerate(messages):
+            _check_message(message, i)
+        last = messages[-1] if messages else {}
+        asked = [c.get("id") for c in last.get("tool_calls") or () if isinstance(c, dict)]
+        if last.get("role") != "assistant" or asked != [c.call_id for c in pending]:
+            raise snap.SnapshotError("the transcript does not end with the model's message asking for the saved calls")
+        self.messages, self._pending = messages, pending
 
     async def send_message(self, text: str) -> AsyncIterator[TurnEvent]:
         self.messages.append(user_message(text))
@@ -72,3 +93,24 @@ class ChatProvider(SDKProvider):
         elif result.text:
             self.messages.append(assistant_message(result.text, ()))
 
+
+
+def _check_message(message: dict, i: int) -> None:
+    """One message of a saved transcript: a known role and text content (or none)."""
+    where = f"messages[{i}]"
+    if message.get("role") not in _ROLES:
+        raise snap.SnapshotError(f"{where}.role is not one of {', '.join(_ROLES)}")
+    if not (message.get("content") is None or isinstance(message.get("content"), str)):
+        raise snap.SnapshotError(f"{where}.content must be text")
+    if set(message) - {"role", "content", "tool_calls", "tool_call_id"}:
+        raise snap.SnapshotError(f"{where} has fields a chat message does not have")
+    if message["role"] == "tool":
+        snap.string(message, "tool_call_id", where)
+    for j, call in enumerate(message.get("tool_calls") or ()):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(call.get("id"), str):
+            raise snap.SnapshotError(f"{where}.tool_calls[{j}] is not a function call")
+        snap.string(fn, "name", f"{where}.tool_calls[{j}].function")
+        snap.string(fn, "arguments", f"{where}.tool_calls[{j}].function")
+    if "tool_calls" in message and not isinstance(message["tool_calls"], list):
+        raise snap.SnapshotError(f"{where}.tool_calls must be a list")

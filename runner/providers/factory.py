@@ -38,10 +38,7 @@ def create_provider(
     ``on_notice`` receives notices raised outside a turn (e.g. a failed clean-up in ``aclose``);
     ``sleep`` replaces ``asyncio.sleep`` for retry and poll waits and ``now`` replaces
     ``time.time`` (fake clocks in tests)."""
-    try:
-        module_name, class_name = _PROVIDERS[settings.api]
-    except KeyError:
-        raise UsageError(f"unknown api {settings.api!r}: use one of responses, chat, assistants") from None
+    cls = provider_class(settings.api)  # an unknown API is refused before a client is made
     from runner.providers.sdk_client import build_client
 
     try:
@@ -52,6 +49,14 @@ def create_provider(
             m.mask(f"cannot set up the API client: {exc}"),
             hint="set the API key (local servers accept any value, e.g. 'ollama')",
         ) from None
-    cls = getattr(importlib.import_module(module_name), class_name)
     owns_client = http_client is None and sdk_clients is None
     return cls(settings, client, masker=masker, owns_client=owns_client, sleep=sleep, now=now, on_notice=on_notice)
+
+
+def provider_class(api: str) -> type[Provider]:
+    """The provider class for ``api`` (imports its module, and so the SDK)."""
+    try:
+        module_name, class_name = _PROVIDERS[api]
+    except KeyError:
+        raise UsageError(f"unknown api {api!r}: use one of responses, chat, assistants") from None
+    return getattr(importlib.import_module(module_name), class_name)

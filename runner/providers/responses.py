@@ -24,6 +24,7 @@ from runner.providers.common import SDKProvider, turn_settings
 from runner.providers.raw_stream import responses_stream
 from runner.providers.responses_convert import build_request, function_call_outputs, replay_items, user_item
 from runner.providers.responses_stream import ResponsesStreamState
+from runner.providers import snapshot as snap
 
 MAX_RESUMES = 3
 CONTINUABLE = ("completed", "tool_calls", "incomplete")
@@ -41,6 +42,34 @@ class ResponsesProvider(SDKProvider):
         self._pending: tuple[ToolCall, ...] = ()
         self._live: ResponsesStreamState | None = None
         self._cancelled: set[str] = set()
+
+    def snapshot(self) -> dict:
+        """Stored: the id of the response that asked for the tools. Stateless: the saved input
+        items (the server keeps nothing to continue from)."""
+        if not self._pending:
+            return super().snapshot()
+        data = {**snap.header(self.api, self._pending), "stored": self.stateful}
+        if self.stateful:
+            data["previous_response_id"] = self.previous_response_id
+        else:
+            data["history"] = [dict(item) for item in self.history]
+        return data
+
+    def restore(self, snapshot: dict) -> None:
+        data = snap.opened(snapshot, self.api)
+        pending = snap.calls(data.get("pending"))
+        if snap.flag(data, "stored") != self.stateful:
+            said = "stored" if data.get("stored") else "not stored (store: false)"
+            raise snap.SnapshotError(f"the responses were {said}, and the workflow's `store` now says otherwise")
+        if self.stateful:
+            self.previous_response_id = snap.server_id(data, "previous_response_id")
+        else:
+            history = snap.objects(data, "history")
+            called = {i.get("call_id") for i in history if i.get("type") == "function_call"}
+            if any(c.call_id not in called for c in pending):
+                raise snap.SnapshotError("the saved input items do not hold the calls waiting for outputs")
+            self.history = history
+        self._pending = pending
 
     async def send_message(self, text: str) -> AsyncIterator[TurnEvent]:
         item = user_item(text)

@@ -207,7 +207,10 @@ class TerminalRenderer:
             self._end_text()
             if event.turns == 0:  # it stopped before asking the model: the command line says why
                 return
-            self._say(self.style.red(f"flowrun: error: {strip_controls(event.message)}"))
+            if event.status == "paused":  # not an error: it waits for a person (exit code 4)
+                self._say(self.style.yellow(f"flowrun: {strip_controls(event.message)}"))
+            else:
+                self._say(self.style.red(f"flowrun: error: {strip_controls(event.message)}"))
             if not self.quiet:
                 self._say(self.style.dim(self._summary(event.status, event)))
 

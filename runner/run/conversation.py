@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 from runner.errors import FlowrunError, RunError
 from runner.events import Event, Notice, RunEnd, RunStarted
 from runner.run.fanout import FanOut, Sink
-from runner.run.loop import RunLoop, crash_end
+from runner.run.loop import PauseContext, RunLoop, SavedRound, crash_end
 from runner.run.plan import RunPlan
 from runner.run.structured import OutputCheck
 from runner.workflow.model import Workflow
@@ -32,6 +32,7 @@ async def run_plan(
     mcp: Any = None,
     on_mcp: Callable[[Any], None] | None = None,
     prompter: Any = None,
+    resume_flags: str = "",
 ) -> RunEnd:
     """Run ``plan``: ``notices`` (warnings a person must see first), ``run.started``, the
     conversation, its terminal event. Returns that event; an exception is raised on after the
@@ -50,12 +51,22 @@ async def run_plan(
             http_client=http_client, sdk_clients=sdk_clients, mcp=mcp, on_mcp=on_mcp,
             mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None,
             approvals=plan.options.approvals, prompter=prompter,
+            pause=PauseContext(pause_settings(plan), resume_flags),
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None
     if emit.failures and end.exit_code == 0:  # it completed, but not everything it said was shown
         raise RunError(f"the output failed ({emit.failures[0]}), so the run did not succeed", shown=False)
     return end
+
+
+def pause_settings(plan: RunPlan) -> dict[str, Any]:
+    """What ``flowrun resume`` rebuilds a paused run from, beside the provider's snapshot."""
+    s = plan.settings
+    return {"workflow": str(plan.workflow.path.resolve()), "workflow_sha256": plan.workflow.source_sha256,
+            "api": s.api, "base_url": s.base_url, "model": s.model, "inputs": dict(plan.inputs),
+            "max_turns": plan.options.max_turns, "allow_python": plan.options.allow_python,
+            "offline": plan.offline is not None}
 
 
 async def run_conversation(
@@ -80,6 +91,8 @@ async def run_conversation(
     on_mcp: Callable[[Any], None] | None = None,
     approvals: Any = None,
     prompter: Any = None,
+    pause: PauseContext | None = None,
+    resume: tuple[dict, SavedRound] | None = None,
 ) -> RunEnd:
     """The conversation every caller shares. Each message after the first (and each one
     ``next_message`` returns, until it returns None) continues it. ``http_client`` (owned by
@@ -88,7 +101,9 @@ async def run_conversation(
     caller, e.g. a batch) its MCP servers; without it, the workflow's MCP servers are started here
     for this conversation and stopped after it (``mock_mcp``: a test case's canned servers).
     Whatever stops it outside a turn still ends it with a terminal event (``crash_end``) before
-    the exception goes on."""
+    the exception goes on. ``pause``: what a run that pauses for approvals keeps for ``flowrun
+    resume``; ``resume``: (the provider's snapshot, the paused round) to go on with instead of
+    sending ``messages[0]``; ``approvals`` and ``prompter``: the dispatcher's gate."""
     started = time.monotonic()
     loop: RunLoop | None = None
     try:
@@ -110,8 +125,13 @@ async def run_conversation(
             loop = await _open(stack, workflow, settings, emit, run_id=run_id, inputs=inputs, env=env,
                                masker=masker, allow_python=allow_python, max_turns=max_turns,
                                mock_http=mock_http, show_requests=show_requests, http_client=http_client,
-                               sdk_clients=sdk_clients, mcp=mcp, approvals=approvals, prompter=prompter)
-            end = await loop.run(messages[0])
+                               sdk_clients=sdk_clients, mcp=mcp, approvals=approvals, prompter=prompter,
+                               pause=pause)
+            if resume is not None:
+                loop.provider.restore(resume[0])  # checked before: a bad snapshot never gets here
+                end = await loop.resume(resume[1])
+            else:
+                end = await loop.run(messages[0])
             pending = list(messages[1:])
             while end.exit_code == 0:
                 if pending:
@@ -139,7 +159,7 @@ async def run_conversation(
 
 async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, emit, *, run_id, inputs, env,
                 masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None,
-                approvals=None, prompter=None) -> RunLoop:
+                approvals=None, prompter=None, pause: PauseContext | None = None) -> RunLoop:
     """Provider, dispatcher and loop for one conversation, closed by ``stack``."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
@@ -158,7 +178,7 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     stack.push_async_callback(dispatcher.aclose)
     spec = workflow.output
     output = OutputCheck(spec.schema, attempts=spec.attempts) if spec is not None else None
-    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output)
+    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output, pause=pause)
 
 
 __all__ = ["run_plan", "run_conversation"]

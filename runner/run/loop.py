@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
 
 from runner.errors import FlowrunError, ProviderError
 from runner.events import (
@@ -18,6 +19,7 @@ from runner.events import (
     RunCompleted,
     RunEnd,
     RunFailed,
+    RunPaused,
     TextDelta,
     ToolCallCompleted,
     ToolCallRequested,
@@ -27,6 +29,7 @@ from runner.events import (
 from runner.calls import ToolCall, ToolResult
 from runner.providers.base import Provider, TurnEvent, TurnResult
 from runner.run.structured import OutputCheck, repair_message
+from runner.tools.approval import PAUSED_EXIT_CODE, ApprovalPause
 
 Emit = Callable[[Event], None]
 CANCEL_TIMEOUT = 10.0  # seconds given to the server to cancel a run after Ctrl-C
@@ -38,6 +41,30 @@ def new_run_id() -> str:
 
 class _Dispatcher:  # the part of runner.tools.dispatcher.Dispatcher the loop uses
     async def run_all(self, calls, *, on_start=None, on_done=None, deadline=None) -> list[ToolResult]: ...
+
+
+@dataclass(frozen=True)
+class PauseContext:
+    """What a paused run keeps beside the provider's snapshot so ``flowrun resume`` can rebuild
+    it (workflow path and hash, api, base URL, model, inputs), and the flags its resume command
+    needs (``--log-db PATH``). Given by the caller; the loop only passes it on."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    resume_flags: str = ""
+
+
+@dataclass(frozen=True)
+class SavedRound:
+    """A paused round, read back for ``RunLoop.resume``: the calls (all dispatched again) and
+    where the conversation stood."""
+
+    calls: tuple[ToolCall, ...]
+    deadline: float | None = None
+    text: str = ""  # the model's text in the turn that asked for the calls
+    turns: int = 0
+    turns_here: int = 0  # turns since the last user message (for --max-turns)
+    tool_calls: int = 0
+    usage: dict[str, int] | None = None
 
 
 def crash_end(run_id: str, exc: BaseException, *, turns: int = 0, tool_calls: int = 0,
@@ -86,6 +113,7 @@ class RunLoop:
         run_id: str,
         max_turns: int = 10,
         output: OutputCheck | None = None,
+        pause: PauseContext | None = None,
     ):
         self.provider = provider
         self.dispatcher = dispatcher
@@ -93,6 +121,7 @@ class RunLoop:
         self.run_id = run_id
         self.max_turns = max_turns
         self.output = output  # None: the final text is the answer, as it comes
+        self.pause = pause or PauseContext()
         self.turns = 0
         self.tool_call_count = 0
         self.usage: dict[str, int] | None = None
@@ -118,11 +147,29 @@ class RunLoop:
 
     follow_up = run
 
-    async def _drive(self, first: Callable[[], AsyncIterator[TurnEvent]]) -> RunEnd:
-        turns_here = 0
+    async def resume(self, saved: SavedRound) -> RunEnd:
+        """Go on with a paused round on a restored provider: dispatch the whole round again (the
+        decisions given now apply; nothing of it ran before), submit every output, continue to
+        the end. A server that no longer waits for the outputs ends the run before any tool runs."""
+        self.turns, self.tool_call_count, self.usage = saved.turns, saved.tool_calls, saved.usage
+        return await self._drive(None, saved=saved)
+
+    async def _drive(self, first: Callable[[], AsyncIterator[TurnEvent]] | None, *,
+                     saved: SavedRound | None = None) -> RunEnd:
+        turns_here = saved.turns_here if saved is not None else 0
         repairs = 0
         start = first
         try:
+            if saved is not None:
+                gone = await self.provider.resumable()
+                if gone is not None:
+                    return self._fail(gone[0], gone[1], 1, saved.text)
+                for call in saved.calls:  # the resumed stream tells its own story, calls first
+                    self.emit(ToolCallRequested(call.call_id, call.name, call.arguments))
+                step = await self._round(saved.calls, saved.deadline, saved.text, turns_here)
+                if isinstance(step, (RunCompleted, RunFailed)):
+                    return step
+                start = step
             while True:
                 self.turns += 1
                 turns_here += 1
@@ -166,10 +213,11 @@ class RunLoop:
                 # meta "deadline" (epoch seconds, our clock): when the server stops accepting the
                 # outputs (an Assistants run's expires_at); tools are cut short to submit in time.
                 deadline = (result.meta or {}).get("deadline")
-                extra = {"deadline": float(deadline)} if isinstance(deadline, (int, float)) else {}
-                results = await self.dispatcher.run_all(calls, on_done=self._tool_done, **extra)
-                self.tool_call_count += len(results)
-                start = lambda r=results: self.provider.submit_tool_outputs(r)  # noqa: E731
+                deadline = float(deadline) if isinstance(deadline, (int, float)) else None
+                step = await self._round(calls, deadline, result.text, turns_here)
+                if isinstance(step, (RunCompleted, RunFailed)):
+                    return step
+                start = step
         except (asyncio.CancelledError, KeyboardInterrupt):
             try:  # bounded: a server that hangs on cancel must not keep the user waiting
                 await asyncio.wait_for(asyncio.shield(self.provider.cancel()), CANCEL_TIMEOUT)
@@ -178,6 +226,46 @@ class RunLoop:
             return self._fail("interrupted", "interrupted by the user", 130, "".join(self._partial))
         except FlowrunError as exc:
             return self._fail("error", str(exc), exc.exit_code, "".join(self._partial))
+
+    async def _round(self, calls: list[ToolCall] | tuple[ToolCall, ...], deadline: float | None, text: str,
+                     turns_here: int):
+        """Dispatch one round: the next turn to start (the outputs submitted), or the run's end
+        when the round paused for approvals."""
+        extra = {"deadline": deadline} if deadline is not None else {}
+        try:
+            results = await self.dispatcher.run_all(list(calls), on_done=self._tool_done, **extra)
+        except ApprovalPause as pause:
+            return self._paused(pause, SavedRound(tuple(calls), deadline, text, self.turns, turns_here,
+                                                  self.tool_call_count, self.usage))
+        self.tool_call_count += len(results)
+        return lambda: self.provider.submit_tool_outputs(results)
+
+    def _paused(self, pause: ApprovalPause, saved: SavedRound) -> RunEnd:
+        """End the run paused: the provider's snapshot and the round go to the log (``run.paused``)
+        and the terminal ``run.failed`` says exactly what to run to continue."""
+        try:
+            snapshot = self.provider.snapshot()
+        except FlowrunError as exc:
+            return self._fail("error", f"a tool call waits for approval, and the run cannot pause: {exc.message}",
+                              2, saved.text)
+        waiting = [{"call_id": r.call.call_id, "name": r.call.name} for r in pause.waiting]
+        names = list(dict.fromkeys(w["name"] for w in waiting))
+        command = f"flowrun resume {self.run_id}{self.pause.resume_flags}"
+        approve = command + "".join(f" --approve {n}" for n in names)
+        deny = command + "".join(f" --deny {n}" for n in names)
+        state = {
+            **self.pause.settings,
+            "provider": snapshot,
+            "round": {"calls": [_call_dict(c) for c in saved.calls], "deadline": saved.deadline,
+                      "text": saved.text, "turns": saved.turns, "turns_here": saved.turns_here,
+                      "tool_calls": saved.tool_calls, "usage": saved.usage},
+        }
+        self.emit(RunPaused(self.run_id, waiting, [_call_dict(c) for c in saved.calls], approve, state))
+        which = ", ".join(repr(n) for n in names)
+        message = (f"paused: tool {which} waits for approval; no tool of this round ran.\n"
+                   f"  to run it:     {approve}\n"
+                   f"  to refuse it:  {deny} --reason \"...\"")
+        return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
 
     def _tool_done(self, result: ToolResult) -> None:
         self.emit(
@@ -235,4 +323,8 @@ class RunLoop:
         return end
 
 
-__all__ = ["RunLoop", "RunEnd", "crash_end", "new_run_id", "Notice", "TextDelta", "ToolCall"]
+def _call_dict(call: ToolCall) -> dict[str, str]:
+    return {"call_id": call.call_id, "name": call.name, "arguments": call.arguments}
+
+
+__all__ = ["PauseContext", "SavedRound", "RunLoop", "RunEnd", "crash_end", "new_run_id", "Notice", "TextDelta", "ToolCall"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
@@ -46,6 +46,7 @@ class RunRequest:
     record: str | None = None  # write the run as a test case to this file
     otel: bool = False  # --otel (the standard OTEL_EXPORTER_OTLP_ENDPOINT turns it on too)
     read_line: Callable[[str], str | None] | None = None  # for --chat; default reads stdin
+    pause_on_approval: bool = False  # --pause-on-approval: a call that asks pauses the run (exit 4)
     approvals: Approvals = field(default_factory=Approvals)  # --approve/--deny/--yes
     prompter: Any = None  # who answers approvals; default: the terminal when there is one
 
@@ -53,7 +54,7 @@ class RunRequest:
         return RunOptions(api=self.api, base_url=self.base_url, model=self.model, profile=self.profile,
                           max_turns=self.max_turns,
                           allow_python=self.allow_python, show_requests=self.verbose,
-                          approvals=self.approvals)
+                          approvals=replace(self.approvals, pause=self.approvals.pause or pauses(self, _stdin_tty())))
 
 
 def open_log(request: RunRequest):
@@ -111,6 +112,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
             raise UsageError("--chat needs a model to answer each new message; --offline only replays the "
                              "model's turns written in a test case",
                              hint="drop --chat to replay the case, or drop --offline to chat with a model")
+        check_pause(request)
         if request.offline:
             case = offline_mode.pick_case(workflow, request.case_name)
             offline = stack.enter_context(offline_mode.start(workflow, case))
@@ -145,12 +147,57 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
         end = await run_plan(plan, sinks, notices=notices,
                              next_message=chat_reader(request, err) if request.chat else None,
                              on_mcp=recorder.saw_mcp if recorder is not None else None,
-                             prompter=request.prompter or terminal_prompter(request, err, plan.masker))
+                             prompter=request.prompter or (None if plan.options.approvals.pause else
+                                                           terminal_prompter(request, err, plan.masker)),
+                             resume_flags=resume_flags(request))
         if recorder is not None:
             from runner.render.recording import finish
 
             finish(recorder, end.status, Path(request.record), workflow, err)
         return end
+
+
+def check_pause(request: RunRequest) -> None:
+    """``--pause-on-approval`` needs what ``flowrun resume`` starts from: the run log, and a model
+    that outlives this process."""
+    if not request.pause_on_approval:
+        return
+    if not request.log:
+        raise UsageError("--pause-on-approval keeps the paused run in the run log, and --no-log turns it off",
+                         hint="drop --no-log, or decide up front with --approve TOOL / --deny TOOL")
+    if request.offline:
+        raise UsageError("an --offline run cannot pause: its scripted model ends with this process",
+                         hint="decide up front with --approve TOOL / --deny TOOL")
+    if request.chat:
+        raise UsageError("--pause-on-approval cannot be used with --chat: answer at the prompt instead")
+
+
+def pauses(request: RunRequest, stdin_tty: bool) -> bool:
+    """Does a call that needs an approval pause this run? ``--pause-on-approval``; or ``-o jsonl``
+    with no terminal to ask on, when the run can be resumed (logged, not offline, not --chat)."""
+    if request.pause_on_approval:
+        return True
+    return (request.output == "jsonl" and not stdin_tty and request.log and not request.offline
+            and not request.chat)
+
+
+def _stdin_tty() -> bool:
+    import sys
+
+    try:
+        return bool(sys.stdin and sys.stdin.isatty())
+    except (ValueError, OSError):
+        return False
+
+
+def resume_flags(request: RunRequest) -> str:
+    """What ``flowrun resume`` needs besides the run id to find a paused run: the log it is in,
+    when it is not the default one (absolute: the resume may start in another folder)."""
+    if not request.log_db:
+        return ""
+    import shlex
+
+    return " --log-db " + shlex.quote(str(Path(request.log_db).expanduser().resolve()))
 
 
 def terminal_prompter(request: RunRequest, err: TextIO, masker):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from runner.errors import FlowrunError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 15_000
 
 # MIGRATIONS[i]: the statements that take the schema from version i to i + 1. Append, never edit.
@@ -50,6 +50,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         " skipped INTEGER, completed INTEGER, failed INTEGER, logged INTEGER, options TEXT, error TEXT,"
         " pid INTEGER, hostname TEXT, pid_start TEXT)",
         "CREATE INDEX batches_started_at ON batches(started_at)",
+    ),
+    # 3 -> 4: paused runs. One row per run that paused for approvals: the run.paused event (the
+    # round's calls, the provider's snapshot, the settings to rebuild the run), "waiting" until a
+    # `flowrun resume` claims it ("resumed"), who claimed it and when.
+    (
+        "CREATE TABLE pauses (run_id TEXT PRIMARY KEY, state TEXT NOT NULL, status TEXT NOT NULL,"
+        " paused_at REAL, claimed_at REAL, claimed_pid INTEGER, claimed_host TEXT)",
     ),
 ]
 

@@ -35,7 +35,7 @@ from runner.errors import UsageError
 from runner.runlog.db import RunLogError, alive, connect, process_token
 from runner.secrets.masker import Masker
 
-__all__ = ["RunLog", "RunLogError", "RunNotFound", "default_log_path"]
+__all__ = ["RunLog", "RunLogError", "RunNotFound", "NotPaused", "default_log_path"]
 
 FLUSH_SECONDS = 0.1
 FLUSH_DELTAS = 64
@@ -43,6 +43,11 @@ FLUSH_DELTAS = 64
 
 class RunNotFound(UsageError):
     """No run, or more than one, matches the id or prefix asked for."""
+
+
+class NotPaused(UsageError):
+    """``flowrun resume`` on a run that is not waiting: finished, already resumed, or being
+    resumed by another process right now."""
 
 
 def default_log_path() -> Path:
@@ -273,6 +278,12 @@ class RunLog:
                 " ON CONFLICT(run_id, call_id) DO UPDATE SET name=excluded.name,"
                 " arguments=excluded.arguments",
                 (run_id, data.get("call_id"), data.get("name"), data.get("arguments"), seq)))
+        elif kind == "run.paused":  # the state `flowrun resume` starts from, until one claims it
+            statements.append((
+                "INSERT INTO pauses (run_id, state, status, paused_at) VALUES (?,?,'waiting',?)"
+                " ON CONFLICT(run_id) DO UPDATE SET state=excluded.state, status='waiting',"
+                " paused_at=excluded.paused_at, claimed_at=NULL, claimed_pid=NULL, claimed_host=NULL",
+                (run_id, json.dumps(data, default=str), ts)))
         elif kind == "tool_call.completed":
             statements.append((
                 "INSERT INTO tool_calls (run_id, call_id, name, output, is_error, duration_ms, seq)"
@@ -383,6 +394,56 @@ class RunLog:
             {**dict(c), "is_error": None if c["is_error"] is None else bool(c["is_error"])} for c in calls
         ]
         return run
+
+    # -- paused runs --------------------------------------------------------------------------
+
+    def paused_state(self, run_id: str) -> Any:
+        """The ``run.paused`` event saved for ``run_id`` (parsed JSON, unchecked: the caller
+        checks it), or None when there is none."""
+        rows = self._query("SELECT state FROM pauses WHERE run_id = ?", (run_id,))
+        if not rows:
+            return None
+        try:
+            return json.loads(rows[0]["state"])
+        except (TypeError, ValueError):
+            return "(not JSON)"
+
+    def claim_pause(self, run_id: str) -> None:
+        """Take a paused run for this process, once: in one transaction, check it is still
+        paused and waiting, mark the pause resumed and the run running (by this process). Two
+        `flowrun resume` at once: one wins, the other gets ``NotPaused``."""
+        with self._lock:
+            if self._conn is None:
+                raise RunLogError(f"the run log {self.path} is not open")
+            self._guard(self._flush)
+            conn = self._conn
+            if conn is None:
+                raise RunLogError(f"the run log {self.path} could not be written; see the warning above")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    row = conn.execute(
+                        "SELECT r.status, p.status AS pause FROM runs r LEFT JOIN pauses p ON p.run_id = r.run_id"
+                        " WHERE r.run_id = ?", (run_id,)).fetchone()
+                    if row is None or row["status"] != "paused" or row["pause"] != "waiting":
+                        conn.execute("ROLLBACK")
+                        raise NotPaused(f"run {run_id} is no longer paused: another `flowrun resume` took it "
+                                        "just now", hint=f"`flowrun logs show {run_id}` shows how it went on")
+                    now = time.time()
+                    conn.execute("UPDATE pauses SET status='resumed', claimed_at=?, claimed_pid=?, claimed_host=?"
+                                 " WHERE run_id=?", (now, os.getpid(), socket.gethostname(), run_id))
+                    conn.execute("UPDATE runs SET status='running', pid=?, hostname=?, pid_start=?, finished_at=NULL,"
+                                 " exit_code=NULL, error=NULL, duration_ms=NULL WHERE run_id=?",
+                                 (os.getpid(), socket.gethostname(), process_token(os.getpid()), run_id))
+                    conn.execute("COMMIT")
+                except NotPaused:
+                    raise
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise RunLogError(f"cannot claim run {run_id} in {self.path}: {exc}") from None
+        self._started.add(run_id)  # its row exists: a resumed run never writes a second one
 
     def _query(self, sql: str, params: tuple) -> list[sqlite3.Row]:
         with self._lock:

@@ -122,9 +122,23 @@ def render_transcript(run: dict) -> str:
                        f"(by {show_controls(e.get('by'))}){reason}")
         elif kind == "notice":
             out.append(f"! {show_controls(e.get('level', 'info'))}: {_indent(show_controls(e.get('message')))}")
+        elif kind == "run.paused":
+            waiting = [w for w in e.get("waiting") or () if isinstance(w, dict)]
+            names = ", ".join(show_controls(str(w.get("name"))) for w in waiting) or "?"
+            out.append(f"⏸ paused: {names} waits for approval (no tool of this round ran)")
+        elif kind == "run.resumed":
+            said = [f"--approve {show_controls(str(n))}" for n in e.get("approve") or ()]
+            said += [f"--deny {show_controls(str(n))}" for n in e.get("deny") or ()]
+            said += ["--yes"] if e.get("yes") is True else []
+            out += ["", f"── resumed {fmt_time(e.get('ts') if isinstance(e.get('ts'), (int, float)) else None)}"
+                        f" (flowrun resume {' '.join(said)}) ──".replace("resume  ", "resume ").replace(" )", ")")]
         elif kind in ("run.completed", "run.failed") and isinstance(e.get("turns"), int):
             turns = max(turns, e["turns"])
-        if kind == "run.failed":
+        if kind == "run.failed" and e.get("status") == "paused":
+            if run.get("status") == "paused":  # still waiting: say what to run
+                saw_failure = True
+                out.append(f"  {_indent(show_controls(e.get('message')))}")
+        elif kind == "run.failed":
             saw_failure = True
             out.append(f"✗ run {show_controls(e.get('status'))}: {_indent(show_controls(e.get('message')))}")
         last_call = e.get("call_id") if kind == "tool_call.requested" else None
