@@ -106,7 +106,7 @@ async def run_conversation(
             loop = await _open(stack, workflow, settings, emit, run_id=run_id, inputs=inputs, env=env,
                                masker=masker, allow_python=allow_python, max_turns=max_turns,
                                mock_http=mock_http, show_requests=show_requests, http_client=http_client,
-                               sdk_clients=sdk_clients, mcp=mcp)
+                               sdk_clients=sdk_clients, mcp=mcp, started=started)
             end = await loop.run(messages[0])
             pending = list(messages[1:])
             while end.exit_code == 0:
@@ -134,7 +134,8 @@ async def run_conversation(
 
 
 async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, emit, *, run_id, inputs, env,
-                masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None) -> RunLoop:
+                masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None,
+                started=None) -> RunLoop:
     """Provider, dispatcher and loop for one conversation, closed by ``stack``."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
@@ -153,7 +154,7 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     stack.push_async_callback(dispatcher.aclose)
     spec = workflow.output
     output = OutputCheck(spec.schema, attempts=spec.attempts) if spec is not None else None
-    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output)
+    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output, started=started)
 
 
 __all__ = ["run_plan", "run_conversation"]

@@ -86,6 +86,7 @@ class RunLoop:
         run_id: str,
         max_turns: int = 10,
         output: OutputCheck | None = None,
+        started: float | None = None,
     ):
         self.provider = provider
         self.dispatcher = dispatcher
@@ -97,7 +98,10 @@ class RunLoop:
         self.tool_call_count = 0
         self.usage: dict[str, int] | None = None
         self._partial: list[str] = []  # text of the turn in flight, kept if the turn never ends
-        self._started = time.monotonic()
+        self._finished_calls: set[str] = set()  # call ids of this round that have an output
+        # ``started``: when run.started was emitted (time.monotonic()), so the duration on the
+        # summary line is the one the run log records, not one that leaves out the set-up.
+        self._started = time.monotonic() if started is None else started
 
     async def _consume(self, stream: AsyncIterator[TurnEvent]) -> TurnResult:
         result: TurnResult | None = None
@@ -167,8 +171,11 @@ class RunLoop:
                 # outputs (an Assistants run's expires_at); tools are cut short to submit in time.
                 deadline = (result.meta or {}).get("deadline")
                 extra = {"deadline": float(deadline)} if isinstance(deadline, (int, float)) else {}
+                self._finished_calls = set()
                 results = await self.dispatcher.run_all(calls, on_done=self._tool_done, **extra)
-                self.tool_call_count += len(results)
+                # counted as each one finishes (so Ctrl-C mid-round still counts the finished
+                # ones, as the run log does); plus any result that came without on_done
+                self.tool_call_count += sum(1 for r in results if r.call_id not in self._finished_calls)
                 start = lambda r=results: self.provider.submit_tool_outputs(r)  # noqa: E731
         except (asyncio.CancelledError, KeyboardInterrupt):
             try:  # bounded: a server that hangs on cancel must not keep the user waiting
@@ -180,6 +187,8 @@ class RunLoop:
             return self._fail("error", str(exc), exc.exit_code, "".join(self._partial))
 
     def _tool_done(self, result: ToolResult) -> None:
+        self.tool_call_count += 1
+        self._finished_calls.add(result.call_id)
         self.emit(
             ToolCallCompleted(
                 result.call_id, result.name, result.output, result.is_error, result.duration_ms

@@ -138,17 +138,22 @@ class RunLog:
             failed = kind == "run.failed"
             self.finish_run(run_id, status=str(data.get("status", "")), final_text=data.get("final_text") or "",
                             usage=data.get("usage"), exit_code=int(data.get("exit_code", 1)) if failed else 0,
-                            error=(data.get("message") or None) if failed else None)
+                            error=(data.get("message") or None) if failed else None,
+                            duration_ms=data.get("duration_ms"))
 
     def finish_run(self, run_id: str, *, status: str, final_text: str, usage: dict | None,
-                   exit_code: int, error: str | None) -> None:
+                   exit_code: int, error: str | None, duration_ms: float | None = None) -> None:
+        """``duration_ms``: the terminal event's own (the one its summary line showed), so
+        ``flowrun logs show`` says the same; without one, from run.started to now."""
         m, now = self._masker.mask, time.time()
         usage_json = json.dumps(self._masker.mask_value(usage), default=str) if usage is not None else None
+        given = float(duration_ms) if isinstance(duration_ms, (int, float)) and not isinstance(duration_ms, bool) \
+            and 0 <= duration_ms < 1e12 else None  # the event may come from a file: checked
         self._guard(lambda: self._write(
             "UPDATE runs SET status=?, final_text=?, usage=?, exit_code=?, error=?, finished_at=?,"
-            " duration_ms=(?-started_at)*1000 WHERE run_id=?",
+            " duration_ms=COALESCE(?, (?-started_at)*1000) WHERE run_id=?",
             (status, m(final_text or ""), usage_json, exit_code,
-             m(error) if error is not None else None, now, now, run_id)))
+             m(error) if error is not None else None, now, given, now, run_id)))
 
     def close(self) -> None:
         with self._lock:
