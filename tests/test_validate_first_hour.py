@@ -6,6 +6,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from runner.workflow.validate import validate_file
 
 HEAD = """\
@@ -204,8 +206,26 @@ def test_operators_in_expressions_are_refused_plainly(tmp_path):
                     "instructions: \"Weather for ${{ inputs.city || 'Berlin' }}\"\ntools: []\n")
     assert formatted(path) == [
         f"{path}:6:15: \"${{{{ inputs.city || 'Berlin' }}}}\" uses the operator '||': expressions name one value"
-        " and have no operators; for a fallback, give the input a default: under inputs: (where: $.instructions)"
-        " -- write ${{ args.NAME }}, ${{ env.NAME }} or ${{ inputs.NAME }}"]
+        " and have no operators (where: $.instructions)"
+        " -- for a fallback, give the input a default (inputs: {city: {default: ...}}) and write ${{ inputs.city }}"]
+
+
+@pytest.mark.parametrize("expression, hint", [
+    ("${{ env.CITY || 'Berlin' }}",
+     "an environment variable has no fallback in the file: set CITY before running, or use an input with a "
+     "default: (inputs:) instead"),
+    ("${{ args.city == 'Berlin' }}",
+     "write one name, such as ${{ inputs.NAME }}; a decision or a calculation belongs in a python: tool"),
+])
+def test_each_operator_gets_the_fix_that_fits_it(tmp_path, expression, hint):
+    path = tmp_path / "w.yaml"
+    path.write_text("version: 1\nname: t\nmodel: {name: m}\ntools:\n  - name: get\n    description: d\n"
+                    "    parameters: {type: object, properties: {city: {type: string}}, required: [city]}\n"
+                    f"    resolve: {{static: \"{expression}\"}}\n")
+    operator = "||" if "||" in expression else "=="
+    assert formatted(path) == [
+        f"{path}:8:23: \"{expression}\" uses the operator '{operator}': expressions name one value and have no "
+        f"operators (where: $.tools[0].resolve.static) -- {hint}"]
 
 
 def test_a_comma_inside_a_flow_mapping_value_is_explained(tmp_path):

@@ -92,7 +92,7 @@ def template_problems(doc: Document, *, workflow: Any = None) -> list[Problem]:
         try:
             refs = find_references(text)
         except TemplateError as e:
-            out.append(doc.problem(path, str(e), "write ${{ args.NAME }}, ${{ env.NAME }} or ${{ inputs.NAME }}"))
+            out.append(doc.problem(path, str(e), e.hint or "write ${{ args.NAME }}, ${{ env.NAME }} or ${{ inputs.NAME }}"))
             continue
         for ref in refs:
             if ref.context == "outputs" and mcp.may_exist(ref.name):
