@@ -148,6 +148,18 @@ def test_header_value_with_a_line_break(tmp_path):
         f"{path}:13:19: header 'Accept' value contains a line break (where: $.tools[0].resolve.http.headers.Accept)"
         " -- write the value on one line (a YAML block with | or > ends in a line break: use |- or >-)"
     ]
+    path = write(tmp_path, """\
+        parameters: {type: object}
+        resolve:
+          http:
+            url: https://api.example.com/x
+            headers: {Accept: "application/json\\x07"}
+    """)
+    assert formatted(path) == [
+        f"{path}:12:27: header 'Accept' value contains the control character '\\x07'"
+        " (where: $.tools[0].resolve.http.headers.Accept) -- remove it: a header value is printable text"
+        " (a server would refuse it)"
+    ]
 
 
 # --- YAML syntax: pointed at the mistake, not where the parser gave up ------------------------------
