@@ -26,10 +26,11 @@ _REF = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_-]*)+)
 class TemplateError(ValueError):
     """A template that cannot be parsed or rendered. ``expression`` is the offending text."""
 
-    def __init__(self, message: str, expression: str = "", offset: int = 0):
+    def __init__(self, message: str, expression: str = "", offset: int = 0, hint: str | None = None):
         super().__init__(message)
         self.expression = expression
         self.offset = offset
+        self.hint = hint  # how to fix it, when the mistake says more than "malformed"
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,11 @@ def find_references(template: str) -> list[Reference]:
         if operator:
             raise TemplateError(
                 f"{m.group(0)!r} uses the operator {operator.group().strip()!r}: expressions name one value "
-                "and have no operators; for a fallback, give the input a default: under inputs:",
+                "and have no operators",
                 m.group(0),
                 m.start(),
+                _fallback_hint(inner) if operator.group().strip() in ("||", "??") else
+                "write one name, such as ${{ inputs.NAME }}; a decision or a calculation belongs in a python: tool",
             )
         if not ref:
             raise TemplateError(
@@ -86,6 +89,18 @@ def find_references(template: str) -> list[Reference]:
         pos = template.rfind("${{")
         raise TemplateError("an expression opened with ${{ is never closed with }}", "${{", pos)
     return refs
+
+
+def _fallback_hint(inner: str) -> str:
+    """What to write instead of ``a || 'b'``, for the value it was meant to fall back from."""
+    name = re.match(r"\s*(inputs|env)\.([A-Za-z_][A-Za-z0-9_-]*)", inner)
+    if name and name.group(1) == "inputs":
+        return (f"for a fallback, give the input a default (inputs: {{{name.group(2)}: {{default: ...}}}}) "
+                f"and write ${{{{ inputs.{name.group(2)} }}}}")
+    if name:
+        return (f"an environment variable has no fallback in the file: set {name.group(2)} before running, "
+                "or use an input with a default: (inputs:) instead")
+    return "write one name, such as ${{ inputs.NAME }}; for a fallback, give the input a default: under inputs:"
 
 
 def references_in(value: Any) -> list[Reference]:

@@ -36,3 +36,16 @@ def show_controls(text: Any) -> str:
         return {"\r": "\\r", "\x00": "\\0"}.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
 
     return _CHARACTER.sub(visible, text)
+
+
+def duration_text(ms: float | None) -> str:
+    """A duration as a person reads it: ``812 ms``, ``5.3 s``, ``1m 01s``, ``2h 05m``. The live
+    summary line and ``flowrun logs`` share it, so the same run reads the same in both."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    minutes, secs = divmod(int(ms / 1000), 60)
+    return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"

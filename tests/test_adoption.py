@@ -111,3 +111,42 @@ def test_the_pre_commit_hook_runs_through_pre_commit_itself(tmp_path):
     bad = hook("workflows/broken.yaml")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "Failed" in bad.stdout and "broken.yaml:9:" in bad.stdout
+
+
+def test_a_built_wheel_installs_a_flowrun_that_starts_a_project(tmp_path):
+    """What the README's "use flowrun in your own project" builds: a wheel from a copy of the
+    sources, installed on its own (no editable checkout behind it). Its `flowrun` has the package
+    data `init` writes and `validate`/`test` read. Offline: the build uses this environment's
+    setuptools and wheel, the install takes no dependencies (they are this environment's)."""
+    pytest.importorskip("wheel", reason="the wheel package is not installed (pip install -e '.[test]' brings it)")
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "runner", src / "runner", ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(src),
+                    "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    wheels = list((tmp_path / "dist").glob("flowrun-*-py3-none-any.whl"))
+    assert len(wheels) == 1, wheels
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--no-index", "--target", str(site), str(wheels[0])],
+                   check=True, capture_output=True, timeout=300)
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FLOWRUN_"))}
+    env.update(PYTHONPATH=str(site), XDG_CONFIG_HOME=str(tmp_path / "xdg"), FLOWRUN_LOG_DB=str(tmp_path / "runs.sqlite3"))
+
+    def installed(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(site / "bin" / "flowrun"), *args], cwd=project, env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    where = subprocess.run([sys.executable, "-c", "import runner; print(runner.__file__)"], cwd=project, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert where.stdout.strip() == str(site / "runner" / "__init__.py"), where  # the wheel's, not this checkout's
+    assert installed("--help").stdout.startswith("Usage: flowrun [OPTIONS] COMMAND [ARGS]...")
+    for command, says in ((["init", "support-bot"], "wrote workflows/support-bot.yaml"),
+                          (["validate", "workflows/"], "workflows/support-bot.yaml: OK"),
+                          (["test", "workflows/"], "1 passed, 0 failed")):
+        r = installed(*command)
+        assert r.returncode == 0 and says in r.stdout + r.stderr, (command, r.stdout, r.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from support.batch import WORKFLOW, echo_script
 from support.cli import flowrun
 from runner.errors import UsageError
 from runner.run.defaults import resolve
@@ -61,3 +62,36 @@ def test_run_takes_the_environment_and_shows_where_settings_came_from(tmp_path):
     assert (f"model settings: api=chat (from FLOWRUN_API), base_url={base_url} (from FLOWRUN_BASE_URL), "
             "model=m1 (from FLOWRUN_MODEL)") in r.err
     assert sent and all(path.endswith("/chat/completions") and model == "m1" for path, model in sent), sent
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_batch_takes_the_same_profile_environment_and_precedence_as_run(tmp_path, workers):
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "echo.yaml").write_text(WORKFLOW)
+    (repo / "in.jsonl").write_text('{"city": "Oslo"}\n{"city": "Lima"}\n')
+    with ScriptedServer(echo_script) as server:
+        (repo / ".flowrun.yaml").write_text(
+            f"profiles:\n  local: {{api: chat, base_url: '{server.base_url}', model: from-profile}}\n")
+        r = flowrun("batch", "echo.yaml", "--inputs", "in.jsonl", "--out", "out.jsonl", "--profile", "local",
+                    "-v", "--workers", workers, cwd=repo, env={**KEY, "FLOWRUN_MODEL": "from-env"})
+        base_url = server.base_url
+        sent = [req.body.get("model") for req in server.requests if isinstance(req.body, dict)]
+    assert r.code == 0, r.err
+    where = f"profile 'local' in {repo / '.flowrun.yaml'}"
+    assert (f"flowrun: model settings: api=chat (from {where}), base_url={base_url} (from {where}), "
+            "model=from-env (from FLOWRUN_MODEL)\n") in r.err
+    assert r.err.count("model settings:") == 1  # once for the batch, not once per input or worker
+    assert sent and set(sent) == {"from-env"}, sent  # FLOWRUN_MODEL over the profile's model
+    assert [line.count('"completed"') for line in (repo / "out.jsonl").read_text().splitlines()] == [1, 1]
+
+
+def test_batch_refuses_an_unknown_profile_before_any_input_runs(configs):
+    env, repo = configs
+    (repo / "echo.yaml").write_text(WORKFLOW)
+    (repo / "in.jsonl").write_text('{"city": "Oslo"}\n')
+    r = flowrun("batch", "echo.yaml", "--inputs", "in.jsonl", "--out", "out.jsonl", "--profile", "locl",
+                cwd=repo, env={**KEY, **env})
+    assert r.code == 2, r.err
+    assert "flowrun: error: no profile 'locl' (asked for by --profile); did you mean 'local'?" in r.err
+    assert not (repo / "out.jsonl").exists()

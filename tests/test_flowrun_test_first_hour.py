@@ -91,3 +91,42 @@ def test_ctrl_c_exits_130(tmp_path, monkeypatch):
     result = flowrun("test", str(make(tmp_path)))
     assert result.code == 130
     assert "interrupted" in result.err
+
+
+def test_a_real_ctrl_c_during_a_case_stops_every_case_and_exits_130(tmp_path):
+    """SIGINT while a case's tool runs: the run loop ends that run "interrupted"; flowrun test must
+    not count it as a failed case and go on to the next one, but stop and exit 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from support.paths import REPO
+
+    started = tmp_path / "started"
+    (tmp_path / "sensor.py").write_text(
+        f"import time\n\ndef read():\n    open({str(started)!r}, 'a').write('x')\n    time.sleep(120)\n")
+    second = "\n".join(["  - name: a second case", "    turns:", "      - tool_calls: [{name: read_sensor, arguments: {}}]",
+                        "      - text: It is dry."])
+    (tmp_path / "sensor.yaml").write_text(WORKFLOW.format(extra=second))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FLOWRUN_"))}
+    env.update(PYTHONPATH=str(REPO), FLOWRUN_LOG_DB=str(tmp_path / "runs.sqlite3"))
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "test", "sensor.yaml"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90  # a hang guard: a loaded machine can take long to start Python
+        while not started.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the first case's tool never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (out, err)
+    assert err.endswith("flowrun: interrupted\n") and "Traceback" not in err, err
+    assert "failed" not in out and "F" not in out.replace("sensor.yaml", ""), out
+    assert started.read_text() == "x"  # the second case never started

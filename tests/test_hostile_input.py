@@ -150,13 +150,13 @@ def test_a_lone_surrogate_in_streamed_text_reaches_the_terminal_as_a_replacement
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
-@pytest.mark.parametrize("command", [("validate",), ("run",), ()])
+@pytest.mark.parametrize("command", [("validate",), ("run",), (), ("test",)])
 def test_a_fifo_as_the_workflow_is_refused_with_exit_2_without_blocking(command, tmp_path):
     fifo = tmp_path / "wf.yaml"
     os.mkfifo(fifo)
     r = flowrun(*command, str(fifo), env=ENV, timeout=30)  # opening it for reading would block forever
     assert r.code == 2, r.err
-    assert "named pipe (FIFO), not a regular file" in r.err
+    assert f"{fifo}: this is a named pipe (FIFO), not a regular file" in r.err + r.out  # flowrun test: stdout
     assert "Traceback" not in r.err
 
 

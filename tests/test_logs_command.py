@@ -112,11 +112,13 @@ def test_show_replays_a_run_by_prefix(db):
     text = result.output
     for expected in (f"run       {DONE}", "workflow  workflows/weather.yaml", "api       responses · model gpt-test",
                      "status    completed", "Weather in Paris and Oslo?", "── turn 1 ──", "── turn 2 ──",
-                     '→ get_weather({"city": "Paris"})', "✗ error: unknown city: Osl  (4 ms)",
+                     '→ get_weather({"city": "Paris"})', "✗ get_weather: error: unknown city: Osl  (4 ms)",
                      "← get_weather [c1]: {\"temp\": 21}", "Paris: 21 °C.\n  Oslo: unknown.",
                      "── completed · 2 turns · 2 tool calls · 42 tokens (30 in / 12 out)"):
         assert expected in text, expected
-    assert text.index("→ get_weather") < text.index("✗ error") < text.index("── turn 2 ──") < text.index("Oslo: unknown")
+    assert text.index("→ get_weather") < text.index("✗ get_weather") < text.index("── turn 2 ──") < text.index("Oslo: unknown")
+    tool_lines = [line for line in text.splitlines() if line[:2] in ("→ ", "← ", "✗ ")]
+    assert len(tool_lines) == 4 and all(line[2:].startswith("get_weather") for line in tool_lines), tool_lines
 
 
 def test_show_escapes_control_characters(db):

@@ -152,3 +152,5 @@ def test_shell_completion_offers_workflow_paths_and_tool_names():
     assert complete("flowrun tools call workflows/") == ["file,workflows/"]
     assert complete("flowrun val") == ["plain,validate", "file,val"]
     assert complete("flowrun workflows/we") == ["file,workflows/we"]
+    for command in ("validate", "test", "run", "batch", "tools list"):  # every command that takes a workflow
+        assert complete(f"flowrun {command} workflows/we") == ["file,workflows/we"], command

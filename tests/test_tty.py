@@ -85,3 +85,48 @@ def test_the_same_run_piped_is_plain_and_stable():
         outputs.append(re.sub(r"\(\d+ ms\)|\d+(\.\d+)? s\b|\d+ ms\b", "(T)", r.err))
     assert outputs[0] == outputs[1]  # nothing but timings changes between runs
     assert outputs[0].splitlines()[0].startswith("✓ get_current_temperature(")
+
+
+def test_the_chat_prompt_edits_the_line_and_ctrl_d_ends_cleanly():
+    """`you>` on a terminal: the left arrow moves the cursor (readline) instead of typing ^[[D, and
+    Ctrl-D at the prompt ends the run with exit 0 on a line of its own."""
+    turns = [ScriptedTurn(text="First answer."), ScriptedTurn(text="Second answer.")]
+    with ScriptedServer(turns) as server:
+        master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NO_COLOR"}
+        env.update(KEY, TERM="xterm-256color", INPUTRC="/dev/null", HOME=str(REPO / "tests"))  # no personal readline set-up
+        proc = subprocess.Popen([sys.executable, "-m", "runner", "workflows/weather.yaml", "--api", "chat",
+                                 "--base-url", server.base_url, "--chat", "-M", "hello", "--no-log"],
+                                stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO, close_fds=True)
+        os.close(slave)
+        screen = b""
+
+        def read_until(needle: bytes, count: int) -> None:
+            nonlocal screen
+            deadline = time.monotonic() + 60
+            while screen.count(needle) < count:
+                assert time.monotonic() < deadline and proc.poll() is None, screen
+                ready, _, _ = select.select([master], [], [], 0.1)
+                if ready:
+                    screen += os.read(master, 65536)
+
+        try:
+            read_until(b"you> ", 1)
+            os.write(master, b"Pars\x1b[Di\r")  # "Pars", left arrow, "i": "Paris"
+            read_until(b"you> ", 2)
+            os.write(master, b"\x04")  # Ctrl-D
+            code = proc.wait(timeout=30)
+            while select.select([master], [], [], 0.1)[0]:
+                try:
+                    screen += os.read(master, 65536)
+                except OSError:
+                    break
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(master)
+        sent = [q.body["messages"][-1]["content"] for q in server.requests if q.turn_index is not None]
+    assert code == 0, screen
+    assert sent == ["hello", "Paris"], sent
+    assert b"^[[D" not in screen
+    assert screen.endswith(b"you> \r\n"), screen[-40:]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from runner.workflow.validate import validate_file
 
 HEAD = """\
@@ -146,6 +148,18 @@ def test_header_value_with_a_line_break(tmp_path):
         f"{path}:13:19: header 'Accept' value contains a line break (where: $.tools[0].resolve.http.headers.Accept)"
         " -- write the value on one line (a YAML block with | or > ends in a line break: use |- or >-)"
     ]
+    path = write(tmp_path, """\
+        parameters: {type: object}
+        resolve:
+          http:
+            url: https://api.example.com/x
+            headers: {Accept: "application/json\\x07"}
+    """)
+    assert formatted(path) == [
+        f"{path}:12:27: header 'Accept' value contains the control character '\\x07'"
+        " (where: $.tools[0].resolve.http.headers.Accept) -- remove it: a header value is printable text"
+        " (a server would refuse it)"
+    ]
 
 
 # --- YAML syntax: pointed at the mistake, not where the parser gave up ------------------------------
@@ -204,8 +218,26 @@ def test_operators_in_expressions_are_refused_plainly(tmp_path):
                     "instructions: \"Weather for ${{ inputs.city || 'Berlin' }}\"\ntools: []\n")
     assert formatted(path) == [
         f"{path}:6:15: \"${{{{ inputs.city || 'Berlin' }}}}\" uses the operator '||': expressions name one value"
-        " and have no operators; for a fallback, give the input a default: under inputs: (where: $.instructions)"
-        " -- write ${{ args.NAME }}, ${{ env.NAME }} or ${{ inputs.NAME }}"]
+        " and have no operators (where: $.instructions)"
+        " -- for a fallback, give the input a default (inputs: {city: {default: ...}}) and write ${{ inputs.city }}"]
+
+
+@pytest.mark.parametrize("expression, hint", [
+    ("${{ env.CITY || 'Berlin' }}",
+     "an environment variable has no fallback in the file: set CITY before running, or use an input with a "
+     "default: (inputs:) instead"),
+    ("${{ args.city == 'Berlin' }}",
+     "write one name, such as ${{ inputs.NAME }}; a decision or a calculation belongs in a python: tool"),
+])
+def test_each_operator_gets_the_fix_that_fits_it(tmp_path, expression, hint):
+    path = tmp_path / "w.yaml"
+    path.write_text("version: 1\nname: t\nmodel: {name: m}\ntools:\n  - name: get\n    description: d\n"
+                    "    parameters: {type: object, properties: {city: {type: string}}, required: [city]}\n"
+                    f"    resolve: {{static: \"{expression}\"}}\n")
+    operator = "||" if "||" in expression else "=="
+    assert formatted(path) == [
+        f"{path}:8:23: \"{expression}\" uses the operator '{operator}': expressions name one value and have no "
+        f"operators (where: $.tools[0].resolve.static) -- {hint}"]
 
 
 def test_a_comma_inside_a_flow_mapping_value_is_explained(tmp_path):

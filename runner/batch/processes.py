@@ -79,6 +79,9 @@ def run_batch(
     started = time.monotonic()
     batch = Batch(options, on_result=on_result, on_notice=on_notice)
     plan = batch._load()  # validation, inputs and --resume, once, before anything starts
+    defaults = batch.defaults()  # a bad config file or an unknown --profile stops it here, once
+    if options.verbose and not options.offline and on_notice is not None:
+        on_notice(defaults.describe())
     _, items, todo = plan
     count = choose_workers(workers, len(todo), options.concurrency)
     options.workers = count

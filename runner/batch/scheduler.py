@@ -34,6 +34,7 @@ from typing import Any, AsyncIterator, Callable, Mapping
 from runner.batch.files import BatchInput, ResultWriter, read_done, read_inputs, repair_tail
 from runner.errors import FlowrunError, UsageError
 from runner.events import Event, RunCompleted, RunFailed, ToolCallCompleted, ToolCallRequested
+from runner.run.defaults import Defaults, resolve as resolve_defaults
 from runner.run.plan import NoMessage, RunOptions, prepare
 from runner.calls import Approvals
 from runner.run.settings import Overrides, model_settings, resolve_inputs
@@ -53,6 +54,8 @@ class BatchOptions:
     api: str | None = None
     base_url: str | None = None
     model: str | None = None
+    profile: str | None = None  # --profile, as for `flowrun run` (runner/run/defaults.py)
+    verbose: bool = False  # -v: say once where api/base_url/model came from
     max_turns: int = 10
     offline: bool = False
     case_name: str | None = None
@@ -182,6 +185,15 @@ class Batch:
         todo = [it for it in items if it.index not in done or (keep is not None and done[it.index] not in keep)]
         return workflow, items, todo
 
+    def defaults(self) -> Defaults:
+        """api/base_url/model from the flags, FLOWRUN_* and the config files, as ``flowrun run``
+        takes them; resolved once for the whole batch (not once per input line). Offline, none."""
+        if getattr(self, "_defaults", None) is None:
+            o = self.options
+            self._defaults = Defaults() if o.offline else resolve_defaults(
+                {"api": o.api, "base_url": o.base_url, "model": o.model}, profile=o.profile, env=self.env)
+        return self._defaults
+
     # --- run ----------------------------------------------------------------------------------
 
     async def run(self) -> BatchSummary:
@@ -233,7 +245,7 @@ class Batch:
                 self.offline = None
                 self.run_options = RunOptions(
                     api=o.api, base_url=o.base_url, model=o.model, max_turns=o.max_turns, allow_python=o.allow_python,
-                    min_retries=BATCH_MAX_RETRIES, require_env=False,
+                    min_retries=BATCH_MAX_RETRIES, require_env=False, defaults=self.defaults(),
                     approvals=Approvals(approve=frozenset(o.approve), deny=frozenset(o.deny), yes=o.yes),
                 )
                 if o.offline:
@@ -282,8 +294,9 @@ class Batch:
 
     def _preflight(self, todo: list[BatchInput]) -> None:
         """Fail the whole batch now for what would fail every input (no key, unknown API)."""
-        o, offline = self.options, self.offline
-        overrides = Overrides(api=o.api, base_url=offline.base_url if offline else o.base_url, model=o.model)
+        o, offline, given = self.options, self.offline, self.defaults().values
+        overrides = Overrides(api=given.get("api", o.api), base_url=offline.base_url if offline else given.get("base_url"),
+                              model=given.get("model", o.model))
         for item in todo:
             if item.problem:
                 continue

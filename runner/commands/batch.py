@@ -76,7 +76,9 @@ class ProgressBar:
 @click.option("--api", type=click.Choice(["responses", "chat", "assistants"]), help="Which API to speak (overrides model.api).")
 @click.option("--base-url", help="The server to talk to (overrides model.base_url and OPENAI_BASE_URL).")
 @click.option("-m", "--model", "model_name", help="The model name (overrides model.name).")
+@click.option("--profile", help="Take api, base_url and model from this profile of .flowrun.yaml or ~/.config/flowrun/config.yaml (flags and FLOWRUN_* variables still win).")
 @click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a run whose model keeps calling tools after this many turns.")
+@click.option("-v", "--verbose", is_flag=True, help="Say where api, base_url and model came from (flag, FLOWRUN_* variable, profile or the workflow file).")
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's first test case (for demos); the tools are real.")
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from.")
 @click.option("--no-local-code", "--no-python", "no_python", is_flag=True,
@@ -112,6 +114,8 @@ def batch_command(file: str, **options) -> int:
         api=options["api"],
         base_url=options["base_url"],
         model=options["model_name"],
+        profile=options["profile"],
+        verbose=options["verbose"],
         max_turns=options["max_turns"],
         offline=options["offline"],
         case_name=options["case_name"],

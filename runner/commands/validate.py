@@ -30,7 +30,7 @@ Examples:
   flowrun validate --format json bad.yaml | jq '.files[].problems'
   flowrun validate --format github workflows/  # in GitHub Actions: problems annotate the PR's lines
 """)
-@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...", type=click.Path())  # Path: the shell completes it
 @click.option("--resolve", is_flag=True,
               help="Also import python: resolvers and start (or connect to) MCP servers, to check that every "
                    "tool exists (this runs their code).")

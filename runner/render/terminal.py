@@ -25,7 +25,7 @@ from runner.events import (
     ToolCallRequested,
     TurnStarted,
 )
-from runner.terminal_text import strip_controls
+from runner.terminal_text import duration_text, strip_controls
 
 FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
@@ -53,8 +53,7 @@ def short_args(arguments: str, limit: int = 60) -> str:
     return short(", ".join(parts), limit)
 
 
-def seconds(ms: float) -> str:
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+seconds = duration_text  # as `flowrun logs` writes it
 
 
 class Style:

@@ -126,7 +126,7 @@ async def run_conversation(
                                masker=masker, allow_python=allow_python, max_turns=max_turns,
                                mock_http=mock_http, show_requests=show_requests, http_client=http_client,
                                sdk_clients=sdk_clients, mcp=mcp, approvals=approvals, prompter=prompter,
-                               pause=pause)
+                               pause=pause, started=started)
             if resume is not None:
                 loop.provider.restore(resume[0])  # checked before: a bad snapshot never gets here
                 end = await loop.resume(resume[1])
@@ -159,7 +159,7 @@ async def run_conversation(
 
 async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, emit, *, run_id, inputs, env,
                 masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None,
-                approvals=None, prompter=None, pause: PauseContext | None = None) -> RunLoop:
+                approvals=None, prompter=None, pause: PauseContext | None = None, started=None) -> RunLoop:
     """Provider, dispatcher and loop for one conversation, closed by ``stack``."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
@@ -178,7 +178,8 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     stack.push_async_callback(dispatcher.aclose)
     spec = workflow.output
     output = OutputCheck(spec.schema, attempts=spec.attempts) if spec is not None else None
-    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output, pause=pause)
+    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output, pause=pause,
+                   started=started)
 
 
 __all__ = ["run_plan", "run_conversation"]

@@ -114,6 +114,7 @@ class RunLoop:
         max_turns: int = 10,
         output: OutputCheck | None = None,
         pause: PauseContext | None = None,
+        started: float | None = None,
     ):
         self.provider = provider
         self.dispatcher = dispatcher
@@ -126,7 +127,10 @@ class RunLoop:
         self.tool_call_count = 0
         self.usage: dict[str, int] | None = None
         self._partial: list[str] = []  # text of the turn in flight, kept if the turn never ends
-        self._started = time.monotonic()
+        self._finished_calls: set[str] = set()  # call ids of this round that have an output
+        # ``started``: when run.started was emitted (time.monotonic()), so the duration on the
+        # summary line is the one the run log records, not one that leaves out the set-up.
+        self._started = time.monotonic() if started is None else started
 
     async def _consume(self, stream: AsyncIterator[TurnEvent]) -> TurnResult:
         result: TurnResult | None = None
@@ -232,12 +236,15 @@ class RunLoop:
         """Dispatch one round: the next turn to start (the outputs submitted), or the run's end
         when the round paused for approvals."""
         extra = {"deadline": deadline} if deadline is not None else {}
+        self._finished_calls = set()
         try:
             results = await self.dispatcher.run_all(list(calls), on_done=self._tool_done, **extra)
         except ApprovalPause as pause:
             return self._paused(pause, SavedRound(tuple(calls), deadline, text, self.turns, turns_here,
                                                   self.tool_call_count, self.usage))
-        self.tool_call_count += len(results)
+        # counted as each one finishes (so Ctrl-C mid-round still counts the finished ones, as the
+        # run log does); plus any result that came without on_done
+        self.tool_call_count += sum(1 for r in results if r.call_id not in self._finished_calls)
         return lambda: self.provider.submit_tool_outputs(results)
 
     def _paused(self, pause: ApprovalPause, saved: SavedRound) -> RunEnd:
@@ -268,6 +275,8 @@ class RunLoop:
         return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
 
     def _tool_done(self, result: ToolResult) -> None:
+        self.tool_call_count += 1
+        self._finished_calls.add(result.call_id)
         self.emit(
             ToolCallCompleted(
                 result.call_id, result.name, result.output, result.is_error, result.duration_ms

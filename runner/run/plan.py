@@ -30,6 +30,9 @@ class RunOptions:
     base_url: str | None = None
     model: str | None = None
     profile: str | None = None  # --profile: a named set of api/base_url/model (runner/run/defaults.py)
+    # Resolved already (a batch resolves once for all its inputs, not once per input line):
+    # then api/base_url/model/profile above are not looked at again.
+    defaults: Defaults | None = None
     max_turns: int = 10
     allow_python: bool = True
     show_requests: bool = False  # -v: every HTTP request to the model API, as notices
@@ -104,8 +107,8 @@ def prepare(
         require_env(workflow, env)
     defaults = Defaults()
     if offline is None:  # a scripted run never takes a person's defaults (the same case, everywhere)
-        defaults = resolve_defaults({"api": options.api, "base_url": base_url, "model": options.model},
-                                    profile=options.profile, env=env)
+        defaults = options.defaults if options.defaults is not None else resolve_defaults(
+            {"api": options.api, "base_url": base_url, "model": options.model}, profile=options.profile, env=env)
         base_url = defaults.values.get("base_url")
     api = defaults.values.get("api", options.api)
     overrides = Overrides(api=api, base_url=base_url, model=defaults.values.get("model", options.model))

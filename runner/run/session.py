@@ -217,8 +217,9 @@ def chat_reader(request: RunRequest, err: TextIO):
     import sys
 
     def read(prompt: str) -> str | None:
-        if sys.stdin.isatty() and sys.stdout.isatty():
-            return _read_edited(prompt, err)
+        console = _terminal_stdout()
+        if console is not None and sys.stdin.isatty():
+            return _read_edited(prompt, err, console)
         err.write(prompt)
         err.flush()
         line = sys.stdin.readline()
@@ -237,19 +238,43 @@ def chat_reader(request: RunRequest, err: TextIO):
     return next_message
 
 
-def _read_edited(prompt: str, err: TextIO) -> str | None:
+def _terminal_stdout() -> TextIO | None:
+    """The interpreter's own stdout when descriptor 1 is a terminal, else None.
+
+    ``input()`` edits the line (readline) only when ``sys.stdin`` and ``sys.stdout`` are
+    descriptors 0 and 1 on a terminal. flowrun's ``sys.stdout`` is neither (``runner.stdout_fd``
+    gave it a descriptor of its own, and pointed descriptor 1 at stderr, where the prompt belongs),
+    so the prompt is read with the interpreter's original ``sys.__stdout__`` in place."""
+    import sys
+
+    console = sys.__stdout__
+    try:
+        return console if console is not None and console.fileno() == 1 and os.isatty(1) else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _read_edited(prompt: str, err: TextIO, console: TextIO) -> str | None:
     """A terminal line with editing and history (arrow keys, Ctrl-R) where the standard
-    library's readline exists; Ctrl-D ends with a clean new line."""
+    library's readline exists; Ctrl-D ends with a clean new line. Nothing else writes to
+    ``sys.stdout`` while the person types (the run waits for the message; renderers hold their
+    own streams), so it is swapped for ``console`` only for the time of ``input()``."""
+    import sys
+
     try:
         import readline  # noqa: F401 - importing it gives input() line editing
     except ImportError:
         pass
+    saved = sys.stdout
+    sys.stdout = console
     try:
         return input(prompt)
     except EOFError:
         err.write("\n")
         err.flush()
         return None
+    finally:
+        sys.stdout = saved
 
 
 def make_renderer(request: RunRequest, out: TextIO, err: TextIO, *, structured: bool = False):

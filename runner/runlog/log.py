@@ -150,22 +150,27 @@ class RunLog:
             failed = kind == "run.failed"
             self.finish_run(run_id, status=str(data.get("status", "")), final_text=data.get("final_text") or "",
                             usage=data.get("usage"), exit_code=int(data.get("exit_code", 1)) if failed else 0,
-                            error=(data.get("message") or None) if failed else None)
+                            error=(data.get("message") or None) if failed else None,
+                            duration_ms=data.get("duration_ms"))
 
     def finish_run(self, run_id: str, *, status: str, final_text: str, usage: dict | None,
-                   exit_code: int, error: str | None) -> None:
+                   exit_code: int, error: str | None, duration_ms: float | None = None) -> None:
+        """``duration_ms``: the terminal event's own (the one its summary line showed), so
+        ``flowrun logs show`` says the same; without one, from run.started to now."""
         statement = self._finish_row(run_id, status=status, final_text=final_text, usage=usage,
-                                     exit_code=exit_code, error=error, at=time.time())
+                                     exit_code=exit_code, error=error, at=time.time(), duration_ms=duration_ms)
         self._guard(lambda: self._transaction([statement]))
 
     def _finish_row(self, run_id: str, *, status: str, final_text: str, usage: dict | None, exit_code: int,
-                    error: str | None, at: float) -> tuple[str, tuple]:
+                    error: str | None, at: float, duration_ms: float | None = None) -> tuple[str, tuple]:
         m = self._masker.mask
         usage_json = json.dumps(self._masker.mask_value(usage), default=str) if usage is not None else None
+        given = float(duration_ms) if isinstance(duration_ms, (int, float)) and not isinstance(duration_ms, bool) \
+            and 0 <= duration_ms < 1e12 else None  # the event may come from a file: checked
         return ("UPDATE runs SET status=?, final_text=?, usage=?, exit_code=?, error=?, finished_at=?,"
-                " duration_ms=(?-started_at)*1000 WHERE run_id=?",
+                " duration_ms=COALESCE(?, (?-started_at)*1000) WHERE run_id=?",
                 (status, m(final_text or ""), usage_json, exit_code, m(error) if error is not None else None,
-                 at, at, run_id))
+                 at, given, at, run_id))
 
     # -- batches (written by the one process that writes the batch's results) ---------------------
 
@@ -200,7 +205,8 @@ class RunLog:
                 out.append(self._finish_row(
                     run_id, status=str(end.get("status", "")), final_text=end.get("final_text") or "",
                     usage=end.get("usage"), exit_code=int(end.get("exit_code", 1)) if failed else 0,
-                    error=(end.get("message") or None) if failed else None, at=ts))
+                    error=(end.get("message") or None) if failed else None, at=ts,
+                    duration_ms=end.get("duration_ms")))
             return out
 
         self._guard(lambda: self._transaction(statements()))

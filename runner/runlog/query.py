@@ -105,7 +105,7 @@ LIST_COLUMNS = (
     "r.rowid AS rowid, r.run_id, r.workflow_path, r.workflow_sha256, r.api, r.model, r.offline, r.status,"
     " r.started_at, r.finished_at, r.duration_ms, {texts} r.usage, r.exit_code,"
     " r.pid, r.hostname, r.pid_start,"
-    " (SELECT COUNT(*) FROM tool_calls c WHERE c.run_id = r.run_id) AS tool_call_count,"
+    " (SELECT COUNT(*) FROM tool_calls c WHERE c.run_id = r.run_id AND c.is_error IS NOT NULL) AS tool_call_count,"
     " (SELECT COUNT(*) FROM tool_calls c WHERE c.run_id = r.run_id AND c.is_error) AS tool_error_count,"
     " (SELECT MAX(ts) FROM events e WHERE e.run_id = r.run_id) AS last_event_at"
 )

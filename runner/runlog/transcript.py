@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runner.terminal_text import show_controls
+from runner.terminal_text import duration_text, show_controls
 
 MAX_OUTPUT = 2000  # characters of one tool output; `logs show --json` has them all
 
@@ -18,15 +18,7 @@ def fmt_time(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
-def fmt_duration(ms: float | None) -> str:
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.1f} s"
-    minutes, secs = divmod(int(ms / 1000), 60)
-    return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
+fmt_duration = duration_text  # the live summary line's format too
 
 
 def run_duration_ms(run: dict) -> float | None:
@@ -36,6 +28,12 @@ def run_duration_ms(run: dict) -> float | None:
     if run.get("last_event_at") and run.get("started_at"):
         return max(0.0, (run["last_event_at"] - run["started_at"]) * 1000)
     return None
+
+
+def finished_calls(run: dict) -> int:
+    """The calls that returned an output (what the run's own summary line counts): a call cut
+    short by Ctrl-C or never run (a turn limit) is listed, not counted."""
+    return sum(1 for c in run.get("tool_calls") or [] if c.get("is_error") is not None)
 
 
 def _plural(n: int, word: str) -> str:
@@ -80,6 +78,7 @@ def render_transcript(run: dict) -> str:
     turns = 0
     saw_failure = False
     last_call = None  # call_id of the request rendered just before
+    unanswered: dict = {}  # call_id -> name: requested, no output yet
     usage_sum: dict[str, int] = {}
 
     def end_text() -> None:
@@ -100,13 +99,21 @@ def render_transcript(run: dict) -> str:
             turns = max(turns, e["turn"]) if isinstance(e.get("turn"), int) else turns
             out += ["", f"── turn {e.get('turn')} ──"]
         elif kind == "tool_call.requested":
+            unanswered[e.get("call_id")] = e.get("name")
             out.append(f"→ {show_controls(e.get('name'))}({show_controls(e.get('arguments'))})")
         elif kind == "tool_call.completed":
-            # Parallel calls finish out of order: name the call unless it just follows its request.
-            who = "" if last_call == e.get("call_id") else f"{show_controls(e.get('name'))} [{show_controls(e.get('call_id'))}]: "
+            unanswered.pop(e.get("call_id"), None)
+            # Every line names its tool; parallel calls finish out of order, so the call id too
+            # unless the line just follows its request.
+            who = show_controls(e.get("name"))
+            if last_call != e.get("call_id"):
+                who += f" [{show_controls(e.get('call_id'))}]"
             body = _indent(show_controls(_clip(str(e.get("output", "")))), "    ")
-            mark = "✗ error: " if e.get("is_error") else "← "
-            out.append(f"{mark}{who}{body}  ({fmt_duration(e.get('duration_ms'))})")
+            if e.get("is_error"):
+                error = "" if body.startswith("error:") else "error: "
+                out.append(f"✗ {who}: {error}{body}  ({fmt_duration(e.get('duration_ms'))})")
+            else:
+                out.append(f"← {who}: {body}  ({fmt_duration(e.get('duration_ms'))})")
         elif kind == "turn.completed":
             for key, value in (e.get("usage") or {}).items():
                 if isinstance(value, int):
@@ -134,6 +141,11 @@ def render_transcript(run: dict) -> str:
                         f" (flowrun resume {' '.join(said)}) ──".replace("resume  ", "resume ").replace(" )", ")")]
         elif kind in ("run.completed", "run.failed") and isinstance(e.get("turns"), int):
             turns = max(turns, e["turns"])
+        if kind in ("run.completed", "run.failed"):
+            if not (kind == "run.failed" and e.get("status") == "paused"):  # paused: they run on resume
+                for call_id, name in unanswered.items():  # Ctrl-C or a turn limit before they finished
+                    out.append(f"✗ {show_controls(name)} [{show_controls(call_id)}]: no output (the run ended before this call finished)")
+            unanswered.clear()
         if kind == "run.failed" and e.get("status") == "paused":
             if run.get("status") == "paused":  # still waiting: say what to run
                 saw_failure = True
@@ -153,7 +165,7 @@ def _summary(run: dict, turns: int, usage_sum: dict[str, int], saw_failure: bool
     usage = run.get("usage") if isinstance(run.get("usage"), dict) else usage_sum
     tokens = {k: v for k, v in usage.items() if isinstance(v, int)}
     parts = [str(run.get("status") or "?"), _plural(turns, "turn"),
-             _plural(len(run.get("tool_calls") or []), "tool call")]
+             _plural(finished_calls(run), "tool call")]
     total = tokens.get("total_tokens") or tokens.get("input_tokens", 0) + tokens.get("output_tokens", 0)
     if total:
         detail = ""

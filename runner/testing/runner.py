@@ -113,6 +113,8 @@ async def run_case(
             return failed(str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must fail this case, not the whole run
             return failed(f"internal error: {type(exc).__name__}: {exc}")
+    if end.status == "interrupted":  # the run loop turned Ctrl-C into this run's end: stop them all (exit 130)
+        raise KeyboardInterrupt
     expect = dict(case.expect)
     expect.setdefault("status", "completed")
     why = end.message

@@ -25,6 +25,8 @@ def discover(paths: Sequence[str]) -> list[Path]:
             )
         elif p.is_file():
             found.append(workflow_for(p) or p if is_test_file(p) else p)
+        elif p.exists():  # a FIFO or a device: the loader refuses it, saying what it is, without opening it
+            found.append(p)
         else:
             raise UsageError(f"{raw}: no such file or folder", hint="give workflow files or folders that hold them")
     unique: dict[Path, None] = {}

@@ -92,7 +92,7 @@ def template_problems(doc: Document, *, workflow: Any = None) -> list[Problem]:
         try:
             refs = find_references(text)
         except TemplateError as e:
-            out.append(doc.problem(path, str(e), "write ${{ args.NAME }}, ${{ env.NAME }} or ${{ inputs.NAME }}"))
+            out.append(doc.problem(path, str(e), e.hint or "write ${{ args.NAME }}, ${{ env.NAME }} or ${{ inputs.NAME }}"))
             continue
         for ref in refs:
             if ref.context == "outputs" and mcp.may_exist(ref.name):
@@ -174,10 +174,12 @@ def _http_problems(doc: Document, base: JsonPath, http: dict, tool: Any) -> list
         for name, value in headers.items():
             bad = re.search(r"[\x00-\x08\x0a-\x1f\x7f]", value) if isinstance(value, str) else None
             if bad:
-                what = "a line break" if bad.group() in "\r\n" else f"the control character {bad.group()!r}"
+                line_break = bad.group() in "\r\n"
+                what = "a line break" if line_break else f"the control character {bad.group()!r}"
                 out.append(doc.problem(
                     base + ("headers", name), f"header '{name}' value contains {what}",
-                    "write the value on one line (a YAML block with | or > ends in a line break: use |- or >-)"))
+                    "write the value on one line (a YAML block with | or > ends in a line break: use |- or >-)"
+                    if line_break else "remove it: a header value is printable text (a server would refuse it)"))
             if isinstance(value, str) and _SECRET_HEADER.search(name) and not any(
                 r.context == "env" for r in _refs(value)
             ):
