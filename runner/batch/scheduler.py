@@ -24,7 +24,7 @@ import contextlib
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping
 
@@ -50,6 +50,7 @@ class BatchOptions:
     base_url: str | None = None
     model: str | None = None
     max_turns: int = 10
+    policies: dict[str, str] = field(default_factory=dict)  # --policy NAME=VALUE, checked
     offline: bool = False
     case_name: str | None = None
     allow_python: bool = True
@@ -218,6 +219,7 @@ class Batch:
             self.offline = None
             self.run_options = RunOptions(
                 api=o.api, base_url=o.base_url, model=o.model, max_turns=o.max_turns, allow_python=o.allow_python,
+                policies=dict(o.policies),
                 min_retries=BATCH_MAX_RETRIES, require_env=False,
             )
             if o.offline:

@@ -74,6 +74,8 @@ class ProgressBar:
 @click.option("--base-url", help="The server to talk to (overrides model.base_url and OPENAI_BASE_URL).")
 @click.option("-m", "--model", "model_name", help="The model name (overrides model.name).")
 @click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a run whose model keeps calling tools after this many turns.")
+@click.option("--policy", "policies", multiple=True, metavar="NAME=VALUE",
+              help="Override one of the file's run policies for every run, e.g. on_tool_error=fail (repeatable).")
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's first test case (for demos); the tools are real.")
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from.")
 @click.option("--no-local-code", "--no-python", "no_python", is_flag=True,
@@ -89,6 +91,7 @@ def batch_command(file: str, **options) -> int:
     if options["retry_failed"] and not options["resume"]:
         raise click.UsageError("--retry-failed only makes sense with --resume")
     from runner.batch.scheduler import BatchOptions
+    from runner.commands.run import parse_policies
 
     opts = BatchOptions(
         file=file,
@@ -101,6 +104,7 @@ def batch_command(file: str, **options) -> int:
         base_url=options["base_url"],
         model=options["model_name"],
         max_turns=options["max_turns"],
+        policies=parse_policies(options["policies"]),
         offline=options["offline"],
         case_name=options["case_name"],
         allow_python=not options["no_python"],

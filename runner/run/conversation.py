@@ -18,7 +18,7 @@ from runner.run.fanout import FanOut, Sink
 from runner.run.loop import RunLoop, crash_end
 from runner.run.plan import RunPlan
 from runner.run.structured import OutputCheck
-from runner.workflow.model import Workflow
+from runner.workflow.model import RunPolicies, Workflow
 
 
 async def run_plan(
@@ -47,7 +47,7 @@ async def run_plan(
             masker=plan.masker, allow_python=plan.options.allow_python, max_turns=plan.options.max_turns,
             mock_http=plan.mocks, next_message=next_message, show_requests=plan.options.show_requests,
             http_client=http_client, sdk_clients=sdk_clients, mcp=mcp, on_mcp=on_mcp,
-            mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None,
+            mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None, policies=plan.policies,
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None
@@ -76,6 +76,7 @@ async def run_conversation(
     mcp: Any = None,
     mock_mcp: Mapping[str, Any] | None = None,
     on_mcp: Callable[[Any], None] | None = None,
+    policies: RunPolicies | None = None,
 ) -> RunEnd:
     """The conversation every caller shares. Each message after the first (and each one
     ``next_message`` returns, until it returns None) continues it. ``http_client`` (owned by
@@ -84,7 +85,7 @@ async def run_conversation(
     caller, e.g. a batch) its MCP servers; without it, the workflow's MCP servers are started here
     for this conversation and stopped after it (``mock_mcp``: a test case's canned servers).
     Whatever stops it outside a turn still ends it with a terminal event (``crash_end``) before
-    the exception goes on."""
+    the exception goes on. ``policies``: the run policies (default: the workflow's own)."""
     started = time.monotonic()
     loop: RunLoop | None = None
     try:
@@ -106,7 +107,8 @@ async def run_conversation(
             loop = await _open(stack, workflow, settings, emit, run_id=run_id, inputs=inputs, env=env,
                                masker=masker, allow_python=allow_python, max_turns=max_turns,
                                mock_http=mock_http, show_requests=show_requests, http_client=http_client,
-                               sdk_clients=sdk_clients, mcp=mcp)
+                               sdk_clients=sdk_clients, mcp=mcp,
+                               policies=policies if policies is not None else workflow.policies)
             end = await loop.run(messages[0])
             pending = list(messages[1:])
             while end.exit_code == 0:
@@ -134,7 +136,8 @@ async def run_conversation(
 
 
 async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, emit, *, run_id, inputs, env,
-                masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None) -> RunLoop:
+                masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None,
+                policies=None) -> RunLoop:
     """Provider, dispatcher and loop for one conversation, closed by ``stack``."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
@@ -153,7 +156,7 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     stack.push_async_callback(dispatcher.aclose)
     spec = workflow.output
     output = OutputCheck(spec.schema, attempts=spec.attempts) if spec is not None else None
-    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output)
+    return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output, policies=policies)
 
 
 __all__ = ["run_plan", "run_conversation"]

@@ -18,7 +18,7 @@ from runner.run.offline import Offline
 from runner.run.settings import Overrides, model_settings, render_text, resolve_inputs
 from runner.secrets.masker import Masker
 from runner.secrets.sources import build_masker
-from runner.workflow.model import Workflow
+from runner.workflow.model import RunPolicies, Workflow
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class RunOptions:
     # A single run refuses to start without every env value its tools read; a test case
     # (its HTTP tools mocked) and a batch input (a missing value is the tool's error) do not.
     require_env: bool = True
+    policies: Mapping[str, str] = field(default_factory=dict)  # --policy NAME=VALUE, checked: over the file's
 
 
 class NoMessage(UsageError):
@@ -56,6 +57,11 @@ class RunPlan:
     vars: dict[str, Any] = field(default_factory=dict)  # as given (with an offline case's vars)
     offline: Offline | None = None
     defaults: Defaults = field(default_factory=Defaults)  # where api/base_url/model came from
+
+    @property
+    def policies(self) -> RunPolicies:
+        """The file's run policies with the command line's ``--policy`` on top."""
+        return self.workflow.policies.changed(dict(self.options.policies))
 
     @property
     def mocks(self) -> dict | None:

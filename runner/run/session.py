@@ -31,6 +31,7 @@ class RunRequest:
     model: str | None = None
     profile: str | None = None
     max_turns: int = 10
+    policies: dict[str, str] = field(default_factory=dict)  # --policy NAME=VALUE, checked
     output: str = "text"
     offline: bool = False
     case_name: str | None = None
@@ -48,7 +49,7 @@ class RunRequest:
 
     def options(self) -> RunOptions:
         return RunOptions(api=self.api, base_url=self.base_url, model=self.model, profile=self.profile,
-                          max_turns=self.max_turns,
+                          max_turns=self.max_turns, policies=self.policies,
                           allow_python=self.allow_python, show_requests=self.verbose)
 
 

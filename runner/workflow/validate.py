@@ -28,6 +28,7 @@ from runner.workflow.model import (
     ModelSpec,
     PythonResolver,
     Resolver,
+    RunPolicies,
     ScriptedCall,
     ScriptedTurn,
     StaticResolver,
@@ -239,6 +240,7 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
         output=_output(data),
         source_sha256=doc.sha256,
         mcp=sources,
+        policies=RunPolicies(**data.get("policies", {})),
     )
 
 
