@@ -16,7 +16,15 @@ from typing import Callable, Iterable, Sequence
 
 from runner.workflow.discover import discover
 from runner.errors import FlowrunError, UsageError, WorkflowError
-from runner.events import Event, RunCompleted, RunFailed, TextDelta, ToolCallCompleted, ToolCallRequested
+from runner.events import (
+    ApprovalDecided,
+    Event,
+    RunCompleted,
+    RunFailed,
+    TextDelta,
+    ToolCallCompleted,
+    ToolCallRequested,
+)
 from runner.run import offline as offline_mode
 from runner.run.offline import MOCK_MODES
 from runner.run.plan import NoMessage, RunOptions, prepare
@@ -60,6 +68,7 @@ class _Collector:
         self.requested: list[ToolCallRequested] = []
         self.completed: list[ToolCallCompleted] = []
         self.text: list[str] = []
+        self.refused: set[str] = set()  # call ids the approval gate refused
         self.end: RunCompleted | RunFailed | None = None
 
     def __call__(self, ev: Event) -> None:
@@ -69,6 +78,8 @@ class _Collector:
             self.completed.append(ev)
         elif isinstance(ev, TextDelta):
             self.text.append(ev.text)
+        elif isinstance(ev, ApprovalDecided) and ev.decision == "denied":
+            self.refused.add(ev.call_id)
         elif isinstance(ev, (RunCompleted, RunFailed)):
             self.end = ev
 

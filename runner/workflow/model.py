@@ -202,6 +202,14 @@ class ScriptedTurn:
 
 
 @dataclass(frozen=True)
+class CaseAnswer:
+    """How a test case answers a call that asks for approval (``approvals:`` in the case)."""
+
+    answer: str  # approve | deny
+    reason: str | None = None  # a refusal's reason, what the model reads
+
+
+@dataclass(frozen=True)
 class TestCase:
     __test__ = False  # not a pytest class
 
@@ -212,6 +220,7 @@ class TestCase:
     expect: dict[str, Any] = field(default_factory=dict)  # see schemas/workflow.schema.json
     mock_http: dict[str, Any] = field(default_factory=dict)  # tool name -> canned response
     mock_mcp: dict[str, Any] = field(default_factory=dict)  # server -> tool name -> canned result
+    approvals: dict[str, "CaseAnswer"] = field(default_factory=dict)  # tool name -> the case's answer
     line: int = 0
 
 

@@ -26,6 +26,7 @@ from runner.workflow.model import (
     McpServerSpec,
     McpSource,
     ModelSpec,
+    CaseAnswer,
     PythonResolver,
     Resolver,
     RunPolicies,
@@ -320,6 +321,8 @@ def _test(doc: Document, i: int, t: dict[str, Any]) -> LocatedTestCase:
         expect=t.get("expect", {}),
         mock_http=t.get("mock_http", {}),
         mock_mcp=t.get("mock_mcp", {}),
+        approvals={tool: CaseAnswer("deny", a["deny"]) if isinstance(a, dict) else CaseAnswer(a)
+                   for tool, a in t.get("approvals", {}).items()},
         line=doc.position(("tests", i))[0],
         file=doc.file,
     )
