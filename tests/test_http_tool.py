@@ -19,6 +19,7 @@ import pytest
 
 from runner.calls import ToolCall
 from runner.tools import netguard
+from runner.calls import Approvals
 from runner.tools.dispatcher import Dispatcher
 from runner.tools.http_request import prepare
 from runner.tools.http_tool import HttpTool, _retry_after, json_pointer
@@ -126,7 +127,8 @@ def call(tools, args=None, *, env=None, mock_http=None, max_output_chars=100_000
     wf = Workflow(path=Path("/nonexistent/wf.yaml"), name="t", model=ModelSpec(), tools=tools)
 
     async def go():
-        d = Dispatcher(wf, env=env or {}, mock_http=mock_http, max_output_chars=max_output_chars, masker=masker)
+        d = Dispatcher(wf, env=env or {}, mock_http=mock_http, max_output_chars=max_output_chars, masker=masker,
+                       approvals=Approvals(yes=True))  # what the tool does, not whether it may
         try:
             return await d.run_one(ToolCall("c", name or tools[0].name, json.dumps(args or {})))
         finally:

@@ -23,7 +23,10 @@ from support.mcp_files import HttpFixture, stdio_source, workflow
 from runner.calls import ToolCall
 from runner.cli import cli
 from runner.errors import UsageError
+from runner.calls import Approvals
 from runner.tools.dispatcher import Dispatcher
+
+YES = Approvals(yes=True)  # these tests are about MCP, not about approvals
 from runner.tools.mcp_servers.manager import McpTools, McpUnavailable
 from runner.workflow.validate import load_workflow
 
@@ -52,7 +55,7 @@ def test_stdio_server_tools_and_every_fault(tmp_path):
 
     async def scenario():
         mcp, notes = await started(path)
-        dispatcher = Dispatcher(mcp.workflow, mcp=mcp, max_output_chars=1000)
+        dispatcher = Dispatcher(mcp.workflow, mcp=mcp, max_output_chars=1000, approvals=YES)
         tools = {t.name: t for t in dispatcher.workflow.tools}
         out = {}
         for name, args in [("echo", {"text": "hi"}), ("add", {"a": 1, "b": 2.5}), ("fail", {}), ("picture", {}),
@@ -104,7 +107,7 @@ def test_two_hundred_tools_are_filtered(tmp_path):
     async def scenario():
         mcp, notes = await started(path)
         try:
-            dispatcher = Dispatcher(mcp.workflow, mcp=mcp)
+            dispatcher = Dispatcher(mcp.workflow, mcp=mcp, approvals=YES)
             result = await dispatcher.run_one(ToolCall("c", "b_tool_199", "{}"))
             return [t.name for t in mcp.tools], notes, result
         finally:
@@ -141,7 +144,7 @@ def test_streamable_http_server_on_loopback(tmp_path, monkeypatch):
             mcp = McpTools(wf, env=dict(os.environ), mocks={"guarded": {}})
             await mcp.start()
             try:
-                dispatcher = Dispatcher(mcp.workflow, mcp=mcp)
+                dispatcher = Dispatcher(mcp.workflow, mcp=mcp, approvals=YES)
                 echo = await dispatcher.run_one(ToolCall("c", "echo", '{"text": "over http"}'))
                 add = await dispatcher.run_one(ToolCall("c", "add", '{"a": 2, "b": 3}'))
                 return refused.value, [t.name for t in mcp.tools], echo, add

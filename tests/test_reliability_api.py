@@ -136,7 +136,7 @@ def test_assistants_submission_cut_after_the_server_took_it_is_not_sent_or_run_a
         turns = [ScriptedTurn(tool_calls=(ScriptedCall("order", {}),)), ScriptedTurn(text="ordered")]
         fault = Fault(kind="drop_after", turn=1, after=0, times=1)  # the stream dies before its first event
         with ScriptedServer(turns, faults=[fault]) as server:
-            r = flowrun_with_key(str(wf), "--base-url", server.base_url, "--api", "assistants")
+            r = flowrun_with_key(str(wf), "--base-url", server.base_url, "--api", "assistants", "--approve", "order")
         assert r.code == 0, r.err
         assert echo.hits("/count/orders") == 1
     assert len(server.requests_for("/submit_tool_outputs", "POST")) == 1

@@ -137,7 +137,7 @@ def test_http_tool_faults_reach_the_model_as_bounded_error_outputs(tmp_path):
         ]), python=None)
         names = ("slow", "refused", "missing", "broken", "huge", "latin", "moved", "flaky_get", "flaky_post")
         with ScriptedServer(one_turn_of(*names)) as server:
-            r = flowrun_with_key(str(wf), "--base-url", server.base_url, "-o", "jsonl")
+            r = flowrun_with_key(str(wf), "--base-url", server.base_url, "-o", "jsonl", "--yes")
         assert r.code == 0, r.err
         out = outputs_of(r)
         assert out["slow"] == (True, "error: HTTP request to 127.0.0.1 timed out after 0.5 s")

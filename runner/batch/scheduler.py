@@ -32,6 +32,7 @@ from runner.batch.files import BatchInput, ResultWriter, read_done, read_inputs,
 from runner.errors import FlowrunError, UsageError
 from runner.events import Event, RunCompleted, RunFailed, ToolCallCompleted, ToolCallRequested
 from runner.run.plan import NoMessage, RunOptions, prepare
+from runner.calls import Approvals
 from runner.run.settings import Overrides, model_settings, resolve_inputs
 
 BATCH_MAX_RETRIES = 4  # per request; the gate spaces them out by the server's Retry-After
@@ -55,6 +56,9 @@ class BatchOptions:
     case_name: str | None = None
     allow_python: bool = True
     env: Mapping[str, str] | None = None
+    approve: tuple[str, ...] = ()  # --approve TOOL: calls that ask run (nobody is asked in a batch)
+    deny: tuple[str, ...] = ()  # --deny TOOL
+    yes: bool = False  # --yes
 
 
 @dataclass
@@ -221,6 +225,7 @@ class Batch:
                 api=o.api, base_url=o.base_url, model=o.model, max_turns=o.max_turns, allow_python=o.allow_python,
                 policies=dict(o.policies),
                 min_retries=BATCH_MAX_RETRIES, require_env=False,
+                approvals=Approvals(approve=frozenset(o.approve), deny=frozenset(o.deny), yes=o.yes),
             )
             if o.offline:
                 from runner.run import offline as offline_mode

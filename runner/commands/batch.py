@@ -80,6 +80,9 @@ class ProgressBar:
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from.")
 @click.option("--no-local-code", "--no-python", "no_python", is_flag=True,
               help="Refuse `python` resolvers and MCP servers started by a command (for files you did not write).")
+@click.option("--approve", "approve", multiple=True, metavar="TOOL", help="Run calls of TOOL that would ask first (nobody is asked in a batch: without this they are refused; repeatable, patterns allowed).")
+@click.option("--deny", "deny", multiple=True, metavar="TOOL", help="Refuse calls of TOOL that would ask first, without the warning (repeatable, patterns allowed).")
+@click.option("-y", "--yes", is_flag=True, help="Approve every call that would ask first (tools the file refuses stay refused).")
 @click.option("-w", "--workers", type=click.IntRange(min=1, max=1024), help="Worker processes sharing the inputs and --concurrency (default: one per CPU core for batches of a few hundred inputs or more, else 1).")
 def batch_command(file: str, **options) -> int:
     """Run a workflow once per line of an inputs file, many at a time.
@@ -108,6 +111,9 @@ def batch_command(file: str, **options) -> int:
         offline=options["offline"],
         case_name=options["case_name"],
         allow_python=not options["no_python"],
+        approve=tuple(options["approve"]),
+        deny=tuple(options["deny"]),
+        yes=options["yes"],
     )
     return execute(opts, err=sys.stderr, workers=options["workers"])
 

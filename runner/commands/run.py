@@ -21,6 +21,14 @@ Examples:
 """
 
 
+def approvals_from(options) -> "Approvals":
+    """``--approve``/``--deny``/``--yes`` as the gate reads them."""
+    from runner.tools.approval import Approvals
+
+    return Approvals(approve=frozenset(options.get("approve") or ()), deny=frozenset(options.get("deny") or ()),
+                     yes=bool(options.get("yes")))
+
+
 def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     values = {}
     for pair in pairs:
@@ -69,6 +77,9 @@ def parse_policies(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from (default: the first).")
 @click.option("--chat", is_flag=True, help="After the answer, read your next message and continue the same conversation (empty line or Ctrl-D ends).")
 @click.option("--record", "record_path", type=click.Path(dir_okay=False), help="Save this run's model turns and tool outputs as a test case (e.g. workflows/weather.test.yaml) for `flowrun test`.")
+@click.option("--approve", "approve", multiple=True, metavar="TOOL", help="Run calls of TOOL that would ask first, without asking (repeatable; * and ? patterns allowed).")
+@click.option("--deny", "deny", multiple=True, metavar="TOOL", help="Refuse calls of TOOL that would ask first; the model is told (repeatable; patterns allowed).")
+@click.option("-y", "--yes", is_flag=True, help="Approve every call that would ask first (tools the file refuses stay refused).")
 @click.option("-q", "--quiet", is_flag=True, help="Only the answer.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show full tool arguments and outputs.")
 @click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
@@ -103,5 +114,6 @@ def run_command(file: str, **options) -> None:
         chat=options["chat"],
         record=options["record_path"],
         otel=options["otel"],
+        approvals=approvals_from(options),
     )
     run(request, out=sys.stdout, err=sys.stderr)  # a run that did not complete raises

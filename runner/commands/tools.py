@@ -130,8 +130,16 @@ async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_pyt
         from runner.run.mcp_session import start_mcp
 
         mcp = await start_mcp(workflow, env=env, allow_local_code=allow_python)
+    from runner.events import Notice
+    from runner.tools.approval import Approvals
+
+    def notice(event) -> None:
+        if isinstance(event, Notice):
+            click.echo(f"flowrun: {event.level}: {event.message}", err=True)
+
+    # The person typed this call: that is the approval. A tool the file refuses stays refused.
     dispatcher = Dispatcher(workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mcp=mcp,
-                            on_notice=lambda n: click.echo(f"flowrun: {n.level}: {n.message}", err=True))
+                            on_notice=notice, approvals=Approvals(yes=True))
     try:
         return await dispatcher.run_one(ToolCall("call_cli", tool, arguments))
     finally:

@@ -13,6 +13,8 @@ import time
 from typing import TextIO
 
 from runner.events import (
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     Notice,
     RunCompleted,
@@ -140,6 +142,7 @@ class TerminalRenderer:
         self._line_open = False  # stdout has text without a final newline
         self._out_tty = bool(getattr(out, "isatty", lambda: False)())  # a person reads the answer
         self._pending: dict[str, tuple[str, str]] = {}  # call id -> (name, arguments)
+        self._asking = False  # an approval prompt is on the terminal
 
     def _say(self, line: str) -> None:
         if self.spinner:
@@ -151,7 +154,7 @@ class TerminalRenderer:
         self.err.flush()
 
     def _spin(self, label: str) -> None:
-        if self.spinner:
+        if self.spinner and not self._asking:
             self.spinner.show(label)
 
     def __call__(self, event: Event) -> None:
@@ -177,6 +180,17 @@ class TerminalRenderer:
             self._spin_tools()
         elif isinstance(event, ToolCallCompleted):
             self._tool_line(event)
+        elif isinstance(event, ApprovalRequested):
+            self._asking = True  # the prompt has the line: no spinner until the answer
+            if self.spinner:
+                self.spinner.clear()
+        elif isinstance(event, ApprovalDecided):
+            self._asking = False
+            if event.by in ("flag", "rule", "resume") and not self.quiet:
+                verb = {"approved": "approved", "denied": "refused", "paused": "waiting"}.get(event.decision, event.decision)
+                how = {"flag": "command line", "rule": "workflow rule", "resume": "flowrun resume"}[event.by]
+                self._say(self.style.dim(f"  {verb} {event.name} ({how})"))
+            self._spin_tools()
         elif isinstance(event, Notice):
             if event.level == "debug" and not self.verbose:
                 pass

@@ -31,6 +31,7 @@ async def run_plan(
     sdk_clients: Any = None,
     mcp: Any = None,
     on_mcp: Callable[[Any], None] | None = None,
+    prompter: Any = None,
 ) -> RunEnd:
     """Run ``plan``: ``notices`` (warnings a person must see first), ``run.started``, the
     conversation, its terminal event. Returns that event; an exception is raised on after the
@@ -47,7 +48,8 @@ async def run_plan(
             masker=plan.masker, allow_python=plan.options.allow_python, max_turns=plan.options.max_turns,
             mock_http=plan.mocks, next_message=next_message, show_requests=plan.options.show_requests,
             http_client=http_client, sdk_clients=sdk_clients, mcp=mcp, on_mcp=on_mcp,
-            mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None, policies=plan.policies,
+            mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None,
+            approvals=plan.options.approvals, prompter=prompter, policies=plan.policies,
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None
@@ -76,6 +78,8 @@ async def run_conversation(
     mcp: Any = None,
     mock_mcp: Mapping[str, Any] | None = None,
     on_mcp: Callable[[Any], None] | None = None,
+    approvals: Any = None,
+    prompter: Any = None,
     policies: RunPolicies | None = None,
 ) -> RunEnd:
     """The conversation every caller shares. Each message after the first (and each one
@@ -107,7 +111,7 @@ async def run_conversation(
             loop = await _open(stack, workflow, settings, emit, run_id=run_id, inputs=inputs, env=env,
                                masker=masker, allow_python=allow_python, max_turns=max_turns,
                                mock_http=mock_http, show_requests=show_requests, http_client=http_client,
-                               sdk_clients=sdk_clients, mcp=mcp,
+                               sdk_clients=sdk_clients, mcp=mcp, approvals=approvals, prompter=prompter,
                                policies=policies if policies is not None else workflow.policies)
             end = await loop.run(messages[0])
             pending = list(messages[1:])
@@ -137,7 +141,7 @@ async def run_conversation(
 
 async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, emit, *, run_id, inputs, env,
                 masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None,
-                policies=None) -> RunLoop:
+                approvals=None, prompter=None, policies=None) -> RunLoop:
     """Provider, dispatcher and loop for one conversation, closed by ``stack``."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
@@ -151,7 +155,7 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     stack.push_async_callback(provider.aclose)
     dispatcher = Dispatcher(
         workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http, mcp=mcp,
-        on_notice=emit,
+        on_notice=emit, approvals=approvals, prompter=prompter,
     )
     stack.push_async_callback(dispatcher.aclose)
     spec = workflow.output

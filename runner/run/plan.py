@@ -18,6 +18,7 @@ from runner.run.offline import Offline
 from runner.run.settings import Overrides, model_settings, render_text, resolve_inputs
 from runner.secrets.masker import Masker
 from runner.secrets.sources import build_masker
+from runner.calls import Approvals
 from runner.workflow.model import RunPolicies, Workflow
 
 
@@ -36,6 +37,7 @@ class RunOptions:
     # A single run refuses to start without every env value its tools read; a test case
     # (its HTTP tools mocked) and a batch input (a missing value is the tool's error) do not.
     require_env: bool = True
+    approvals: Approvals = field(default_factory=Approvals)  # --approve/--deny/--yes
     policies: Mapping[str, str] = field(default_factory=dict)  # --policy NAME=VALUE, checked: over the file's
 
 

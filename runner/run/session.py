@@ -11,7 +11,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, TextIO
+from typing import Any, Callable, Mapping, TextIO
 
 from runner.daemon_thread import in_daemon_thread
 from runner.errors import Interrupted, RunError, UsageError
@@ -19,6 +19,7 @@ from runner.events import RunEnd
 from runner.run import offline as offline_mode
 from runner.run.conversation import run_conversation, run_plan
 from runner.run.plan import RunOptions, prepare
+from runner.calls import Approvals
 
 
 @dataclass
@@ -46,11 +47,14 @@ class RunRequest:
     record: str | None = None  # write the run as a test case to this file
     otel: bool = False  # --otel (the standard OTEL_EXPORTER_OTLP_ENDPOINT turns it on too)
     read_line: Callable[[str], str | None] | None = None  # for --chat; default reads stdin
+    approvals: Approvals = field(default_factory=Approvals)  # --approve/--deny/--yes
+    prompter: Any = None  # who answers approvals; default: the terminal when there is one
 
     def options(self) -> RunOptions:
         return RunOptions(api=self.api, base_url=self.base_url, model=self.model, profile=self.profile,
                           max_turns=self.max_turns, policies=self.policies,
-                          allow_python=self.allow_python, show_requests=self.verbose)
+                          allow_python=self.allow_python, show_requests=self.verbose,
+                          approvals=self.approvals)
 
 
 def open_log(request: RunRequest):
@@ -141,12 +145,25 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
             notices.append(plan.defaults.describe())
         end = await run_plan(plan, sinks, notices=notices,
                              next_message=chat_reader(request, err) if request.chat else None,
-                             on_mcp=recorder.saw_mcp if recorder is not None else None)
+                             on_mcp=recorder.saw_mcp if recorder is not None else None,
+                             prompter=request.prompter or terminal_prompter(request, err, plan.masker))
         if recorder is not None:
             from runner.render.recording import finish
 
             finish(recorder, end.status, Path(request.record), workflow, err)
         return end
+
+
+def terminal_prompter(request: RunRequest, err: TextIO, masker):
+    """The person at the terminal answers approvals, when there is one: stdin and stderr both a
+    terminal and the events not going to a program (``-o jsonl``). Otherwise nobody is asked."""
+    import sys
+
+    if request.output != "text" or not (sys.stdin.isatty() and getattr(err, "isatty", lambda: False)()):
+        return None
+    from runner.render.prompt import TerminalPrompter
+
+    return TerminalPrompter(err, mask=masker.mask, color=request.color)
 
 
 def chat_reader(request: RunRequest, err: TextIO):

@@ -113,6 +113,13 @@ def render_transcript(run: dict) -> str:
                     usage_sum[key] = usage_sum.get(key, 0) + value
             if e.get("status") not in ("tool_calls", "completed"):
                 out.append(f"(turn ended: {show_controls(e.get('status'))})")
+        elif kind == "approval.requested":
+            target = f" {show_controls(e.get('target'))}" if e.get("target") else ""
+            out.append(f"? approval asked for {show_controls(e.get('name'))}{target} ({show_controls(e.get('why'))})")
+        elif kind == "approval.decided":
+            reason = f": {show_controls(e.get('reason'))}" if e.get("reason") else ""
+            out.append(f"  {show_controls(e.get('decision'))} {show_controls(e.get('name'))} "
+                       f"(by {show_controls(e.get('by'))}){reason}")
         elif kind == "notice":
             out.append(f"! {show_controls(e.get('level', 'info'))}: {_indent(show_controls(e.get('message')))}")
         elif kind in ("run.completed", "run.failed") and isinstance(e.get("turns"), int):

@@ -13,37 +13,13 @@ with a call that must wait (``pause``) runs no tool at all, so a resumed run run
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Sequence
+from typing import Literal, Protocol, Sequence
 
-from runner.calls import ToolCall
+from runner.calls import ApprovalRequest, Approvals, Decision, ToolCall  # noqa: F401 - re-exported
 
-Verdict = Literal["auto", "ask", "deny"]  # what the file says about a call
-Answer = Literal["approve", "deny", "pause", "unanswered"]  # what the prompter says
-DecidedBy = Literal["prompt", "flag", "rule", "default", "case", "resume"]
+Verdict = Literal["allow", "ask", "deny"]  # what the file says about a call
 
 PAUSED_EXIT_CODE = 4  # a run stopped to wait for an approval; `flowrun resume RUN_ID` continues it
-
-
-@dataclass(frozen=True)
-class ApprovalRequest:
-    """One call put to the prompter: everything a person needs to say yes or no."""
-
-    call: ToolCall
-    tool: str
-    arguments: dict[str, Any]  # checked against the tool's schema, bound arguments filled in
-    target: str | None = None  # for an http tool: the exact method and URL it will call
-    why: str = ""  # why it asks: "http POST asks by default", "rule 2 of tool 'x'"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A prompter's answer for one call."""
-
-    answer: Answer
-    by: DecidedBy
-    reason: str | None = None  # a refusal's reason, given to the model as the tool's output
-    always: bool = False  # "always for this tool in this run"
 
 
 class Prompter(Protocol):
@@ -59,15 +35,3 @@ class ApprovalPause(Exception):
         super().__init__(f"{len(waiting)} tool call(s) wait for approval")
         self.calls = list(calls)
         self.waiting = list(waiting)
-
-
-@dataclass
-class Approvals:
-    """What the command line decided up front: ``--approve TOOL`` (repeatable), ``--deny TOOL``
-    (repeatable), ``--yes`` (approve everything that asks). A rule or tool set to ``deny`` in the
-    file is never overridden by ``--yes``."""
-
-    approve: frozenset[str] = field(default_factory=frozenset)
-    deny: frozenset[str] = field(default_factory=frozenset)
-    yes: bool = False
-    pause: bool = False  # --pause-on-approval: an unanswered call pauses the run

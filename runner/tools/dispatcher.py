@@ -7,7 +7,9 @@ each becomes an output starting with ``error: `` so the model can react, and not
 Only cancellation of the dispatcher itself (Ctrl-C) propagates.
 
 Arguments are checked before anything runs: no side effect happens for a call the tool's schema
-rejects. Outputs are masked (secrets) and then capped at ``max_output_chars``; what Python tools
+rejects. Then the approval gate (``approval.py``, ``approval_policy.py``) decides each checked call,
+one after another in call order: run, refuse (the model is told why) or ask a ``Prompter``; a round
+with a call that must wait for a later decision runs no tool and raises ``ApprovalPause``. Outputs are masked (secrets) and then capped at ``max_output_chars``; what Python tools
 print is masked too (``stdout_guard``). A run that expires (Assistants ``expires_at``) passes its
 deadline, and each tool's timeout is cut so the outputs still reach the run in time.
 """
@@ -19,17 +21,21 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any, Callable, Mapping, Sequence
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runner.calls import ToolCall, ToolResult
-from runner.events import Notice
+from runner.events import ApprovalDecided, ApprovalRequested, Event, Notice
 from runner.secrets.masker import Masker
 from runner.suggest import suggest
 from runner.templating import MISSING, TemplateError, render_value
 from runner.textsafe import encodable
+from runner.tools.approval import ApprovalPause, ApprovalRequest, Approvals, Decision, Prompter
+from runner.tools.approval_policy import verdict
 from runner.tools.outputs import ToolFailure, error_text, to_output, truncate
 from runner.tools.static_tool import resolve_static
 from runner.workflow.model import HttpResolver, McpResolver, PythonResolver, StaticResolver, ToolSpec, Workflow
@@ -42,6 +48,19 @@ MIN_TOOL_SECONDS = 0.5  # a tool clamped by a deadline still gets this long
 
 class _BadArguments(Exception):
     pass
+
+
+@dataclass
+class _Admitted:
+    """A call after the checks and the gate: ``tool``/``args`` to run, or its ``output`` already
+    decided (bad arguments, refused), or ``waiting`` for a later decision (paused)."""
+
+    call: ToolCall
+    tool: ToolSpec | None = None
+    args: dict[str, Any] | None = None
+    output: str | None = None
+    refused: bool = False
+    waiting: ApprovalRequest | None = None
 
 
 class Dispatcher:
@@ -57,7 +76,9 @@ class Dispatcher:
         mock_http: Mapping[str, Mapping] | None = None,
         max_output_chars: int = 100_000,
         mcp: Any = None,  # runner.tools.mcp_servers.manager.McpTools, started; owned by the caller
-        on_notice: Callable[[Notice], None] | None = None,
+        on_notice: Callable[[Event], None] | None = None,  # notices and approval.* events
+        approvals: Approvals | None = None,  # the command line's --approve/--deny/--yes
+        prompter: Prompter | None = None,  # who is asked when the file says ask; None: nobody
     ):
         self.workflow = workflow if mcp is None else mcp.with_tools(workflow)
         self._mcp = mcp
@@ -74,6 +95,9 @@ class Dispatcher:
         self._python = None
         self._watchdog = None
         self._in_flight: dict[str, int] = {}
+        self._approvals = approvals if approvals is not None else Approvals()
+        self._prompter = prompter
+        self._always: set[str] = set()  # tools approved "always" at the prompt, for this run
         for name in workflow.env_names():  # values the tools send are secrets
             self.masker.add(self._env.get(name))
 
@@ -92,15 +116,22 @@ class Dispatcher:
         ``deadline`` (epoch seconds, e.g. an Assistants run's ``expires_at``): each tool's timeout
         is cut so its output can still be submitted ``DEADLINE_MARGIN`` seconds before it."""
 
-        async def one(call: ToolCall) -> ToolResult:
+        admitted = []
+        for call in calls:  # checked and decided one after another, in call order
+            admitted.append(await self._admit_safely(call))
+        waiting = [a.waiting for a in admitted if a.waiting is not None]
+        if waiting:
+            raise ApprovalPause(calls, waiting)
+
+        async def one(item: _Admitted) -> ToolResult:
             if on_start is not None:
-                on_start(call)
-            result = await self.run_one(call, deadline=deadline)
+                on_start(item.call)
+            result = await self._run_admitted(item, deadline)
             if on_done is not None:
                 on_done(result)
             return result
 
-        tasks = [asyncio.ensure_future(one(call)) for call in calls]
+        tasks = [asyncio.ensure_future(one(item)) for item in admitted]
         try:
             return list(await asyncio.gather(*tasks))
         except BaseException:
@@ -109,18 +140,37 @@ class Dispatcher:
             raise
 
     async def run_one(self, call: ToolCall, *, deadline: float | None = None) -> ToolResult:
-        """One call, never raising (except when cancelled from outside)."""
-        started = time.perf_counter()
+        """One call, never raising (except when cancelled from outside, or ``ApprovalPause``
+        when it must wait for a later decision)."""
+        item = await self._admit_safely(call)
+        if item.waiting is not None:
+            raise ApprovalPause([call], [item.waiting])
+        return await self._run_admitted(item, deadline)
+
+    async def _admit_safely(self, call: ToolCall) -> _Admitted:
         try:
-            async with self._semaphore:
-                output, is_error = await self._dispatch(call, deadline)
+            return await self._admit(call)
         except asyncio.CancelledError:
             raise
         except BaseException as e:  # noqa: BLE001 - a bug of ours must not lose the call's output
-            output, is_error = f"error: flowrun failed while running this tool ({_describe(e)})", True
+            return _Admitted(call, output=f"error: flowrun failed while checking this call ({_describe(e)})")
+
+    async def _run_admitted(self, item: _Admitted, deadline: float | None) -> ToolResult:
+        call = item.call
+        started = time.perf_counter()
+        if item.output is not None:
+            output, is_error = item.output, True
+        else:
+            try:
+                async with self._semaphore:
+                    output, is_error = await self._execute(item.tool, item.args, deadline)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as e:  # noqa: BLE001 - a bug of ours must not lose the call's output
+                output, is_error = f"error: flowrun failed while running this tool ({_describe(e)})", True
         output = truncate(self.masker.mask(encodable(output)), self._max_output_chars)
         duration = round((time.perf_counter() - started) * 1000, 3)
-        return ToolResult(call.call_id, call.name, output, is_error, duration)
+        return ToolResult(call.call_id, call.name, output, is_error, duration, refused=item.refused)
 
     def _watch(self) -> None:
         if self._watchdog is None:
@@ -143,17 +193,92 @@ class Dispatcher:
         if self._http is not None:
             await self._http.aclose()
 
-    async def _dispatch(self, call: ToolCall, deadline: float | None = None) -> tuple[str, bool]:
+    async def _admit(self, call: ToolCall) -> _Admitted:
+        """Check the call (tool, JSON, bound arguments, schema), then put it through the gate."""
         name = call.name if call.name and call.name.strip() else ""
         tool = self.workflow.tool(name) if name else None
         if tool is None:
-            return self._unknown_tool(name), True
+            return _Admitted(call, output=self._unknown_tool(name))
         try:
             args = parse_arguments(call.arguments)
             args = self._bind(tool, args)
             self._validate(tool, args)
         except _BadArguments as e:
-            return error_text(str(e)), True
+            return _Admitted(call, output=error_text(str(e)))
+        return await self._gate(call, tool, args)
+
+    async def _gate(self, call: ToolCall, tool: ToolSpec, args: dict[str, Any]) -> _Admitted:
+        """What the file says, then (for ``ask``) the flags, an earlier "always", the prompter."""
+        v = verdict(tool, args, self.workflow)
+        if v.action == "allow":
+            if v.by == "rule":
+                self._emit(ApprovalDecided(call.call_id, tool.name, "approved", "rule", ""))
+            return _Admitted(call, tool, args)
+        if v.action == "deny":
+            reason = f"the workflow file refuses this call ({v.why})"
+            self._emit(ApprovalDecided(call.call_id, tool.name, "denied", v.by, reason))
+            return _Admitted(call, output=f"error: tool {tool.name!r} was not run: {reason}.", refused=True)
+        try:
+            target = self._target(tool, args)
+        except Exception as e:  # noqa: BLE001 - a request that cannot be built is not put to anyone
+            return _Admitted(call, output=error_text(f"cannot build the request of tool {tool.name!r}: {e}"))
+        request = ApprovalRequest(call, tool.name, args, target=target, why=v.why)
+        self._emit(ApprovalRequested(call.call_id, tool.name, json.dumps(args, ensure_ascii=False),
+                                     target or "", v.why))
+        decision = await self._ask(request)
+        if decision.answer == "approve":
+            if decision.always:
+                self._always.add(tool.name)
+            self._emit(ApprovalDecided(call.call_id, tool.name, "approved", decision.by, ""))
+            return _Admitted(call, tool, args)
+        if decision.answer == "pause":
+            self._emit(ApprovalDecided(call.call_id, tool.name, "paused", decision.by, ""))
+            return _Admitted(call, waiting=request)
+        if decision.answer == "deny":
+            said = f": {decision.reason}" if decision.reason else ""
+            reason = f"the user declined to run it{said}"
+            text = f"error: tool {tool.name!r} was not run: {reason}. Do not call it again for this request."
+            if decision.by == "flag":
+                reason = "refused with --deny on the command line"
+                text = f"error: tool {tool.name!r} was not run: the user refused it (--deny)."
+        else:  # unanswered: nobody could be asked
+            reason = "it needs approval and nobody was asked (no terminal)"
+            text = (f"error: tool {tool.name!r} was not run: it needs a person's approval ({v.why}) and "
+                    "none could be given in this run.")
+            self._notice(f"tool {tool.name!r} was not run: it needs approval ({v.why}); approve it with "
+                         f"--approve {tool.name} or --yes, or set approval: allow for it in the workflow file")
+        self._emit(ApprovalDecided(call.call_id, tool.name, "denied", decision.by, reason))
+        return _Admitted(call, output=text, refused=True)
+
+    async def _ask(self, request: ApprovalRequest) -> Decision:
+        flags = self._approvals
+        name = request.tool
+        if any(fnmatchcase(name, p) for p in flags.deny):
+            return Decision("deny", "flag")
+        if flags.yes or any(fnmatchcase(name, p) for p in flags.approve):
+            return Decision("approve", "flag")
+        if name in self._always:
+            return Decision("approve", "prompt")
+        if self._prompter is not None:
+            return await self._prompter.decide(request)
+        if flags.pause:
+            return Decision("pause", "default")
+        return Decision("unanswered", "default")
+
+    def _target(self, tool: ToolSpec, args: dict[str, Any]) -> str | None:
+        """For an http tool, the method and URL it will call: what a person approves."""
+        if not isinstance(tool.resolver, HttpResolver):
+            return None
+        from runner.tools.http_request import prepare
+
+        prepared = prepare(tool.resolver, {"args": args, "env": self._env, "inputs": self._inputs})
+        return f"{prepared.method} {prepared.url}"
+
+    def _emit(self, event: Event) -> None:
+        if self._on_notice is not None:
+            self._on_notice(event)
+
+    async def _execute(self, tool: ToolSpec, args: dict[str, Any], deadline: float | None = None) -> tuple[str, bool]:
         limit, clamped = time_limit(tool.timeout, deadline)
         python = isinstance(tool.resolver, PythonResolver)
         if python and tool.isolation != "process":

@@ -93,9 +93,30 @@ class McpServerSpec:
 
 
 @dataclass(frozen=True)
+class ApprovalRule:
+    """``allow``/``ask``/``deny`` the calls whose arguments match ``match`` (argument name or
+    JSON Pointer -> pattern, or a list of patterns of which any may match)."""
+
+    action: str  # allow | ask | deny
+    match: dict[str, Any]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class ApprovalSpec:
+    """A tool's ``approval:``: its rules, then ``default`` when none matches (None: the file's
+    ``approval:``, else the default for the tool's kind)."""
+
+    default: str | None = None
+    rules: tuple[ApprovalRule, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class McpOverride:
     description: str | None = None
     timeout: float | None = None
+    approval: ApprovalSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,7 @@ class McpSource:
     strict: bool | None = None
     overrides: dict[str, McpOverride] = field(default_factory=dict)
     line: int = 0
+    approval: ApprovalSpec | None = None  # for every tool of the server, unless overridden
 
 
 @dataclass(frozen=True)
@@ -124,6 +146,8 @@ class ToolSpec:
     line: int = 0  # where the tool starts in the file, for messages
     bind: dict[str, Any] = field(default_factory=dict)  # argument -> value fixed by the file
     model_schema: dict[str, Any] | None = None  # parameters without the bound ones; None: all
+    approval: ApprovalSpec | None = None  # None: the file's approval, else the kind's default
+    read_only: bool | None = None  # MCP tools: the server's readOnlyHint
 
     @property
     def model_parameters(self) -> dict[str, Any]:
@@ -239,6 +263,7 @@ class Workflow:
     output: OutputSpec | None = None
     source_sha256: str = ""
     mcp: tuple[McpSource, ...] = ()  # tool sources: the MCP servers whose tools the model may call
+    approval: str | None = None  # the file-wide approval default: allow | ask | deny
     policies: RunPolicies = field(default_factory=RunPolicies)
 
     @property

@@ -116,9 +116,20 @@ def explain_errors(errors: Iterable[ValidationError], doc: Document, prefix: Jso
     return out
 
 
+def _deepest(error: ValidationError) -> list[ValidationError]:
+    """The branch errors found inside the value, when there are any: a branch that took the
+    value's type and failed within it (a mapping given where one word or a mapping is allowed)
+    says more than "must be one of" from the branch that wanted another type."""
+    depth = len(error.absolute_path)
+    deepest = max(len(e.absolute_path) for e in error.context)
+    if deepest > depth:
+        return [e for e in error.context if len(e.absolute_path) == deepest]
+    return list(error.context)
+
+
 def _explain(error: ValidationError, doc: Document, prefix: JsonPath) -> list[Problem]:
     if error.context:  # anyOf / oneOf: explain the branch that came closest
-        return _explain(best_match(error.context), doc, prefix)
+        return _explain(best_match(_deepest(error)), doc, prefix)
     path = prefix + tuple(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     keyword = error.validator

@@ -58,6 +58,7 @@ def semantic_problems(doc: Document, *, folder: Path, resolve: bool = False) -> 
     for i, tool in tools:
         out += _parameter_problems(doc, i, tool)
         out += _bind_problems(doc, i, tool)
+        out += _approval_problems(doc, i, tool)
         out += _python_problems(doc, i, tool, folder, resolve)
     out += mcp_problems(doc)
     out += _output_problems(doc, _dict(data.get("output")))
@@ -211,6 +212,28 @@ def _bind_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
                                    f"tool '{tool.get('name', i)}' binds '{name}', which its parameters do not declare"
                                    + (f" (did you mean '{guess}'?)" if guess else ""),
                                    "bind an argument listed under parameters.properties", key=True))
+    return out
+
+
+def _approval_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
+    """A rule must name an argument the tool declares: a misspelt name never matches, so a deny
+    rule would silently refuse nothing. A JSON Pointer is checked by its first segment."""
+    rules = _dict(tool.get("approval")).get("rules")
+    props = _dict(_dict(tool.get("parameters")).get("properties"))
+    out = []
+    for j, rule in enumerate(_list(rules)):
+        for action, match in _dict(rule).items():
+            for key in _dict(match):
+                name = str(key)[1:].split("/")[0].replace("~1", "/").replace("~0", "~") if str(key).startswith("/") else str(key)
+                if name in props:
+                    continue
+                guess = suggest(name, props)
+                out.append(doc.problem(
+                    ("tools", i, "approval", "rules", j, action, key),
+                    f"rule {j + 1} of tool '{tool.get('name', i)}' names '{key}', which its parameters do not declare"
+                    + (f" (did you mean '{guess}'?)" if guess else "") + ": the rule would never match",
+                    "name an argument listed under parameters.properties (or a JSON Pointer into one, e.g. /to/0)",
+                    key=True))
     return out
 
 

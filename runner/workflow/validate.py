@@ -20,6 +20,8 @@ from typing import Any
 
 from runner.errors import Problem, WorkflowError
 from runner.workflow.model import (
+    ApprovalRule,
+    ApprovalSpec,
     HttpResolver,
     InputSpec,
     McpOverride,
@@ -241,8 +243,23 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
         output=_output(data),
         source_sha256=doc.sha256,
         mcp=sources,
+        approval=data.get("approval"),
         policies=RunPolicies(**data.get("policies", {})),
     )
+
+
+def _approval(doc: Document, where: tuple, spec: Any) -> ApprovalSpec | None:
+    """``approval:`` as written (one word, or default + rules), with the lines for messages."""
+    if spec is None:
+        return None
+    line = doc.position(where)[0]
+    if isinstance(spec, str):
+        return ApprovalSpec(default=spec, line=line)
+    rules = []
+    for j, rule in enumerate(spec.get("rules", ())):
+        (action, match), = rule.items()
+        rules.append(ApprovalRule(action, dict(match), doc.position((*where, "rules", j))[0]))
+    return ApprovalSpec(default=spec.get("default"), rules=tuple(rules), line=line)
 
 
 def _output(data: dict[str, Any]) -> OutputSpec | None:
@@ -268,6 +285,7 @@ def _tool(doc: Document, i: int, t: dict[str, Any], isolation: str = "thread") -
         line=doc.position(("tools", i))[0],
         bind=bind,
         model_schema=without_bound(parameters, bind) if bind else None,
+        approval=_approval(doc, ("tools", i, "approval"), t.get("approval")),
     )
 
 
@@ -278,7 +296,8 @@ def _mcp_source(doc: Document, i: int, t: dict[str, Any]) -> McpSource:
             server[key] = tuple(server[key])
     if "startup_timeout" in server:
         server["startup_timeout"] = float(server["startup_timeout"])
-    overrides = {name: McpOverride(o.get("description"), float(o["timeout"]) if "timeout" in o else None)
+    overrides = {name: McpOverride(o.get("description"), float(o["timeout"]) if "timeout" in o else None,
+                                   _approval(doc, ("tools", i, "overrides", name, "approval"), o.get("approval")))
                  for name, o in t.get("overrides", {}).items()}
     return McpSource(
         server=McpServerSpec(**server),
@@ -289,6 +308,7 @@ def _mcp_source(doc: Document, i: int, t: dict[str, Any]) -> McpSource:
         strict=t.get("strict"),
         overrides=overrides,
         line=doc.position(("tools", i))[0],
+        approval=_approval(doc, ("tools", i, "approval"), t.get("approval")),
     )
 
 

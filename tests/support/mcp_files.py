@@ -11,11 +11,16 @@ from pathlib import Path
 FIXTURE = Path(__file__).resolve().parents[1] / "mcp_support" / "fixture_server.py"
 
 
-def stdio_source(name: str = "fx", *, extra_args: str = "", more: str = "") -> str:
-    """A tools: item (YAML text, indented for a list) for the fixture server over stdio."""
+def stdio_source(name: str = "fx", *, extra_args: str = "", more: str = "", approval: str | None = "allow") -> str:
+    """A tools: item (YAML text, indented for a list) for the fixture server over stdio. Its tools
+    run without asking (``approval: allow``) unless ``approval`` says otherwise: the MCP tests are
+    about MCP; tests/test_approvals.py covers asking."""
     args = f"[{FIXTURE}, stdio{', ' + extra_args if extra_args else ''}]"
     text = f"- mcp:\n    name: {name}\n    command: {sys.executable}\n    args: {args}\n"
-    return textwrap.indent(text + textwrap.indent(textwrap.dedent(more), "  "), "  ")
+    text += textwrap.indent(textwrap.dedent(more), "  ")
+    if approval:
+        text += f"  approval: {approval}\n"
+    return textwrap.indent(text, "  ")
 
 
 def workflow(tmp_path: Path, sources: str, *, tests: str = "", extra: str = "", name: str = "mcp_test") -> Path:

@@ -170,9 +170,12 @@ class McpTools:
         description = (override.description if override and override.description
                        else str(remote.get("description") or remote.get("title") or f"{tool} (MCP server {server})"))
         timeout = override.timeout if override and override.timeout else source.timeout
+        annotations = remote.get("annotations")
+        read_only = isinstance(annotations, dict) and annotations.get("readOnlyHint") is True
+        approval = override.approval if override and override.approval else source.approval
         return ToolSpec(name=exposed, description=description, parameters=normalized.parameters,
                         resolver=McpResolver(server, tool), timeout=timeout, strict=normalized.strict,
-                        line=source.line)
+                        line=source.line, approval=approval, read_only=read_only)
 
     def raise_for_missing(self) -> None:
         """Exit 2 when an included or overridden tool does not exist on its server."""

@@ -1,0 +1,145 @@
+"""The approval prompt in a real terminal (a pseudo-terminal and a real flowrun process): what
+is shown, each answer, parallel calls asked one by one, and nothing a model sends can hide or
+repaint what is being approved."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from support.petstore_server import PetstoreServer
+from support.pty_session import PtySession
+from runner.scripted import ScriptedServer
+from runner.workflow.model import ScriptedCall, ScriptedTurn
+
+KEY = {"OPENAI_API_KEY": "sk-test-approvals-tty"}
+TOKEN = "pet-token-0c1d2e3f4a5b"
+
+
+def workflow(tmp_path, base):
+    path = tmp_path / "pets.yaml"
+    path.write_text(f"""version: 1
+name: pets
+model: {{name: scripted}}
+input: Add pets
+tools:
+  - name: create_pet
+    description: Add a pet to the store.
+    parameters:
+      type: object
+      properties:
+        id: {{type: integer}}
+        name: {{type: string}}
+      required: [id, name]
+    resolve:
+      http:
+        url: {base}/v1/pets
+        method: POST
+        headers: {{X-Token: "${{{{ env.PET_TOKEN }}}}"}}
+        body: {{id: "${{{{ args.id }}}}", name: "${{{{ args.name }}}}"}}
+        allow_private_network: true
+""")
+    return path
+
+
+def session(tmp_path, api, *calls):
+    pets = PetstoreServer().__enter__()
+    model = ScriptedServer([
+        ScriptedTurn(tool_calls=tuple(ScriptedCall("create_pet", c) for c in calls)),
+        ScriptedTurn(text="Result: ${{ outputs.create_pet }}"),
+    ]).__enter__()
+    path = workflow(tmp_path, pets.base)
+    tty = PtySession([str(path), "--api", api, "--base-url", model.base_url, "--no-log"], {**KEY, "PET_TOKEN": TOKEN})
+    return tty, pets, model
+
+
+def close(pets, model):
+    pets.__exit__(None, None, None)
+    model.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("api", ["responses", "chat", "assistants"])
+def test_yes_at_the_prompt_runs_the_tool_once_after_showing_exactly_what_it_will_do(tmp_path, api):
+    tty, pets, model = session(tmp_path, api, {"id": 7, "name": "Rex"})
+    try:
+        tty.expect("Approve create_pet")
+        tty.expect("(http POST can change things, so it asks by default)")
+        tty.expect(f"POST {pets.base}/v1/pets")
+        tty.expect('"name": "Rex"')
+        tty.expect("Run it? [y]es, [n]o, [a]lways for this tool in this run, [r] no with a reason: ")
+        assert [s.method for s in pets.seen] == []  # nothing before the answer
+        tty.send("y")
+        code = tty.finish()
+    finally:
+        close(pets, model)
+    assert code == 0, tty.text()
+    assert [s.body for s in pets.seen if s.method == "POST"] == [{"id": 7, "name": "Rex"}]
+    assert 'Result: {"id": 7, "name": "Rex"}' in tty.text()
+    screen = tty.text()
+    asking = screen[screen.index("Approve create_pet"):screen.index("Run it?")]
+    assert not re.search("[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]", asking)  # the spinner never draws over the prompt
+
+
+def test_always_answers_the_later_calls_of_the_same_tool_but_each_is_shown_first(tmp_path):
+    tty, pets, model = session(tmp_path, "chat", {"id": 7, "name": "Rex"}, {"id": 8, "name": "Tom"})
+    try:
+        tty.expect('"name": "Rex"')
+        tty.expect("Run it?")
+        tty.send("a")
+        code = tty.finish()
+    finally:
+        close(pets, model)
+    assert code == 0, tty.text()
+    assert tty.text().count("Run it?") == 1
+    assert sorted(s.body["name"] for s in pets.seen if s.method == "POST") == ["Rex", "Tom"]
+
+
+def test_parallel_calls_are_asked_one_after_another(tmp_path):
+    tty, pets, model = session(tmp_path, "responses", {"id": 7, "name": "Rex"}, {"id": 8, "name": "Tom"})
+    try:
+        tty.expect('"name": "Rex"')
+        tty.expect("Run it?")
+        tty.send("n")
+        tty.expect('"name": "Tom"')
+        tty.expect("Run it?")
+        tty.send("y")
+        code = tty.finish()
+    finally:
+        close(pets, model)
+    assert code == 0, tty.text()
+    assert [s.body["name"] for s in pets.seen if s.method == "POST"] == ["Tom"]
+
+
+def test_no_with_a_reason_reaches_the_model_as_the_tools_output(tmp_path):
+    tty, pets, model = session(tmp_path, "assistants", {"id": 7, "name": "Rex"})
+    try:
+        tty.expect("Run it?")
+        tty.send("r")
+        tty.expect("Reason (the model reads it): ")
+        tty.send("we already have a Rex")
+        code = tty.finish()
+        sent = json.dumps([r.body for r in model.requests], default=str)
+    finally:
+        close(pets, model)
+    assert code == 0, tty.text()
+    assert not [s for s in pets.seen if s.method == "POST"]
+    assert "the user declined to run it: we already have a Rex" in sent
+
+
+def test_the_prompt_shows_hidden_characters_and_masks_secrets(tmp_path):
+    hostile = "Rex\u202e\x1b[2K" + TOKEN
+    tty, pets, model = session(tmp_path, "chat", {"id": 7, "name": hostile})
+    try:
+        tty.expect("Run it?")
+        tty.send("n")
+        code = tty.finish()
+    finally:
+        close(pets, model)
+    screen = tty.text()
+    assert code == 0, screen
+    prompt = screen[screen.index("Approve create_pet"):screen.index("Run it?")]
+    assert "\u202e" not in prompt and "\x1b[2K" not in prompt
+    assert "\\u202e" in prompt and "\\u001b[2K" in prompt
+    assert TOKEN not in screen
