@@ -152,7 +152,8 @@ def check(
         out += match_text(expect["final_text"], final_text, "final text")
     for spec in expect.get("output") or ():
         out += match_output(spec, output)
-    out += _error_outputs(expect, [c for c in completed if c.call_id not in refused])
+    out += _error_outputs(expect, [c for c in completed if c.call_id not in refused],
+                          {c.name for c in completed if c.call_id in refused})
     out += _refusals(expect, completed, refused, unanswered)
     return out
 
@@ -185,10 +186,12 @@ def _refusals(expect: Mapping[str, Any], completed: Sequence[ToolCallCompleted],
 NO_PYTHON_REFUSAL = "error: python resolvers are disabled (--no-python)"
 
 
-def _error_outputs(expect: Mapping[str, Any], completed: Sequence[ToolCallCompleted]) -> list[Mismatch]:
+def _error_outputs(expect: Mapping[str, Any], completed: Sequence[ToolCallCompleted],
+                   refused: Collection[str] = ()) -> list[Mismatch]:
     """A tool that returned an error fails the case unless ``error_outputs`` expects it (a
     scripted model carries on after an error output, so the case would otherwise pass on a
-    broken tool); a tool listed there must have returned one."""
+    broken tool); a tool listed there must have returned one. ``completed`` holds no refused
+    call; ``refused`` names the tools that had one."""
     allowed = expect.get("error_outputs", expect.get("no_error_outputs") is False)
     out = []
     for c in completed:
@@ -202,8 +205,10 @@ def _error_outputs(expect: Mapping[str, Any], completed: Sequence[ToolCallComple
         errored = {c.name for c in completed if c.is_error}
         for name in allowed:
             if name not in errored:
-                out.append(Mismatch(f"output of {name}", "an error (listed in expect.error_outputs)",
-                                    "no error" if any(c.name == name for c in completed) else "no call"))
+                got = ("no error" if any(c.name == name for c in completed)
+                       else "a refusal, which is not an error output" if name in refused else "no call")
+                note = f"list it under expect.refused: [{name}]" if name in refused else ""
+                out.append(Mismatch(f"output of {name}", "an error (listed in expect.error_outputs)", got, note))
     return out
 
 

@@ -29,6 +29,7 @@ from runner.run import offline as offline_mode
 from runner.run.offline import MOCK_MODES
 from runner.run.plan import NoMessage, RunOptions, prepare
 from runner.jsonpointer import MISSING
+from runner.testing.approvals import CasePrompter
 from runner.testing.expect import Mismatch, check, schema_mismatch
 from runner.workflow.model import APIS, TestCase, Workflow
 
@@ -105,6 +106,7 @@ async def run_case(
     started = time.monotonic()
     file = case_file(workflow, case)
     collector = _Collector()
+    prompter = CasePrompter(case.approvals)  # the case answers the calls that ask
 
     def failed(error: str) -> CaseResult:
         return CaseResult(file, case.name, api, False, _ms(started), error=error, line=case.line)
@@ -117,7 +119,7 @@ async def run_case(
         try:
             options = RunOptions(api=api, max_turns=max_turns, require_env=False, allow_python=allow_python)
             plan = prepare(workflow, options, env=os.environ, offline=offline)
-            end = await run_plan(plan, [collector, *extra_sinks])
+            end = await run_plan(plan, [collector, *extra_sinks], prompter=prompter)
         except NoMessage:
             return failed(f"the case has no user message: give it `input:`, or set `input:` in {workflow.path}")
         except FlowrunError as exc:
@@ -137,6 +139,8 @@ async def run_case(
         status=end.status,
         message=why,
         output=end.output if workflow.output is not None and end.status == "completed" else MISSING,
+        refused=collector.refused,
+        unanswered=prompter.unanswered,
     )
     if workflow.output is not None and expect["status"] == "completed" and end.status == "completed":
         mismatches += schema_mismatch(workflow.output.schema, end.output)
