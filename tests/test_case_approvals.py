@@ -10,7 +10,7 @@ import pytest
 from support.cli import flowrun
 from runner.calls import ToolCall
 from runner.events import ToolCallCompleted
-from runner.testing.approvals import CasePrompter
+from runner.run.case_answers import CasePrompter
 from runner.testing.expect import check
 from runner.tools.approval import ApprovalRequest
 from runner.workflow.model import CaseAnswer
@@ -165,3 +165,127 @@ def test_a_recording_keeps_the_answers_given_and_expects_the_refusals():
     assert case["expect"]["refused"] == ["send_email", "delete_file"]
     assert case["expect"]["outputs"] == {"lookup": {"equals": "found"}}  # a refusal's text is not a tool's output
     assert case["expect"]["no_error_outputs"] is True and "error_outputs" not in case["expect"]
+
+
+# --- through the CLI: flowrun test, --offline, --record, on all three APIs ----------------------
+
+MAILER = """\
+version: 1
+name: mailer
+model: {api: chat, name: m}
+input: Mail bob
+tools:
+  - name: send_email
+    description: Send an email
+    parameters: {type: object, properties: {to: {type: string}}, required: [to]}
+    resolve: {http: {url: "https://mail.example.com/send", method: POST, body: {to: "${{ args.to }}"}}}
+tests:
+"""
+SENDS = """\
+    turns:
+      - tool_calls: [{name: send_email, arguments: {to: bob@example.com}}]
+      - text: "said: ${{ outputs.send_email }}"
+    mock_http:
+      send_email: {status: 200, body: {sent: true}}
+"""
+
+
+def mailer(tmp_path, *cases: tuple[str, str]):
+    """The mailer workflow with cases, each (name, extra YAML lines for the case)."""
+    text = MAILER + "".join(f"  - name: {name}\n{extra}{SENDS}" for name, extra in cases)
+    path = tmp_path / "mailer.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_cases_answer_approvals_and_the_scripted_model_reads_the_refusal_on_every_api(tmp_path):
+    path = mailer(
+        tmp_path,
+        ("approved", "    approvals: {send_email: approve}\n    expect:\n      final_text: {equals: 'said: {\"sent\": true}'}\n"),
+        ("denied with a reason", "    approvals: {send_email: {deny: not before Monday}}\n"
+                                 "    expect:\n      refused: [send_email]\n"
+                                 "      final_text: {contains: 'declined to run it: not before Monday'}\n"),
+        ("denied", "    approvals: {send_email: deny}\n    expect:\n      refused: true\n"),
+    )
+    r = flowrun("test", str(path), "--api", "all")
+    assert r.code == 0, r.out + r.err
+    assert r.out.splitlines()[-1] == "9 passed, 0 failed"
+
+
+def test_an_unanswered_call_fails_the_case_with_the_key_to_add(tmp_path):
+    path = mailer(tmp_path, ("forgot to answer", ""))
+    r = flowrun("test", str(path))
+    assert r.code == 1
+    assert ("approval of send_email: expected an answer in the case's approvals:\n"
+            "                        got      none, so the call was refused\n"
+            "                        (add approvals: {send_email: approve} (or deny) to the case)") in r.out
+    assert "1 failed" in r.out.splitlines()[-1]
+
+
+def test_a_refusal_the_case_does_not_expect_fails_it(tmp_path):
+    path = mailer(tmp_path, ("denied by surprise", "    approvals: {send_email: deny}\n"))
+    r = flowrun("test", str(path))
+    assert r.code == 1
+    assert "call of send_email: expected to run" in r.out
+    assert "(if this refusal is what the case tests, add expect.refused: [send_email])" in r.out
+
+
+def test_an_approved_call_that_was_expected_to_be_refused_fails_the_case(tmp_path):
+    path = mailer(tmp_path, ("hoped for a no", "    approvals: {send_email: approve}\n    expect: {refused: [send_email]}\n"))
+    r = flowrun("test", str(path))
+    assert r.code == 1
+    assert "call of send_email: expected a refusal (listed in expect.refused)" in r.out
+
+
+def test_offline_runs_take_the_cases_answers(tmp_path):
+    path = mailer(tmp_path, ("approved", "    approvals: {send_email: approve}\n"),
+                  ("denied", "    approvals: {send_email: {deny: no mail today}}\n"))
+    ok = flowrun(str(path), "--offline", "--case", "approved")
+    assert ok.code == 0 and ok.out == 'said: {"sent": true}\n', ok.err
+    no = flowrun(str(path), "--offline", "--case", "denied")
+    assert no.code == 0 and "declined to run it: no mail today" in no.out, no.err
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"message": "a"}\n')
+    batch = flowrun("batch", str(path), "--offline", "--case", "approved", "--inputs", str(inputs),
+                    "--out", str(tmp_path / "out.jsonl"))
+    assert batch.code == 0, batch.err
+    import json
+
+    result = json.loads((tmp_path / "out.jsonl").read_text())
+    assert result["final_text"] == 'said: {"sent": true}'
+
+
+NOTIFIER = """version: 1
+name: notifier
+model: {api: chat, name: m}
+input: Tell the team
+tools:
+  - name: notify
+    description: Post a note to the team
+    parameters: {type: object, properties: {text: {type: string}}}
+    approval: ask
+    resolve: {static: "posted ${{ args.text }}"}
+"""
+
+
+@pytest.mark.parametrize("flag,answer", [("--approve", "approve"), ("--deny", "deny")])
+def test_a_recorded_run_keeps_the_flags_answer_and_replays_on_every_api(tmp_path, flag, answer):
+    from runner.scripted import ScriptedServer
+    from runner.workflow.model import ScriptedCall, ScriptedTurn
+    from support.reliability import ENV
+
+    path = tmp_path / "notifier.yaml"
+    path.write_text(NOTIFIER)
+    turns = [ScriptedTurn(tool_calls=(ScriptedCall("notify", {"text": "hi"}),)), ScriptedTurn(text="done")]
+    with ScriptedServer(turns) as server:
+        r = flowrun(str(path), "--base-url", server.base_url, flag, "notify", "--record", "notifier.test.yaml",
+                    env=ENV, cwd=tmp_path)
+    assert r.code == 0, r.err
+    from runner.workflow.validate import load_workflow
+
+    (case,) = load_workflow(path).tests
+    assert {k: v.answer for k, v in case.approvals.items()} == {"notify": answer}
+    assert case.expect.get("refused") == (["notify"] if answer == "deny" else None)
+    replay = flowrun("test", "notifier.yaml", "--api", "all", cwd=tmp_path)
+    assert replay.code == 0, replay.out
+    assert replay.out.splitlines()[-1] == "3 passed, 0 failed"

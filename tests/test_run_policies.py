@@ -140,6 +140,22 @@ def test_policy_flag_overrides_the_file(tmp_path, file_says, flag, status):
     assert r.code == (0 if status == "completed" else 1)
 
 
+@pytest.mark.parametrize("api", APIS)
+def test_a_call_refused_by_an_approval_is_not_a_tool_error(api, tmp_path):
+    """on_tool_error: fail, and the one call of the round is refused (--deny): the model is told
+    and the run goes on to its answer."""
+    path = workflow(tmp_path, "  on_tool_error: fail\n")
+    path.write_text(path.read_text().replace("  - name: note\n", "  - name: note\n    approval: ask\n"))
+    turns = [round_of(("note", {"text": "x"})), ScriptedTurn(text="told: ${{ outputs.note }}")]
+    with ScriptedServer(turns) as server:
+        r = flowrun(str(path), "--api", api, "--base-url", server.base_url, "--deny", "note", "-o", "jsonl", env=ENV)
+    assert r.code == 0, r.err
+    end = r.jsonl()[-1]
+    assert end["status"] == "completed" and end["final_text"].startswith("told: error: tool 'note' was not run")
+    assert notes(tmp_path) == []
+    assert len(submissions(server, api)) == 1
+
+
 class _Provider:
     """A provider that asks for ``calls`` once, then answers "done"; records what it got back."""
 

@@ -304,6 +304,7 @@ class Batch:
 
     async def _run_one(self, item: BatchInput, trace, client) -> dict | None:
         """The result line for one input, or None to queue it again (rate-limited at start)."""
+        from runner.run.case_answers import case_prompter
         from runner.run.conversation import run_plan
 
         if item.problem:
@@ -320,7 +321,8 @@ class Batch:
             return empty_record(item, "invalid_input", f"{where}: {exc}")
         collector = _Collector()
         try:
-            end = await run_plan(plan, [collector], http_client=client, sdk_clients=self.sdk_clients, mcp=self.mcp)
+            end = await run_plan(plan, [collector], http_client=client, sdk_clients=self.sdk_clients, mcp=self.mcp,
+                                 prompter=case_prompter(plan))
         except FlowrunError as exc:  # its text is masked
             record = empty_record(item, "error", str(exc))
         except Exception as exc:  # noqa: BLE001 - one input's crash must not end the batch

@@ -17,6 +17,7 @@ from runner.daemon_thread import in_daemon_thread
 from runner.errors import Interrupted, RunError, UsageError
 from runner.events import RunEnd
 from runner.run import offline as offline_mode
+from runner.run.case_answers import case_prompter
 from runner.run.conversation import run_conversation, run_plan
 from runner.run.plan import RunOptions, prepare
 from runner.calls import Approvals
@@ -146,7 +147,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
         end = await run_plan(plan, sinks, notices=notices,
                              next_message=chat_reader(request, err) if request.chat else None,
                              on_mcp=recorder.saw_mcp if recorder is not None else None,
-                             prompter=request.prompter or terminal_prompter(request, err, plan.masker))
+                             prompter=case_prompter(plan, request.prompter or terminal_prompter(request, err, plan.masker)))
         if recorder is not None:
             from runner.render.recording import finish
 

@@ -29,7 +29,7 @@ from runner.run import offline as offline_mode
 from runner.run.offline import MOCK_MODES
 from runner.run.plan import NoMessage, RunOptions, prepare
 from runner.jsonpointer import MISSING
-from runner.testing.approvals import CasePrompter
+from runner.run.case_answers import CasePrompter
 from runner.testing.expect import Mismatch, check, schema_mismatch
 from runner.workflow.model import APIS, TestCase, Workflow
 
