@@ -234,6 +234,17 @@ def test_on_unknown_tool_fail_stops_before_any_tool_of_the_round_runs(api, tmp_p
         assert cancelled_on_server(server)
 
 
+def test_an_unknown_tool_stops_the_round_before_anyone_is_asked_to_approve(tmp_path):
+    path = workflow(tmp_path, "  on_unknown_tool: fail\n")
+    path.write_text(path.read_text().replace("  - name: note\n", "  - name: note\n    approval: ask\n"))
+    with ScriptedServer([round_of(("note", {}), ("nope", {}))]) as server:
+        r = flowrun(str(path), "--base-url", server.base_url, "--yes", "-o", "jsonl", env=ENV)
+    events = r.jsonl()
+    assert r.code == 1 and events[-1]["status"] == "unknown_tool"
+    assert not [e for e in events if e["type"].startswith("approval.")]
+    assert notes(tmp_path) == []
+
+
 def test_an_unknown_tool_goes_to_the_model_by_default(tmp_path):
     path = workflow(tmp_path)
     with ScriptedServer([round_of(("bom", {})), ScriptedTurn(text="ok")]) as server:
