@@ -66,7 +66,7 @@ def test_an_invalid_workflow_exits_2_with_annotations(tmp_path):
     assert result.code == 2, result.out + result.err
     assert (f"::error file={path},line=9,col=14,title=flowrun test::unknown key 'final_txt' (did you mean "
             "'final_text'?) (where: $.tests[0].expect.final_txt) -- allowed keys here: tool_calls, outputs, "
-            "final_text, status, no_error_outputs, output, error_outputs") in result.out.splitlines()
+            "final_text, status, no_error_outputs, output, error_outputs, refused") in result.out.splitlines()
 
 
 def test_a_failed_case_is_annotated_at_its_line(tmp_path):

@@ -231,12 +231,14 @@ def test_a_405_on_creating_an_assistant_points_at_assistant_id():
 # --- 3. a completed run with no text is never a silent success --------------------------------
 
 @pytest.mark.parametrize("api", ["responses", "chat", "assistants"])
-def test_a_run_that_completed_with_no_text_and_no_tool_call_says_so_on_stderr_and_in_the_log(api, tmp_path):
+@pytest.mark.parametrize("policy,code", [("on_empty_answer=fail", 1), ("on_empty_answer=warn", 0)])
+def test_a_run_that_completed_with_no_text_and_no_tool_call_says_so_on_stderr_and_in_the_log(api, policy, code, tmp_path):
     from support.cli import flowrun
     env = {"OPENAI_API_KEY": "sk-test-key-for-loopback-0000", "FLOWRUN_LOG_DB": str(tmp_path / "l.sqlite3")}
     with ScriptedServer([ScriptedTurn(text="")]) as s:
-        r = flowrun("workflows/weather.yaml", "--api", api, "--base-url", s.base_url, "-M", "hi", env=env)
-    assert r.out == ""
+        r = flowrun("workflows/weather.yaml", "--api", api, "--base-url", s.base_url, "-M", "hi", "--policy", policy,
+                    env=env)
+    assert r.out == "" and r.code == code, r.err
     assert "no text and no tool call" in r.err, r.err
     listing = flowrun("logs", env=env)
     run_id = next(word for word in listing.out.split() if word.startswith("run_"))

@@ -83,7 +83,7 @@ def test_problems_in_the_test_file_are_reported_at_their_own_positions(folder):
         "workflow's tools",
         "workflows/weather.test.yaml:11:7: unknown key 'final_txt' (did you mean 'final_text'?) "
         "(where: $.tests[0].expect.final_txt) -- allowed keys here: tool_calls, outputs, final_text, status, "
-        "no_error_outputs, output, error_outputs",
+        "no_error_outputs, output, error_outputs, refused",
         "workflows/weather.test.yaml:12:11: duplicate test name 'both tools in parallel, then the answer' "
         "(also at workflows/weather.yaml:54) (where: $.tests[1].name) -- give each test case its own name, "
         "across the workflow and its test file",

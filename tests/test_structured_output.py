@@ -273,7 +273,7 @@ def test_the_example_runs_offline(api):
 def test_the_example_passes_flowrun_test_on_all_apis():
     r = flowrun("test", EXAMPLE, "--api", "all")
     assert r.code == 0, r.out + r.err
-    assert "9 passed, 0 failed" in r.out + r.err
+    assert "12 passed, 0 failed" in r.out + r.err  # 4 cases, one of them a run policy
 
 
 def _case_file(tmp_path, expect: str, answer: str = json.dumps(VALID), attempts: int = 2) -> str:

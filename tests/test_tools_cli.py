@@ -154,3 +154,32 @@ def test_shell_completion_offers_workflow_paths_and_tool_names():
     assert complete("flowrun workflows/we") == ["file,workflows/we"]
     for command in ("validate", "test", "run", "batch", "tools list"):  # every command that takes a workflow
         assert complete(f"flowrun {command} workflows/we") == ["file,workflows/we"], command
+
+
+def test_list_says_whether_each_tool_runs_asks_or_is_refused_and_why(tmp_path):
+    from support.cli import flowrun
+
+    path = tmp_path / "w.yaml"
+    path.write_text(textwrap.dedent("""\
+        version: 1
+        name: w
+        tools:
+          - {name: note, description: d, resolve: {static: ok}}
+          - name: post
+            description: d
+            parameters: {type: object, properties: {to: {type: string}}}
+            resolve: {http: {url: "https://api.example.com/x", method: POST}}
+            approval:
+              rules:
+                - allow: {to: "*@example.com"}
+                - deny: {to: "*@rival.com"}
+          - {name: wipe, description: d, approval: deny, resolve: {http: {url: "https://api.example.com/x", method: DELETE}}}
+    """))
+    r = flowrun("tools", "list", str(path))
+    assert r.code == 0, r.err
+    assert [line.strip() for line in r.out.splitlines() if "approval:" in line] == [
+        "approval: runs (a static value only returns text written in the file)",
+        "approval: asks first (http POST can change things, so it asks by default); unless a rule matches: "
+        'deny to: "*@rival.com"; allow to: "*@example.com"',
+        "approval: refused (tool 'wipe' says approval: deny)",
+    ]

@@ -27,7 +27,7 @@ import contextlib
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping
 
@@ -57,6 +57,7 @@ class BatchOptions:
     profile: str | None = None  # --profile, as for `flowrun run` (runner/run/defaults.py)
     verbose: bool = False  # -v: say once where api/base_url/model came from
     max_turns: int = 10
+    policies: dict[str, str] = field(default_factory=dict)  # --policy NAME=VALUE, checked
     offline: bool = False
     case_name: str | None = None
     allow_python: bool = True
@@ -245,6 +246,7 @@ class Batch:
                 self.offline = None
                 self.run_options = RunOptions(
                     api=o.api, base_url=o.base_url, model=o.model, max_turns=o.max_turns, allow_python=o.allow_python,
+                    policies=dict(o.policies),
                     min_retries=BATCH_MAX_RETRIES, require_env=False, defaults=self.defaults(),
                     approvals=Approvals(approve=frozenset(o.approve), deny=frozenset(o.deny), yes=o.yes),
                 )
@@ -353,6 +355,7 @@ class Batch:
     async def _run_one(self, item: BatchInput, trace, client, events: list | None = None) -> dict | None:
         """The result line for one input, or None to queue it again (rate-limited at start).
         ``events``: filled with the run's (masked) events, for the run log."""
+        from runner.run.case_answers import case_prompter
         from runner.run.conversation import run_plan
 
         if item.problem:
@@ -372,7 +375,8 @@ class Batch:
         if events is not None:
             sinks.append(events.append)  # as they are: made dicts only if the run is written
         try:
-            end = await run_plan(plan, sinks, http_client=client, sdk_clients=self.sdk_clients, mcp=self.mcp)
+            end = await run_plan(plan, sinks, http_client=client, sdk_clients=self.sdk_clients, mcp=self.mcp,
+                                 prompter=case_prompter(plan))
         except FlowrunError as exc:  # its text is masked
             record = empty_record(item, "error", str(exc))
         except Exception as exc:  # noqa: BLE001 - one input's crash must not end the batch

@@ -79,6 +79,8 @@ class ProgressBar:
 @click.option("--profile", help="Take api, base_url and model from this profile of .flowrun.yaml or ~/.config/flowrun/config.yaml (flags and FLOWRUN_* variables still win).")
 @click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a run whose model keeps calling tools after this many turns.")
 @click.option("-v", "--verbose", is_flag=True, help="Say where api, base_url and model came from (flag, FLOWRUN_* variable, profile or the workflow file).")
+@click.option("--policy", "policies", multiple=True, metavar="NAME=VALUE",
+              help="Override one of the file's run policies for every run, e.g. on_tool_error=fail (repeatable).")
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's first test case (for demos); the tools are real.")
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from.")
 @click.option("--no-local-code", "--no-python", "no_python", is_flag=True,
@@ -103,6 +105,7 @@ def batch_command(file: str, **options) -> int:
     if options["no_log"] and options["log_failed_only"]:
         raise click.UsageError("--no-log and --log-failed-only contradict each other: choose one")
     from runner.batch.scheduler import BatchOptions
+    from runner.commands.run import parse_policies
 
     opts = BatchOptions(
         file=file,
@@ -117,6 +120,7 @@ def batch_command(file: str, **options) -> int:
         profile=options["profile"],
         verbose=options["verbose"],
         max_turns=options["max_turns"],
+        policies=parse_policies(options["policies"]),
         offline=options["offline"],
         case_name=options["case_name"],
         allow_python=not options["no_python"],

@@ -17,6 +17,7 @@ Examples:
   flowrun workflows/weather.yaml                    # OpenAI (OPENAI_API_KEY), Responses API
   flowrun workflows/weather.yaml --api chat --base-url http://localhost:11434/v1   # Ollama
   flowrun workflows/weather.yaml -M "And in Paris?" -o jsonl > events.jsonl
+  flowrun workflows/weather.yaml --policy on_tool_error=fail   # a tool error fails the run
 """
 
 
@@ -38,6 +39,28 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
+def parse_policies(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``--policy NAME=VALUE`` (repeatable): run policies over the file's ``policies:``."""
+    from runner.suggest import suggest
+    from runner.workflow.model import POLICY_CHOICES
+
+    chosen = {}
+    for pair in pairs:
+        name, sep, value = (part.strip() for part in pair.partition("="))
+        if not sep or not name:
+            raise UsageError(f"--policy {pair!r} is not NAME=VALUE", hint="write it as --policy on_tool_error=fail")
+        if name not in POLICY_CHOICES:
+            close = suggest(name, POLICY_CHOICES)
+            raise UsageError(f"--policy: there is no policy {name!r}" + (f" (did you mean {close!r}?)" if close else ""),
+                             hint="the policies are " + ", ".join(POLICY_CHOICES))
+        if value not in POLICY_CHOICES[name]:
+            close = suggest(value, POLICY_CHOICES[name])
+            raise UsageError(f"--policy: {name} cannot be {value!r}" + (f" (did you mean {close!r}?)" if close else ""),
+                             hint=f"write --policy {name}=" + f" or --policy {name}=".join(POLICY_CHOICES[name]))
+        chosen[name] = value
+    return chosen
+
+
 @click.command("run", cls=Command, epilog=EXAMPLES)
 @click.argument("file", type=click.Path(dir_okay=True, path_type=str))
 @click.option("-M", "--message", help="The user message (replaces the file's `input`).")
@@ -47,6 +70,8 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("-m", "--model", "model_name", help="The model name (overrides model.name), as in llm and the openai CLI.")
 @click.option("--profile", help="Take api, base_url and model from this profile of .flowrun.yaml or ~/.config/flowrun/config.yaml (flags and FLOWRUN_* variables still win).")
 @click.option("--max-turns", type=click.IntRange(min=1), default=10, show_default=True, help="Stop a model that keeps calling tools after this many turns.")
+@click.option("--policy", "policies", multiple=True, metavar="NAME=VALUE",
+              help="Override one of the file's run policies, e.g. on_tool_error=fail, on_empty_answer=warn, on_unknown_tool=fail (repeatable).")
 @click.option("-o", "--output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True, help="text: the answer on stdout; jsonl: one event per line.")
 @click.option("--offline", is_flag=True, help="No key, no network: the model's side is scripted from the file's test case; the tools are real.")
 @click.option("--case", "case_name", help="With --offline: which test case to script the model from (default: the first).")
@@ -77,6 +102,7 @@ def run_command(file: str, **options) -> None:
         model=options["model_name"],
         profile=options["profile"],
         max_turns=options["max_turns"],
+        policies=parse_policies(options["policies"]),
         output=options["output"],
         offline=options["offline"],
         case_name=options["case_name"],

@@ -40,7 +40,8 @@ def tools_group() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def list_command(file: str) -> None:
     """One line per tool: name, resolver kind (mcp:SERVER for a server's tools), description, then
-    its parameters. MCP servers are started (or connected to) to ask for their tools."""
+    its parameters and whether a call runs, asks first or is refused, and why. MCP servers are
+    started (or connected to) to ask for their tools."""
     workflow = _load(file)
     if workflow.mcp:
         workflow = asyncio.run(_with_mcp_tools(workflow))
@@ -58,6 +59,21 @@ def list_command(file: str) -> None:
             click.echo(f"{'':<{width}}  {'':<{kind_width}}  ({params})")
         if tool.bind:
             click.echo(f"{'':<{width}}  {'':<{kind_width}}  (bound by the file: {', '.join(tool.bind)})")
+        click.echo(f"{'':<{width}}  {'':<{kind_width}}  approval: {approval_summary(tool, workflow)}")
+
+
+def approval_summary(tool, workflow) -> str:
+    """What happens when the model calls ``tool``: runs, asks first or refused, and why (the
+    default for its kind, the tool's or the file's ``approval:``), then its rules in the order
+    they are checked (deny rules first)."""
+    from runner.tools.approval_policy import describe_rule, tool_default
+
+    action, why = tool_default(tool, workflow)
+    word = {"allow": "runs", "ask": "asks first", "deny": "refused"}[action]
+    rules = tool.approval.rules if tool.approval is not None else ()
+    ordered = [r for r in rules if r.action == "deny"] + [r for r in rules if r.action != "deny"]
+    checked = f"; unless a rule matches: {'; '.join(describe_rule(r) for r in ordered)}" if ordered else ""
+    return f"{word} ({why}){checked}"
 
 
 async def _with_mcp_tools(workflow):

@@ -23,6 +23,8 @@ import yaml
 
 from runner.errors import UsageError
 from runner.events import (
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     RunCompleted,
     RunFailed,
@@ -58,6 +60,10 @@ class Recorder:
         self.outputs: dict[str, str] = {}
         self.calls: list[dict[str, Any]] = []
         self.error_outputs: list[str] = []  # tools that returned an error, in order
+        self.approvals: dict[str, Any] = {}  # tool -> the answer given when it asked (the case's approvals:)
+        self.refused: list[str] = []  # tools with a refused call, in order (expect.refused)
+        self._asked: set[str] = set()  # call ids put to a person (or left unanswered)
+        self._refused_calls: set[str] = set()
         self.input = ""
         self.meta = ""
         self.status: str | None = None
@@ -76,7 +82,13 @@ class Recorder:
             call = {"name": event.name, "arguments": _arguments(event.arguments)}
             self._calls.append(call)
             self.calls.append(call)
+        elif isinstance(event, ApprovalRequested):
+            self._asked.add(event.call_id)
+        elif isinstance(event, ApprovalDecided):
+            self._decided(event)
         elif isinstance(event, ToolCallCompleted):
+            if event.call_id in self._refused_calls:  # not a tool error; its text depends on who said no
+                return
             self.outputs[event.name] = event.output  # the last one per tool, as expect checks it
             if event.is_error and event.name not in self.error_outputs:
                 self.error_outputs.append(event.name)
@@ -88,6 +100,21 @@ class Recorder:
         elif isinstance(event, (RunCompleted, RunFailed)):
             self._close_turn()
             self.status = event.status
+
+    def _decided(self, event: ApprovalDecided) -> None:
+        """A call that asked gets its answer into the case's ``approvals:`` (the first answer per
+        tool: a case answers each tool one way); any refusal goes into ``expect.refused``."""
+        if event.decision == "denied":
+            self._refused_calls.add(event.call_id)
+            if event.name not in self.refused:
+                self.refused.append(event.name)
+        if event.call_id not in self._asked or event.name in self.approvals or event.decision == "paused":
+            return  # the file decided (a rule, a tool's default): the replay decides the same way
+        if event.decision == "approved":
+            self.approvals[event.name] = "approve"
+        else:
+            said = event.reason if event.by == "prompt" else ""
+            self.approvals[event.name] = {"deny": said} if said else "deny"
 
     def saw_mcp(self, mcp: Any) -> None:
         """Learn which tools come from which MCP server (called once the servers are up)."""
@@ -119,6 +146,8 @@ class Recorder:
             expect["error_outputs"] = list(self.error_outputs)  # the replay expects the same errors
         else:
             expect["no_error_outputs"] = True
+        if self.refused:
+            expect["refused"] = list(self.refused)
         case: dict[str, Any] = {
             "name": unique_name(name or f"recorded {time.strftime('%Y-%m-%d %H:%M')} ({self.meta})", taken),
             "input": self.input,
@@ -129,6 +158,8 @@ class Recorder:
             case["mock_http"] = self.mock_http
         if self.mock_mcp:
             case["mock_mcp"] = self.mock_mcp
+        if self.approvals:
+            case["approvals"] = self.approvals
         case["turns"] = self.turns
         case["expect"] = expect
         return case

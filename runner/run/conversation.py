@@ -18,7 +18,7 @@ from runner.run.fanout import FanOut, Sink
 from runner.run.loop import PauseContext, RunLoop, SavedRound, crash_end
 from runner.run.plan import RunPlan
 from runner.run.structured import OutputCheck
-from runner.workflow.model import Workflow
+from runner.workflow.model import RunPolicies, Workflow
 
 
 async def run_plan(
@@ -50,7 +50,7 @@ async def run_plan(
             mock_http=plan.mocks, next_message=next_message, show_requests=plan.options.show_requests,
             http_client=http_client, sdk_clients=sdk_clients, mcp=mcp, on_mcp=on_mcp,
             mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None,
-            approvals=plan.options.approvals, prompter=prompter,
+            approvals=plan.options.approvals, prompter=prompter, policies=plan.policies,
             pause=PauseContext(pause_settings(plan), resume_flags),
         )
     except FlowrunError as exc:
@@ -93,6 +93,7 @@ async def run_conversation(
     prompter: Any = None,
     pause: PauseContext | None = None,
     resume: tuple[dict, SavedRound] | None = None,
+    policies: RunPolicies | None = None,
 ) -> RunEnd:
     """The conversation every caller shares. Each message after the first (and each one
     ``next_message`` returns, until it returns None) continues it. ``http_client`` (owned by
@@ -103,7 +104,8 @@ async def run_conversation(
     Whatever stops it outside a turn still ends it with a terminal event (``crash_end``) before
     the exception goes on. ``pause``: what a run that pauses for approvals keeps for ``flowrun
     resume``; ``resume``: (the provider's snapshot, the paused round) to go on with instead of
-    sending ``messages[0]``; ``approvals`` and ``prompter``: the dispatcher's gate."""
+    sending ``messages[0]``; ``approvals`` and ``prompter``: the dispatcher's gate;
+    ``policies``: the run policies (default: the workflow's own)."""
     started = time.monotonic()
     loop: RunLoop | None = None
     try:
@@ -126,7 +128,8 @@ async def run_conversation(
                                masker=masker, allow_python=allow_python, max_turns=max_turns,
                                mock_http=mock_http, show_requests=show_requests, http_client=http_client,
                                sdk_clients=sdk_clients, mcp=mcp, approvals=approvals, prompter=prompter,
-                               pause=pause, started=started)
+                               pause=pause, started=started,
+                               policies=policies if policies is not None else workflow.policies)
             if resume is not None:
                 loop.provider.restore(resume[0])  # checked before: a bad snapshot never gets here
                 end = await loop.resume(resume[1])
@@ -159,7 +162,8 @@ async def run_conversation(
 
 async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, emit, *, run_id, inputs, env,
                 masker, allow_python, max_turns, mock_http, show_requests, http_client, sdk_clients, mcp=None,
-                approvals=None, prompter=None, pause: PauseContext | None = None, started=None) -> RunLoop:
+                approvals=None, prompter=None, pause: PauseContext | None = None, started=None,
+                policies=None) -> RunLoop:
     """Provider, dispatcher and loop for one conversation, closed by ``stack``."""
     from runner.providers.factory import create_provider
     from runner.tools.dispatcher import Dispatcher
@@ -179,7 +183,7 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     spec = workflow.output
     output = OutputCheck(spec.schema, attempts=spec.attempts) if spec is not None else None
     return RunLoop(provider, dispatcher, emit, run_id=run_id, max_turns=max_turns, output=output, pause=pause,
-                   started=started)
+                   started=started, policies=policies)
 
 
 __all__ = ["run_plan", "run_conversation"]

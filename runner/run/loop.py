@@ -30,6 +30,8 @@ from runner.calls import ToolCall, ToolResult
 from runner.providers.base import Provider, TurnEvent, TurnResult
 from runner.run.structured import OutputCheck, repair_message
 from runner.tools.approval import PAUSED_EXIT_CODE, ApprovalPause
+from runner.run.policies import empty_answer, tool_error_failure, unknown_tool_failure, unknown_tools
+from runner.workflow.model import RunPolicies
 
 Emit = Callable[[Event], None]
 CANCEL_TIMEOUT = 10.0  # seconds given to the server to cancel a run after Ctrl-C
@@ -40,6 +42,8 @@ def new_run_id() -> str:
 
 
 class _Dispatcher:  # the part of runner.tools.dispatcher.Dispatcher the loop uses
+    workflow: Any  # the tools a call may name (the file's and its MCP servers')
+
     async def run_all(self, calls, *, on_start=None, on_done=None, deadline=None) -> list[ToolResult]: ...
 
 
@@ -82,14 +86,6 @@ def crash_end(run_id: str, exc: BaseException, *, turns: int = 0, tool_calls: in
                      turns=turns, tool_calls=tool_calls, usage=usage, duration_ms=duration_ms)
 
 
-def empty_answer(tool_calls: int) -> str:
-    """What to say when a run completed without a word for the user."""
-    if tool_calls:
-        return (f"the run completed, but the model's last turn had no text (after {tool_calls} tool "
-                f"call{'s' if tool_calls != 1 else ''}): nothing to print")
-    return "the run completed with no text and no tool call: the model gave an empty answer"
-
-
 def add_usage(total: dict[str, int] | None, more: dict[str, int] | None) -> dict[str, int] | None:
     if not more:
         return total
@@ -115,6 +111,7 @@ class RunLoop:
         output: OutputCheck | None = None,
         pause: PauseContext | None = None,
         started: float | None = None,
+        policies: RunPolicies | None = None,
     ):
         self.provider = provider
         self.dispatcher = dispatcher
@@ -123,6 +120,7 @@ class RunLoop:
         self.max_turns = max_turns
         self.output = output  # None: the final text is the answer, as it comes
         self.pause = pause or PauseContext()
+        self.policies = policies if policies is not None else RunPolicies()
         self.turns = 0
         self.tool_call_count = 0
         self.usage: dict[str, int] | None = None
@@ -214,6 +212,11 @@ class RunLoop:
                         1,
                         result.text,
                     )
+                unknown = unknown_tools(calls, self.dispatcher.workflow)
+                if unknown and self.policies.on_unknown_tool == "fail":  # before any tool of the round runs
+                    await self.provider.cancel()
+                    known = [t.name for t in self.dispatcher.workflow.tools]
+                    return self._fail("unknown_tool", unknown_tool_failure(unknown, known), 1, result.text)
                 # meta "deadline" (epoch seconds, our clock): when the server stops accepting the
                 # outputs (an Assistants run's expires_at); tools are cut short to submit in time.
                 deadline = (result.meta or {}).get("deadline")
@@ -234,7 +237,7 @@ class RunLoop:
     async def _round(self, calls: list[ToolCall] | tuple[ToolCall, ...], deadline: float | None, text: str,
                      turns_here: int):
         """Dispatch one round: the next turn to start (the outputs submitted), or the run's end
-        when the round paused for approvals."""
+        when the round paused for approvals or a tool error fails it (``on_tool_error: fail``)."""
         extra = {"deadline": deadline} if deadline is not None else {}
         self._finished_calls = set()
         try:
@@ -245,6 +248,10 @@ class RunLoop:
         # counted as each one finishes (so Ctrl-C mid-round still counts the finished ones, as the
         # run log does); plus any result that came without on_done
         self.tool_call_count += sum(1 for r in results if r.call_id not in self._finished_calls)
+        errors = [r for r in results if r.is_error and not r.refused]  # a refusal is no tool error
+        if errors and self.policies.on_tool_error == "fail":
+            await self.provider.cancel()  # nothing more is submitted; Assistants: the server run ends
+            return self._fail("tool_error", tool_error_failure(errors), 1, text)
         return lambda: self.provider.submit_tool_outputs(results)
 
     def _paused(self, pause: ApprovalPause, saved: SavedRound) -> RunEnd:
@@ -294,6 +301,8 @@ class RunLoop:
     def _finish(self, result: TurnResult, output=None) -> RunEnd:
         if result.status == "completed":
             if not result.text.strip():  # never a silent success: stdout would be empty
+                if self.policies.on_empty_answer == "fail":
+                    return self._fail("empty_answer", empty_answer(self.tool_call_count, fatal=True), 1, result.text)
                 self.emit(Notice("warning", empty_answer(self.tool_call_count)))
             return self._end(
                 RunCompleted(

@@ -19,7 +19,7 @@ from runner.run.settings import Overrides, model_settings, render_text, resolve_
 from runner.secrets.masker import Masker
 from runner.secrets.sources import build_masker
 from runner.calls import Approvals
-from runner.workflow.model import Workflow
+from runner.workflow.model import RunPolicies, Workflow
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class RunOptions:
     # (its HTTP tools mocked) and a batch input (a missing value is the tool's error) do not.
     require_env: bool = True
     approvals: Approvals = field(default_factory=Approvals)  # --approve/--deny/--yes
+    policies: Mapping[str, str] = field(default_factory=dict)  # --policy NAME=VALUE, checked: over the file's
 
 
 class NoMessage(UsageError):
@@ -61,6 +62,11 @@ class RunPlan:
     vars: dict[str, Any] = field(default_factory=dict)  # as given (with an offline case's vars)
     offline: Offline | None = None
     defaults: Defaults = field(default_factory=Defaults)  # where api/base_url/model came from
+
+    @property
+    def policies(self) -> RunPolicies:
+        """The file's run policies with the command line's ``--policy`` on top."""
+        return self.workflow.policies.changed(dict(self.options.policies))
 
     @property
     def mocks(self) -> dict | None:

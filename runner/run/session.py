@@ -17,6 +17,7 @@ from runner.daemon_thread import in_daemon_thread
 from runner.errors import Interrupted, RunError, UsageError
 from runner.events import RunEnd
 from runner.run import offline as offline_mode
+from runner.run.case_answers import case_prompter
 from runner.run.conversation import run_conversation, run_plan
 from runner.run.plan import RunOptions, prepare
 from runner.calls import Approvals
@@ -32,6 +33,7 @@ class RunRequest:
     model: str | None = None
     profile: str | None = None
     max_turns: int = 10
+    policies: dict[str, str] = field(default_factory=dict)  # --policy NAME=VALUE, checked
     output: str = "text"
     offline: bool = False
     case_name: str | None = None
@@ -52,7 +54,7 @@ class RunRequest:
 
     def options(self) -> RunOptions:
         return RunOptions(api=self.api, base_url=self.base_url, model=self.model, profile=self.profile,
-                          max_turns=self.max_turns,
+                          max_turns=self.max_turns, policies=self.policies,
                           allow_python=self.allow_python, show_requests=self.verbose,
                           approvals=replace(self.approvals, pause=self.approvals.pause or pauses(self, _stdin_tty())))
 
@@ -147,8 +149,8 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
         end = await run_plan(plan, sinks, notices=notices,
                              next_message=chat_reader(request, err) if request.chat else None,
                              on_mcp=recorder.saw_mcp if recorder is not None else None,
-                             prompter=request.prompter or (None if plan.options.approvals.pause else
-                                                           terminal_prompter(request, err, plan.masker)),
+                             prompter=case_prompter(plan, request.prompter or (
+                                 None if plan.options.approvals.pause else terminal_prompter(request, err, plan.masker))),
                              resume_flags=resume_flags(request))
         if recorder is not None:
             from runner.render.recording import finish

@@ -20,7 +20,8 @@ from runner.errors import UsageError
 from runner.runlog.db import alive, connect
 
 STATUSES = ("completed", "failed", "running", "crashed", "expired", "cancelled", "incomplete",
-            "max_turns", "paused", "error", "interrupted", "invalid_input")
+            "max_turns", "paused", "invalid_output", "tool_error", "empty_answer", "unknown_tool", "error",
+            "interrupted", "invalid_input")
 SEARCH_MAX = 200  # characters of a search text; longer ones are refused, not truncated silently
 _UNFINISHED = ("running", "crashed")  # told apart only by asking whether the recorder lives
 

@@ -14,7 +14,7 @@ import difflib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from runner.events import ToolCallCompleted, ToolCallRequested
 from runner.jsonpointer import MISSING, resolve
@@ -112,8 +112,12 @@ def check(
     status: str,
     message: str = "",
     output: Any = MISSING,
+    refused: Collection[str] = (),
+    unanswered: Sequence[str] = (),
 ) -> list[Mismatch]:
     """Every way the run differs from ``expect``. ``message`` says why a run did not complete.
+    ``refused``: the call ids the approval gate refused (they are not error outputs);
+    ``unanswered``: tools that asked for approval and the case had no answer for.
 
     ``tool_calls`` compares names in order (for parallel calls, the order the model listed them)
     and, where given, arguments. ``outputs`` checks the last output of each named tool (its final
@@ -148,17 +152,46 @@ def check(
         out += match_text(expect["final_text"], final_text, "final text")
     for spec in expect.get("output") or ():
         out += match_output(spec, output)
-    out += _error_outputs(expect, completed)
+    out += _error_outputs(expect, [c for c in completed if c.call_id not in refused],
+                          {c.name for c in completed if c.call_id in refused})
+    out += _refusals(expect, completed, refused, unanswered)
+    return out
+
+
+def _refusals(expect: Mapping[str, Any], completed: Sequence[ToolCallCompleted], refused: Collection[str],
+              unanswered: Sequence[str]) -> list[Mismatch]:
+    """A call the case did not answer fails it (with the key to add); so does a refusal that
+    ``expect.refused`` does not list; a tool listed there must have had a call refused."""
+    out = [Mismatch(f"approval of {tool}", "an answer in the case's approvals:", "none, so the call was refused",
+                    f"add approvals: {{{tool}: approve}} (or deny) to the case")
+           for tool in unanswered]
+    allowed = expect.get("refused", False)
+    said: set[str] = set(unanswered)
+    for c in completed:
+        if c.call_id not in refused or c.name in said:
+            continue
+        said.add(c.name)
+        if not (allowed is True or (isinstance(allowed, list) and c.name in allowed)):
+            out.append(Mismatch(f"call of {c.name}", "to run", f"refused: {c.output!r}",
+                                f"if this refusal is what the case tests, add expect.refused: [{c.name}]"))
+    if isinstance(allowed, list):
+        denied = {c.name for c in completed if c.call_id in refused}
+        for name in allowed:
+            if name not in denied:
+                out.append(Mismatch(f"call of {name}", "a refusal (listed in expect.refused)",
+                                    "it ran" if any(c.name == name for c in completed) else "no call"))
     return out
 
 
 NO_PYTHON_REFUSAL = "error: python resolvers are disabled (--no-python)"
 
 
-def _error_outputs(expect: Mapping[str, Any], completed: Sequence[ToolCallCompleted]) -> list[Mismatch]:
+def _error_outputs(expect: Mapping[str, Any], completed: Sequence[ToolCallCompleted],
+                   refused: Collection[str] = ()) -> list[Mismatch]:
     """A tool that returned an error fails the case unless ``error_outputs`` expects it (a
     scripted model carries on after an error output, so the case would otherwise pass on a
-    broken tool); a tool listed there must have returned one."""
+    broken tool); a tool listed there must have returned one. ``completed`` holds no refused
+    call; ``refused`` names the tools that had one."""
     allowed = expect.get("error_outputs", expect.get("no_error_outputs") is False)
     out = []
     for c in completed:
@@ -172,8 +205,10 @@ def _error_outputs(expect: Mapping[str, Any], completed: Sequence[ToolCallComple
         errored = {c.name for c in completed if c.is_error}
         for name in allowed:
             if name not in errored:
-                out.append(Mismatch(f"output of {name}", "an error (listed in expect.error_outputs)",
-                                    "no error" if any(c.name == name for c in completed) else "no call"))
+                got = ("no error" if any(c.name == name for c in completed)
+                       else "a refusal, which is not an error output" if name in refused else "no call")
+                note = f"list it under expect.refused: [{name}]" if name in refused else ""
+                out.append(Mismatch(f"output of {name}", "an error (listed in expect.error_outputs)", got, note))
     return out
 
 

@@ -16,11 +16,20 @@ from typing import Callable, Iterable, Sequence
 
 from runner.workflow.discover import discover
 from runner.errors import FlowrunError, UsageError, WorkflowError
-from runner.events import Event, RunCompleted, RunFailed, TextDelta, ToolCallCompleted, ToolCallRequested
+from runner.events import (
+    ApprovalDecided,
+    Event,
+    RunCompleted,
+    RunFailed,
+    TextDelta,
+    ToolCallCompleted,
+    ToolCallRequested,
+)
 from runner.run import offline as offline_mode
 from runner.run.offline import MOCK_MODES
 from runner.run.plan import NoMessage, RunOptions, prepare
 from runner.jsonpointer import MISSING
+from runner.run.case_answers import CasePrompter
 from runner.testing.expect import Mismatch, check, schema_mismatch
 from runner.workflow.model import APIS, TestCase, Workflow
 
@@ -60,6 +69,7 @@ class _Collector:
         self.requested: list[ToolCallRequested] = []
         self.completed: list[ToolCallCompleted] = []
         self.text: list[str] = []
+        self.refused: set[str] = set()  # call ids the approval gate refused
         self.end: RunCompleted | RunFailed | None = None
 
     def __call__(self, ev: Event) -> None:
@@ -69,6 +79,8 @@ class _Collector:
             self.completed.append(ev)
         elif isinstance(ev, TextDelta):
             self.text.append(ev.text)
+        elif isinstance(ev, ApprovalDecided) and ev.decision == "denied":
+            self.refused.add(ev.call_id)
         elif isinstance(ev, (RunCompleted, RunFailed)):
             self.end = ev
 
@@ -94,6 +106,7 @@ async def run_case(
     started = time.monotonic()
     file = case_file(workflow, case)
     collector = _Collector()
+    prompter = CasePrompter(case.approvals)  # the case answers the calls that ask
 
     def failed(error: str) -> CaseResult:
         return CaseResult(file, case.name, api, False, _ms(started), error=error, line=case.line)
@@ -106,7 +119,7 @@ async def run_case(
         try:
             options = RunOptions(api=api, max_turns=max_turns, require_env=False, allow_python=allow_python)
             plan = prepare(workflow, options, env=os.environ, offline=offline)
-            end = await run_plan(plan, [collector, *extra_sinks])
+            end = await run_plan(plan, [collector, *extra_sinks], prompter=prompter)
         except NoMessage:
             return failed(f"the case has no user message: give it `input:`, or set `input:` in {workflow.path}")
         except FlowrunError as exc:
@@ -128,6 +141,8 @@ async def run_case(
         status=end.status,
         message=why,
         output=end.output if workflow.output is not None and end.status == "completed" else MISSING,
+        refused=collector.refused,
+        unanswered=prompter.unanswered,
     )
     if workflow.output is not None and expect["status"] == "completed" and end.status == "completed":
         mismatches += schema_mismatch(workflow.output.schema, end.output)

@@ -6,7 +6,7 @@ the raw YAML. Field names follow the YAML keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Union
 
@@ -177,6 +177,29 @@ class OutputSpec:
     attempts: int = 2
 
 
+# What each run policy may be set to; the first value is the default. The workflow schema's
+# ``policies`` lists the same (a test holds the two together).
+POLICY_CHOICES: dict[str, tuple[str, ...]] = {
+    "on_tool_error": ("continue", "fail"),  # continue: the model reads the error output and may recover
+    "on_empty_answer": ("fail", "warn"),  # fail: a run with no answer is never a silent success
+    "on_unknown_tool": ("continue", "fail"),  # continue: the model is told which tools exist
+}
+
+
+@dataclass(frozen=True)
+class RunPolicies:
+    """How a run treats what goes wrong on the model's or a tool's side: ``policies:`` in the
+    file, ``--policy NAME=VALUE`` on the command line. Values as in ``POLICY_CHOICES``."""
+
+    on_tool_error: str = "continue"
+    on_empty_answer: str = "fail"
+    on_unknown_tool: str = "continue"
+
+    def changed(self, overrides: dict[str, str]) -> "RunPolicies":
+        """These policies with ``overrides`` (already checked against ``POLICY_CHOICES``)."""
+        return replace(self, **overrides) if overrides else self
+
+
 @dataclass(frozen=True)
 class InputSpec:
     name: str
@@ -203,6 +226,14 @@ class ScriptedTurn:
 
 
 @dataclass(frozen=True)
+class CaseAnswer:
+    """How a test case answers a call that asks for approval (``approvals:`` in the case)."""
+
+    answer: str  # approve | deny
+    reason: str | None = None  # a refusal's reason, what the model reads
+
+
+@dataclass(frozen=True)
 class TestCase:
     __test__ = False  # not a pytest class
 
@@ -213,6 +244,7 @@ class TestCase:
     expect: dict[str, Any] = field(default_factory=dict)  # see schemas/workflow.schema.json
     mock_http: dict[str, Any] = field(default_factory=dict)  # tool name -> canned response
     mock_mcp: dict[str, Any] = field(default_factory=dict)  # server -> tool name -> canned result
+    approvals: dict[str, "CaseAnswer"] = field(default_factory=dict)  # tool name -> the case's answer
     line: int = 0
 
 
@@ -232,6 +264,7 @@ class Workflow:
     source_sha256: str = ""
     mcp: tuple[McpSource, ...] = ()  # tool sources: the MCP servers whose tools the model may call
     approval: str | None = None  # the file-wide approval default: allow | ask | deny
+    policies: RunPolicies = field(default_factory=RunPolicies)
 
     @property
     def folder(self) -> Path:

@@ -407,6 +407,10 @@ def _test_problems(doc: Document, tools: list[dict], inputs: list[str], mcp: Mcp
         expect = _dict(case.get("expect"))
         for k, name in enumerate(_list(expect.get("error_outputs"))):
             unknown_tool(base + ("expect", "error_outputs", k), name, "error")
+        for k, name in enumerate(_list(expect.get("refused"))):
+            unknown_tool(base + ("expect", "refused", k), name, "error")
+        for name in _dict(case.get("approvals")):
+            unknown_tool(base + ("approvals", name), name, "error", key=True)
         for k, call in enumerate(_list(expect.get("tool_calls"))):
             unknown_tool(base + ("expect", "tool_calls", k, "name"), _dict(call).get("name"), "warning")
         for name, check in _dict(expect.get("outputs")).items():

@@ -28,8 +28,10 @@ from runner.workflow.model import (
     McpServerSpec,
     McpSource,
     ModelSpec,
+    CaseAnswer,
     PythonResolver,
     Resolver,
+    RunPolicies,
     ScriptedCall,
     ScriptedTurn,
     StaticResolver,
@@ -242,6 +244,7 @@ def build_workflow(doc: Document, path: Path, tests_doc: Document | None = None)
         source_sha256=doc.sha256,
         mcp=sources,
         approval=data.get("approval"),
+        policies=RunPolicies(**data.get("policies", {})),
     )
 
 
@@ -338,6 +341,8 @@ def _test(doc: Document, i: int, t: dict[str, Any]) -> LocatedTestCase:
         expect=t.get("expect", {}),
         mock_http=t.get("mock_http", {}),
         mock_mcp=t.get("mock_mcp", {}),
+        approvals={tool: CaseAnswer("deny", a["deny"]) if isinstance(a, dict) else CaseAnswer(a)
+                   for tool, a in t.get("approvals", {}).items()},
         line=doc.position(("tests", i))[0],
         file=doc.file,
     )
