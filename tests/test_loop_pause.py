@@ -21,12 +21,18 @@ from runner.tools.approval import PAUSED_EXIT_CODE, ApprovalPause, ApprovalReque
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
+class KnownTools:
+    def tool(self, name):
+        return name if name in ("get_temp", "get_rain") else None
+
+
 class PausingDispatcher:
     """Pauses on every round while ``pause`` is set; else answers each call, counting runs."""
 
     def __init__(self, pause: bool):
         self.pause = pause
         self.ran: list[str] = []
+        self.workflow = KnownTools()  # the loop asks it which tools exist (on_unknown_tool)
 
     async def run_all(self, calls, *, on_start=None, on_done=None, deadline=None):
         if self.pause:
