@@ -1,6 +1,6 @@
 """How the ``flowrun`` process ends: without the interpreter's last garbage collections (they walk
-every object the SDK built and cost a short run about a sixth of its CPU), and with nothing of a
-normal exit lost. Real processes: what happens at interpreter exit cannot be seen in-process."""
+every object the SDK built, after the answer was shown), and with nothing of a normal exit lost.
+Real processes: what happens at interpreter exit cannot be seen in-process."""
 
 from __future__ import annotations
 

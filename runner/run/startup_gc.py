@@ -2,13 +2,13 @@
 
 Starting a run imports the model SDK and builds the workflow, the provider and the dispatcher:
 hundreds of thousands of objects that all live as long as the process. The collector, counting
-those allocations, runs a few hundred collections meanwhile that free nothing, and they cost
-about a tenth of a short run's CPU before its first request leaves. So the collector is paused
-from the start of the run until the first model turn has ended (or the run ends first). Then
-what was built so far is frozen (``gc.freeze``: the permanent generation, never walked again, as
-the ``gc`` documentation advises for objects made at start-up) and the collector works as before
-on everything newer: a long run or a ``--chat`` session collects its garbage as usual. Without
-the freeze, the first collection after the pause would walk all of it at once.
+those allocations, runs a few hundred collections meanwhile that free nothing: a large share of a
+short run's CPU before its first request leaves (bench/run.py, figures 1d-i). So the collector is
+paused from the start of the run until the first model turn has ended (or the run ends first).
+Then what was built so far is frozen (``gc.freeze``: moved to the permanent generation, which no
+collection walks) and the collector works as before on everything newer: a long run or a
+``--chat`` session collects its garbage as usual. Without the freeze, the first collection after
+the pause would walk all of it at once.
 """
 
 from __future__ import annotations
