@@ -104,4 +104,22 @@ def main(argv: list[str] | None = None) -> None:
     from runner.stdout_fd import keep_fd1
 
     keep_fd1()  # descriptor 1 is flowrun's: a tool's subprocess or os.write(1, ...) goes to stderr
+    skip_exit_collection()
     cli.main(args=argv, prog_name="flowrun")
+
+
+def skip_exit_collection() -> None:
+    """Spare the process the garbage collections the interpreter runs as it exits.
+
+    Those collections walk every object still alive, and the ``openai`` SDK alone builds
+    thousands of classes at import: a large share of a short run's CPU went there, after the
+    answer was shown, to free memory the operating system takes back anyway (bench/run.py,
+    figures 1d-i, measures whole processes). Freezing the heap (``gc.freeze``) in an exit hook
+    registered before any other of flowrun's, so it runs after them, skips those walks. Everything else of a normal exit still happens: the other exit
+    hooks (the run log's close), waiting for threads, flushing stdout and stderr, objects freed
+    by their reference counts. Registered once per process."""
+    import atexit
+    import gc
+
+    atexit.unregister(gc.freeze)  # a second call (tests run many commands in one process)
+    atexit.register(gc.freeze)

@@ -91,6 +91,16 @@ def parse_policies(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--otel", is_flag=True, help="Send the run as OpenTelemetry spans (also on when OTEL_EXPORTER_OTLP_ENDPOINT is set; needs flowrun[otel]).")
 def run_command(file: str, **options) -> None:
     """Run a workflow: stream the answer, resolve every tool call through the file."""
+    from runner.run.startup_gc import PausedCollector
+
+    startup = PausedCollector()  # until the first turn ends: imports and set-up, nothing to collect
+    try:
+        _run(file, options, startup)
+    finally:
+        startup.resume()
+
+
+def _run(file: str, options: dict, startup) -> None:
     from runner.run.session import RunRequest, run
 
     request = RunRequest(
@@ -118,4 +128,4 @@ def run_command(file: str, **options) -> None:
         pause_on_approval=options["pause_on_approval"],
         approvals=approvals_from(options),
     )
-    run(request, out=sys.stdout, err=sys.stderr)  # a run that did not complete raises
+    run(request, out=sys.stdout, err=sys.stderr, startup=startup)  # a run that did not complete raises

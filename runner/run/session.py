@@ -21,6 +21,7 @@ from runner.run.case_answers import case_prompter
 from runner.run.conversation import run_conversation, run_plan
 from runner.run.plan import RunOptions, prepare
 from runner.calls import Approvals
+from runner.run.startup_gc import PausedCollector
 
 
 @dataclass
@@ -88,14 +89,19 @@ def open_tracer(request: RunRequest, env: Mapping[str, str]):
     return OtelSink(env=dict(env))
 
 
-def run(request: RunRequest, *, out: TextIO, err: TextIO) -> RunEnd:
+def run(request: RunRequest, *, out: TextIO, err: TextIO, startup: PausedCollector | None = None) -> RunEnd:
     """Run a workflow for the CLI. Returns the ``run.completed`` event. A run that ended
     otherwise raises RunError (Interrupted for Ctrl-C) with its exit code, after the renderer
-    showed why; one that could not run raises its FlowrunError, text masked."""
+    showed why; one that could not run raises its FlowrunError, text masked. ``startup``: the
+    collector paused by the caller before its imports (else paused here), resumed when the
+    first turn ends."""
+    startup = startup if startup is not None else PausedCollector()
     try:
-        end = asyncio.run(_execute(request, out, err))
+        end = asyncio.run(_execute(request, out, err, startup))
     except KeyboardInterrupt:
         raise Interrupted() from None
+    finally:
+        startup.resume()
     if end.exit_code == Interrupted.exit_code:
         raise Interrupted(end.message, shown=True)
     if end.exit_code:
@@ -103,7 +109,7 @@ def run(request: RunRequest, *, out: TextIO, err: TextIO) -> RunEnd:
     return end
 
 
-async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
+async def _execute(request: RunRequest, out: TextIO, err: TextIO, startup: PausedCollector) -> RunEnd:
     from runner.workflow.validate import load_workflow
 
     env = os.environ if request.env is None else request.env
@@ -130,7 +136,7 @@ async def _execute(request: RunRequest, out: TextIO, err: TextIO) -> RunEnd:
             recorder = Recorder(vars=plan.vars, mock_http=plan.mocks,
                                 mock_mcp=offline.mock_mcp if offline is not None else None)
         renderer = make_renderer(request, out, err, structured=workflow.output is not None)
-        sinks = [renderer]
+        sinks = [renderer, startup]
         if hasattr(renderer, "close"):
             stack.callback(renderer.close)
         log = open_log(request)

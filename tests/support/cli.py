@@ -16,6 +16,7 @@ thread still running.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -127,7 +128,10 @@ def _as_a_process(argv: list[str], env: dict[str, str], cwd: Path, input: str | 
     try:
         yield out, err
         _wait_for_threads(threads_before)
+        assert gc.isenabled(), "the run left the garbage collector off"
     finally:
+        gc.enable()
+        gc.unfreeze()  # what a run froze at start-up (runner/run/startup_gc.py) is collected again
         for stream in (sys.stdout, sys.stderr, *saved_streams[1:]):
             with contextlib.suppress(Exception):
                 stream.flush()
