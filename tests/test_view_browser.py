@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from support.generated_log import generate, write_workflow_repo
-from runner.events import (RunCompleted, RunStarted, TextDelta, ToolCallCompleted, ToolCallRequested,
-                           TurnCompleted, TurnStarted)
+from runner.events import (ApprovalDecided, ApprovalRequested, RunCompleted, RunStarted, TextDelta,
+                           ToolCallCompleted, ToolCallRequested, TurnCompleted, TurnStarted)
 from runner.runlog.log import RunLog
 from runner.view.server import serve
 
@@ -218,6 +218,47 @@ def test_a_run_in_progress_updates_live(tmp_path, browser):
         expect(page.locator(".timeline .lane")).to_have_count(4)
     finally:
         context.close()
+        server.stop()
+        log.close()
+
+
+def test_a_run_s_approvals_are_shown_with_who_decided(tmp_path, page):
+    log_path = tmp_path / "approvals.sqlite3"
+    log = RunLog.open(log_path)
+    run_id = "run_approvals_01"
+    log.start_run(run_id=run_id, workflow_path="office.yaml", workflow_sha256="0" * 64, api="chat",
+                  model="gpt-test", input="Mail Eve and Bob", offline=False)
+    for event in (
+        RunStarted(run_id, "office.yaml", "chat", "gpt-test", "Mail Eve and Bob"),
+        TurnStarted(1),
+        TurnCompleted(1, "tool_calls", None),
+        ToolCallRequested("c1", "send_email", '{"to": "bob@example.com"}'),
+        ToolCallRequested("c2", "send_email", '{"to": "eve@evil.test"}'),
+        ApprovalRequested("c1", "send_email", '{"to": "bob@example.com"}', "POST https://mail.example.com/send",
+                          "the file says approval: ask"),
+        ApprovalDecided("c1", "send_email", "approved", "prompt", ""),
+        ApprovalDecided("c2", "send_email", "denied", "rule", "the workflow file refuses this call"),
+        ToolCallCompleted("c1", "send_email", '{"sent": true}', False, 30.0),
+        ToolCallCompleted("c2", "send_email", "error: tool 'send_email' was not run", True, 0.0),
+        TurnStarted(2),
+        TextDelta("Bob is mailed; Eve is not."),
+        TurnCompleted(2, "completed", None),
+        RunCompleted(run_id, "completed", "Bob is mailed; Eve is not.", 2, 2, None, 90.0),
+    ):
+        log.record(run_id, event)
+    log.finish_run(run_id, status="completed", final_text="Bob is mailed; Eve is not.", usage=None, exit_code=0,
+                   error=None)
+    server = serve(log_path)
+    try:
+        page.goto(server.url + "#/run/" + run_id)
+        panel = page.locator("#approvals")
+        expect(panel).to_contain_text("asked")
+        expect(panel).to_contain_text("POST https://mail.example.com/send")
+        expect(panel).to_contain_text("denied")
+        expect(panel).to_contain_text("by rule")
+        expect(page.locator("#call-c1 .badge.approval-approved")).to_have_text("approved by prompt")
+        expect(page.locator("#call-c2 .badge.approval-denied")).to_have_text("denied by rule")
+    finally:
         server.stop()
         log.close()
 

@@ -241,6 +241,7 @@ function timeline(run) {
   const turns = [];
   const calls = new Map();
   const notices = [];
+  const approvals = [];  // approval.* and run.paused/run.resumed, in order
   let current = null;
   let answer = "";
   let lastTs = run.started_at || null;
@@ -276,6 +277,25 @@ function timeline(run) {
       case "notice":
         notices.push({ ts, level: e.level, message: e.message });
         break;
+      case "approval.requested": {
+        const call = calls.get(e.call_id);
+        const asked = { ts, kind: "asked", name: e.name, call: e.call_id, target: e.target, why: e.why };
+        approvals.push(asked);
+        if (call) call.approval = { why: e.why, target: e.target };
+        break;
+      }
+      case "approval.decided": {
+        const call = calls.get(e.call_id);
+        approvals.push({ ts, kind: e.decision, name: e.name, call: e.call_id, by: e.by, reason: e.reason });
+        if (call) call.approval = Object.assign(call.approval || {}, { decision: e.decision, by: e.by, reason: e.reason });
+        break;
+      }
+      case "run.paused":
+        approvals.push({ ts, kind: "paused", name: (e.waiting || []).map((w) => w && w.name).join(", "), reason: e.resume });
+        break;
+      case "run.resumed":
+        approvals.push({ ts, kind: "resumed", name: "", reason: "flowrun resume" });
+        break;
     }
   }
   const live = run.status === "running";
@@ -290,7 +310,7 @@ function timeline(run) {
       c.parallel = t.calls.filter((o) => o !== c && o.start < cEnd && (o.end || end) > c.start).length;
     }
   }
-  return { turns, calls: [...calls.values()], notices, answer, start, end, live };
+  return { turns, calls: [...calls.values()], notices, approvals, answer, start, end, live };
 }
 
 function niceStep(span) {
@@ -405,7 +425,13 @@ async function showRun(runId) {
           el("td", {}, num(t.usage && t.usage.input_tokens)), el("td", {}, num(t.usage && t.usage.output_tokens)))))));
     const notices = model.notices.length ? el("section", { class: "panel" }, el("h2", {}, "Notices (retries, warnings)"),
       el("ul", { class: "notices" }, model.notices.map((n) => el("li", {}, el("span", { class: "lvl " + String(n.level).replace(/[^a-z]/g, "") }, n.level), clipped(n.message))))) : null;
-    main.replaceChildren(...[head, cards, failure, tl, io, callList, turnsTable, notices, workflowPanel].filter(Boolean));
+    const approvals = model.approvals.length ? el("section", { class: "panel", id: "approvals" }, el("h2", {}, "Approvals"),
+      el("ul", { class: "notices" }, model.approvals.map((a) => el("li", {},
+        el("span", { class: "lvl approval-" + String(a.kind).replace(/[^a-z]/g, "") }, a.kind),
+        el("span", { class: "name" }, " " + String(a.name || "") + " "),
+        a.by ? el("span", { class: "sub" }, "by " + a.by + " ") : null,
+        a.kind === "asked" ? clipped([a.target, a.why].filter(Boolean).join(" · ")) : a.reason ? clipped(a.reason) : null)))) : null;
+    main.replaceChildren(...[head, cards, failure, tl, io, callList, approvals, turnsTable, notices, workflowPanel].filter(Boolean));
     for (const row of main.querySelectorAll(".lane")) row.classList.toggle("active", row.dataset.key === picked);
     document.title = `flowrun · ${run.status} · ${baseName(run.workflow_path)}`;
   };
@@ -433,7 +459,10 @@ function callCard(c, active) {
   return el("div", { class: "call" + (c.is_error ? " err" : "") + (active ? " active" : ""), id: "call-" + c.id },
     el("div", { class: "head" },
       c.is_error ? el("span", { class: "badge failed" }, "error") : c.end ? el("span", { class: "badge completed" }, "ok") : el("span", { class: "badge running" }, "running"),
-      el("span", { class: "name" }, c.name), el("span", { class: "id" }, c.id), el("span", { class: "spacer" }),
+      el("span", { class: "name" }, c.name), el("span", { class: "id" }, c.id),
+      c.approval && c.approval.decision ? el("span", { class: "badge approval-" + String(c.approval.decision).replace(/[^a-z]/g, "") },
+        `${c.approval.decision} by ${c.approval.by}`) : null,
+      el("span", { class: "spacer" }),
       c.parallel ? el("span", { class: "sub" }, `ran beside ${c.parallel} other call${c.parallel > 1 ? "s" : ""}`) : null,
       el("span", { class: "sub" }, c.duration !== null && c.duration !== undefined ? fmtDuration(c.duration) : "")),
     el("div", { class: "body" },
