@@ -12,6 +12,7 @@ import pytest
 
 from support.cli import flowrun
 from support.petstore_server import PetstoreServer
+from support.pets_workflow import petstore_workflow
 from runner.scripted import ScriptedServer
 from runner.tools.approval_policy import kind_default, matches, verdict
 from runner.workflow.model import (
@@ -135,31 +136,6 @@ def test_a_rule_with_two_actions_is_refused(tmp_path):
 
 
 # --- runs through the CLI -------------------------------------------------------------------------
-
-
-def petstore_workflow(tmp_path: Path, base: str, approval: str = "") -> Path:
-    path = tmp_path / "pets.yaml"
-    path.write_text(f"""version: 1
-name: pets
-model: {{name: scripted}}
-input: Add Rex
-tools:
-  - name: create_pet
-    description: Add a pet to the store.
-    parameters:
-      type: object
-      properties:
-        id: {{type: integer}}
-        name: {{type: string}}
-      required: [id, name]
-{approval}    resolve:
-      http:
-        url: {base}/v1/pets
-        method: POST
-        body: {{id: "${{{{ args.id }}}}", name: "${{{{ args.name }}}}"}}
-        allow_private_network: true
-""")
-    return path
 
 
 def turns(*calls: dict) -> list[ScriptedTurn]:

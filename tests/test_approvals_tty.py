@@ -10,6 +10,7 @@ import re
 import pytest
 
 from support.petstore_server import PetstoreServer
+from support.pets_workflow import petstore_workflow
 from support.pty_session import PtySession
 from runner.scripted import ScriptedServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
@@ -18,39 +19,13 @@ KEY = {"OPENAI_API_KEY": "sk-test-approvals-tty"}
 TOKEN = "pet-token-0c1d2e3f4a5b"
 
 
-def workflow(tmp_path, base):
-    path = tmp_path / "pets.yaml"
-    path.write_text(f"""version: 1
-name: pets
-model: {{name: scripted}}
-input: Add pets
-tools:
-  - name: create_pet
-    description: Add a pet to the store.
-    parameters:
-      type: object
-      properties:
-        id: {{type: integer}}
-        name: {{type: string}}
-      required: [id, name]
-    resolve:
-      http:
-        url: {base}/v1/pets
-        method: POST
-        headers: {{X-Token: "${{{{ env.PET_TOKEN }}}}"}}
-        body: {{id: "${{{{ args.id }}}}", name: "${{{{ args.name }}}}"}}
-        allow_private_network: true
-""")
-    return path
-
-
 def session(tmp_path, api, *calls):
     pets = PetstoreServer().__enter__()
     model = ScriptedServer([
         ScriptedTurn(tool_calls=tuple(ScriptedCall("create_pet", c) for c in calls)),
         ScriptedTurn(text="Result: ${{ outputs.create_pet }}"),
     ]).__enter__()
-    path = workflow(tmp_path, pets.base)
+    path = petstore_workflow(tmp_path, pets.base, headers='{X-Token: "${{ env.PET_TOKEN }}"}')
     tty = PtySession([str(path), "--api", api, "--base-url", model.base_url, "--no-log"], {**KEY, "PET_TOKEN": TOKEN})
     return tty, pets, model
 
