@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from support.pty_session import run_in_pty
 from support.cli import flowrun_process as flowrun  # a real process: descriptors, FIFOs, closed stdout
 from support.events import EVENTS_SCHEMA
 from support.reliability import (
@@ -374,39 +375,6 @@ def test_tools_call_survives_a_tool_closing_sys_stdout(tmp_path):
     r = flowrun("tools", "call", str(wf), "closer", "--args", "{}", env=ENV)
     assert r.code == 0, r.err
     assert "closed" in r.out and "Traceback" not in r.err
-
-
-def run_in_pty(args: list[str], env: dict, timeout: float = 60) -> tuple[int, bytes]:
-    """``python -m runner ARGS`` with a pseudo-terminal as stdin, stdout and stderr; its exit code
-    and everything it showed."""
-    import pty
-    import select
-    import subprocess
-    import sys
-    import time
-
-    master, slave = pty.openpty()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NO_COLOR"}
-    full_env.update(env, TERM="xterm-256color")
-    proc = subprocess.Popen([sys.executable, "-m", "runner", *args], stdin=slave, stdout=slave, stderr=slave,
-                            env=full_env, close_fds=True)
-    os.close(slave)
-    screen, deadline = b"", time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            screen += chunk
-        elif proc.poll() is not None:
-            break
-    code = proc.wait(timeout=5)
-    os.close(master)
-    return code, screen
 
 
 def test_bidi_and_escape_controls_never_reach_the_live_terminal(tmp_path):

@@ -3,14 +3,9 @@ bytes of a real ``flowrun`` process, as tmux or pexpect would."""
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import select
-import subprocess
-import sys
-import time
 
+from support.pty_session import PtySession, run_in_pty
 from support.cli import flowrun
 from support.paths import REPO
 from runner.scripted import ScriptedServer
@@ -26,31 +21,6 @@ TURNS = [
     ScriptedTurn(text="It is ${{ outputs.get_current_temperature }}°F."),
 ]
 KEY = {"OPENAI_API_KEY": "sk-test-tty"}
-
-
-def run_in_pty(args: list[str], env: dict, timeout: float = 30) -> tuple[int, bytes]:
-    master, slave = pty.openpty()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NO_COLOR"}
-    full_env.update(env, TERM="xterm-256color")
-    proc = subprocess.Popen([sys.executable, "-m", "runner", *args], stdin=slave, stdout=slave, stderr=slave, env=full_env, cwd=REPO, close_fds=True)
-    os.close(slave)
-    screen = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            screen += chunk
-        elif proc.poll() is not None:
-            break
-    code = proc.wait(timeout=5)
-    os.close(master)
-    return code, screen
 
 
 def test_on_a_tty_a_spinner_runs_then_one_line_per_tool():
@@ -92,39 +62,15 @@ def test_the_chat_prompt_edits_the_line_and_ctrl_d_ends_cleanly():
     Ctrl-D at the prompt ends the run with exit 0 on a line of its own."""
     turns = [ScriptedTurn(text="First answer."), ScriptedTurn(text="Second answer.")]
     with ScriptedServer(turns) as server:
-        master, slave = pty.openpty()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NO_COLOR"}
-        env.update(KEY, TERM="xterm-256color", INPUTRC="/dev/null", HOME=str(REPO / "tests"))  # no personal readline set-up
-        proc = subprocess.Popen([sys.executable, "-m", "runner", "workflows/weather.yaml", "--api", "chat",
-                                 "--base-url", server.base_url, "--chat", "-M", "hello", "--no-log"],
-                                stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO, close_fds=True)
-        os.close(slave)
-        screen = b""
-
-        def read_until(needle: bytes, count: int) -> None:
-            nonlocal screen
-            deadline = time.monotonic() + 60
-            while screen.count(needle) < count:
-                assert time.monotonic() < deadline and proc.poll() is None, screen
-                ready, _, _ = select.select([master], [], [], 0.1)
-                if ready:
-                    screen += os.read(master, 65536)
-
-        try:
-            read_until(b"you> ", 1)
-            os.write(master, b"Pars\x1b[Di\r")  # "Pars", left arrow, "i": "Paris"
-            read_until(b"you> ", 2)
-            os.write(master, b"\x04")  # Ctrl-D
-            code = proc.wait(timeout=30)
-            while select.select([master], [], [], 0.1)[0]:
-                try:
-                    screen += os.read(master, 65536)
-                except OSError:
-                    break
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            os.close(master)
+        tty = PtySession(["workflows/weather.yaml", "--api", "chat", "--base-url", server.base_url, "--chat",
+                          "-M", "hello", "--no-log"],
+                         {**KEY, "INPUTRC": "/dev/null", "HOME": str(REPO / "tests")})  # no personal readline set-up
+        tty.expect("you> ")
+        tty.write(b"Pars\x1b[Di\r")  # "Pars", left arrow, "i": "Paris"
+        tty.expect("you> ")
+        tty.write(b"\x04")  # Ctrl-D
+        code = tty.finish(30)
+        screen = tty.screen
         sent = [q.body["messages"][-1]["content"] for q in server.requests if q.turn_index is not None]
     assert code == 0, screen
     assert sent == ["hello", "Paris"], sent

@@ -155,7 +155,7 @@ async def _call_once(workflow, tool: str, arguments: str, inputs, env, allow_pyt
 
     # The person typed this call: that is the approval. A tool the file refuses stays refused.
     dispatcher = Dispatcher(workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mcp=mcp,
-                            on_notice=notice, approvals=Approvals(yes=True))
+                            emit=notice, approvals=Approvals(yes=True))
     try:
         return await dispatcher.run_one(ToolCall("call_cli", tool, arguments))
     finally:

@@ -177,7 +177,7 @@ async def _open(stack: contextlib.AsyncExitStack, workflow: Workflow, settings, 
     stack.push_async_callback(provider.aclose)
     dispatcher = Dispatcher(
         workflow, inputs=inputs, env=env, masker=masker, allow_python=allow_python, mock_http=mock_http, mcp=mcp,
-        on_notice=emit, approvals=approvals, prompter=prompter,
+        emit=emit, approvals=approvals, prompter=prompter,
     )
     stack.push_async_callback(dispatcher.aclose)
     spec = workflow.output

@@ -76,7 +76,7 @@ class Dispatcher:
         mock_http: Mapping[str, Mapping] | None = None,
         max_output_chars: int = 100_000,
         mcp: Any = None,  # runner.tools.mcp_servers.manager.McpTools, started; owned by the caller
-        on_notice: Callable[[Event], None] | None = None,  # notices and approval.* events
+        emit: Callable[[Event], None] | None = None,  # notices and approval.* events
         approvals: Approvals | None = None,  # the command line's --approve/--deny/--yes
         prompter: Prompter | None = None,  # who is asked when the file says ask; None: nobody
     ):
@@ -89,7 +89,7 @@ class Dispatcher:
         self._semaphore = asyncio.Semaphore(max(1, max_concurrency))
         self._mock_http = mock_http
         self._max_output_chars = max_output_chars
-        self._on_notice = on_notice
+        self._on_event = emit
         self._validators: dict[str, Draft202012Validator] = {}
         self._http = None
         self._python = None
@@ -275,8 +275,8 @@ class Dispatcher:
         return f"{prepared.method} {prepared.url}"
 
     def _emit(self, event: Event) -> None:
-        if self._on_notice is not None:
-            self._on_notice(event)
+        if self._on_event is not None:
+            self._on_event(event)
 
     async def _execute(self, tool: ToolSpec, args: dict[str, Any], deadline: float | None = None) -> tuple[str, bool]:
         limit, clamped = time_limit(tool.timeout, deadline)
@@ -360,8 +360,7 @@ class Dispatcher:
         return filled
 
     def _notice(self, message: str) -> None:
-        if self._on_notice is not None:
-            self._on_notice(Notice("warning", self.masker.mask(message)))
+        self._emit(Notice("warning", self.masker.mask(message)))
 
     def _unknown_tool(self, name: str) -> str:
         names = [t.name for t in self.workflow.tools]

@@ -15,6 +15,8 @@ from support.paths import REPO
 
 class PtySession:
     def __init__(self, args: list[str], env: dict[str, str], cwd=REPO):
+        """``env`` is added to ours (without OPENAI_* and NO_COLOR), on a terminal of TERM
+        xterm-256color, with no personal flowrun config."""
         master, slave = pty.openpty()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NO_COLOR"}
         full_env.update(env, TERM="xterm-256color")
@@ -47,7 +49,11 @@ class PtySession:
         self._mark = at + len(needle)
 
     def send(self, line: str) -> None:
-        os.write(self.master, line.encode() + b"\r")
+        self.write(line.encode() + b"\r")
+
+    def write(self, keys: bytes) -> None:
+        """Keys as typed, e.g. ``b"\\x1b[D"`` (left arrow) or ``b"\\x04"`` (Ctrl-D)."""
+        os.write(self.master, keys)
 
     def finish(self, timeout: float = 60) -> int:
         deadline = time.monotonic() + timeout
@@ -58,9 +64,20 @@ class PtySession:
                 while self._read(0.05) and select.select([self.master], [], [], 0)[0]:
                     pass
                 break
-        code = self.proc.wait(timeout=10)
-        os.close(self.master)
+        try:
+            code = self.proc.wait(timeout=10)
+        finally:
+            if self.proc.poll() is None:  # never leave a process behind a failed test
+                self.proc.kill()
+            os.close(self.master)
         return code
 
     def text(self) -> str:
         return self.screen.decode("utf-8", "replace")
+
+
+def run_in_pty(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, bytes]:
+    """``flowrun ARGS`` to its end on a terminal nobody types into: the exit code and every byte
+    the terminal received (spinner frames, colours, erased lines)."""
+    session = PtySession(args, env)
+    return session.finish(timeout), session.screen
