@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -342,3 +343,22 @@ def test_default_log_path(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_log_path() == tmp_path / "home" / ".local" / "state" / "flowrun" / "runs.sqlite3"
+
+
+def test_switching_to_wal_waits_out_a_lock_sqlite_does_not_wait_for(tmp_path):
+    """SQLite can refuse ``journal_mode = WAL`` at once while another process holds the file
+    (seen in CI: ten processes creating one log); the switch waits instead of disabling the log."""
+    from runner.runlog.db import ensure_wal
+
+    path = tmp_path / "r.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+    impatient = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        impatient.execute("PRAGMA journal_mode = WAL")  # what the bare pragma does
+    ensure_wal(impatient)
+    assert impatient.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    impatient.close()
+    holder.close()

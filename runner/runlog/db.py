@@ -10,7 +10,9 @@ from version i to i + 1.
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
 from pathlib import Path
 
 from runner.errors import FlowrunError
@@ -113,8 +115,7 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         if version > SCHEMA_VERSION:
             raise RunLogError(f"the run log {path} was written by a newer flowrun (schema {version}, "
                               f"this one knows {SCHEMA_VERSION})", hint="upgrade flowrun or use --log-db")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        ensure_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
         if version < SCHEMA_VERSION:
             migrate(conn, path)
@@ -122,6 +123,28 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     except BaseException:
         conn.close()
         raise
+
+
+def ensure_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL mode, waiting out other processes doing the same.
+
+    SQLite answers "database is locked" to ``PRAGMA journal_mode = WAL`` at once, without calling
+    the busy handler, when another connection holds the file at that moment (seen with ten
+    processes racing to create one log on a loaded machine). So wait here, up to the busy timeout;
+    usually one of the others has switched it meanwhile.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.2)
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
