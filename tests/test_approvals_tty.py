@@ -118,3 +118,25 @@ def test_the_prompt_shows_hidden_characters_and_masks_secrets(tmp_path):
     assert "\u202e" not in prompt and "\x1b[2K" not in prompt
     assert "\\u202e" in prompt and "\\u001b[2K" in prompt
     assert TOKEN not in screen
+
+
+def test_jsonl_at_a_terminal_pauses_instead_of_prompting(tmp_path):
+    """``-o jsonl`` sends the events to a program, which cannot answer a prompt, even when a person
+    started it at a terminal: the run pauses (exit 4) with nothing run, as it does without one."""
+    pets = PetstoreServer().__enter__()
+    model = ScriptedServer([
+        ScriptedTurn(tool_calls=(ScriptedCall("create_pet", {"id": 7, "name": "Rex"}),)),
+        ScriptedTurn(text="done"),
+    ]).__enter__()
+    path = petstore_workflow(tmp_path, pets.base)
+    tty = PtySession([str(path), "--api", "chat", "--base-url", model.base_url, "-o", "jsonl",
+                      "--log-db", str(tmp_path / "runs.db")], KEY)
+    try:
+        code = tty.finish()
+    finally:
+        close(pets, model)
+    assert code == 4, tty.text()
+    assert "Run it?" not in tty.text()
+    assert [s.method for s in pets.seen if s.method == "POST"] == []
+    events = [json.loads(line) for line in tty.text().splitlines() if line.startswith("{")]
+    assert [e["type"] for e in events if e["type"].startswith("run.")][-2:] == ["run.paused", "run.failed"]

@@ -57,7 +57,7 @@ class RunRequest:
         return RunOptions(api=self.api, base_url=self.base_url, model=self.model, profile=self.profile,
                           max_turns=self.max_turns, policies=self.policies,
                           allow_python=self.allow_python, show_requests=self.verbose,
-                          approvals=replace(self.approvals, pause=self.approvals.pause or pauses(self, _stdin_tty())))
+                          approvals=replace(self.approvals, pause=self.approvals.pause or pauses(self)))
 
 
 def open_log(request: RunRequest):
@@ -180,22 +180,13 @@ def check_pause(request: RunRequest) -> None:
         raise UsageError("--pause-on-approval cannot be used with --chat: answer at the prompt instead")
 
 
-def pauses(request: RunRequest, stdin_tty: bool) -> bool:
+def pauses(request: RunRequest) -> bool:
     """Does a call that needs an approval pause this run? ``--pause-on-approval``; or ``-o jsonl``
-    with no terminal to ask on, when the run can be resumed (logged, not offline, not --chat)."""
+    (its events go to a program, which cannot answer a prompt, even when a person started it at a
+    terminal), when the run can be resumed (logged, not offline, not --chat)."""
     if request.pause_on_approval:
         return True
-    return (request.output == "jsonl" and not stdin_tty and request.log and not request.offline
-            and not request.chat)
-
-
-def _stdin_tty() -> bool:
-    import sys
-
-    try:
-        return bool(sys.stdin and sys.stdin.isatty())
-    except (ValueError, OSError):
-        return False
+    return request.output == "jsonl" and request.log and not request.offline and not request.chat
 
 
 def resume_flags(request: RunRequest) -> str:
