@@ -215,6 +215,9 @@ def test_logs_lists_batches_and_one_batchs_runs_failures_first(workflow: Path, t
     only = json.loads(flowrun("logs", "--batch", batch_id, "--status", "completed", "--json").out)
     assert [r["batch_index"] for r in only["runs"]] == [0, 2, 4, 5]
 
+    every = json.loads(flowrun("logs", "--json").out)  # the plain list says which batch each run is of
+    assert {(r["batch_id"], r["batch_index"]) for r in every} == {(batch_id, i) for i in range(6)}
+
     missing = flowrun("logs", "--batch", "batch_nope")
     assert missing.code == 2 and "no batch matches 'batch_nope'" in missing.err and "Traceback" not in missing.err
 

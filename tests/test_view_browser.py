@@ -282,6 +282,13 @@ def test_a_batch_page_failures_first_and_each_run_s_timeline(tmp_path, page, sho
     server = serve(log_path)
     try:
         page.goto(server.url)
+        tags = page.locator("table.runs tbody tr .batch-tag")  # each run of it says so in the list
+        expect(tags).to_have_count(30)
+        expect(tags.first).to_contain_text("batch · input ")
+        page.screenshot(path=str(shots / "view-runs-of-a-batch.png"))
+        tags.first.click()  # and links to it
+        expect(page.locator("table.batch-runs tbody tr")).to_have_count(30)
+        page.goto(server.url)
         page.click("#to-batches")  # reachable from the runs list
         batches = page.locator("table.batches tbody tr")
         expect(batches).to_have_count(1)

@@ -105,7 +105,7 @@ _WHOLE_TEXTS = "r.input, r.final_text, r.error,"
 LIST_COLUMNS = (
     "r.rowid AS rowid, r.run_id, r.workflow_path, r.workflow_sha256, r.api, r.model, r.offline, r.status,"
     " r.started_at, r.finished_at, r.duration_ms, {texts} r.usage, r.exit_code,"
-    " r.pid, r.hostname, r.pid_start,"
+    " r.pid, r.hostname, r.pid_start, r.batch_id, r.batch_index,"
     " (SELECT COUNT(*) FROM tool_calls c WHERE c.run_id = r.run_id AND c.is_error IS NOT NULL) AS tool_call_count,"
     " (SELECT COUNT(*) FROM tool_calls c WHERE c.run_id = r.run_id AND c.is_error) AS tool_error_count,"
     " (SELECT MAX(ts) FROM events e WHERE e.run_id = r.run_id) AS last_event_at"
@@ -244,7 +244,6 @@ def batch_runs(conn: sqlite3.Connection, batch_id: str, f: RunFilter = RunFilter
     """The batch's runs, failures first (then the completed ones), each group in input order.
     Two index range scans (``runs_batch``), so a page costs little in a batch of 100,000."""
     columns = LIST_COLUMNS.format(texts=_WHOLE_TEXTS if whole_texts else _CUT_TEXTS)
-    columns += ", r.batch_id, r.batch_index"
     clauses, params = _where(conn, RunFilter(**{**f.__dict__, "batch": batch_id}))
     where = " AND ".join(clauses)
     failed = conn.execute(f"SELECT {columns} FROM runs r WHERE {where} AND r.status != 'completed'"

@@ -37,6 +37,13 @@ async function api(path, params) {
 
 const runHref = (id) => "#/run/" + encodeURIComponent(id);
 const batchHref = (id) => "#/batch/" + encodeURIComponent(id);
+// In the runs list: which batch a run belongs to (and its input there), a link to the batch.
+function batchTag(run) {
+  const link = el("a", { class: "sub batch-tag", href: batchHref(run.batch_id), title: "batch " + run.batch_id },
+    "batch" + (typeof run.batch_index === "number" ? " · input " + run.batch_index : ""));
+  link.addEventListener("click", (e) => e.stopPropagation());
+  return link;
+}
 const compareHref = (a, b) => "#/compare/" + encodeURIComponent(a) + "/" + encodeURIComponent(b);
 const baseName = (path) => String(path || "-").split("/").pop();
 const firstLine = (text) => (String(text || "").split("\n").find((l) => l.trim()) || "").trim();
@@ -196,7 +203,7 @@ async function showList(params) {
       el("td", {}, box),
       el("td", {}, badge(run.status)),
       el("td", { title: fmtTime(run.started_at) }, ago(run.started_at)),
-      el("td", { title: run.workflow_path || "" }, baseName(run.workflow_path)),
+      el("td", { title: run.workflow_path || "" }, baseName(run.workflow_path), run.batch_id ? batchTag(run) : null),
       el("td", { title: (run.api || "") + " · " + (run.model || "") }, el("span", { class: "sub" }, run.api || "?"), " · ", run.model || "?"),
       el("td", { class: "num" }, fmtDuration(runDuration(run))),
       el("td", { class: "num" }, String(run.tool_call_count || 0), run.tool_error_count ? el("span", { class: "errs", title: "tool calls that returned an error" }, " ✗" + run.tool_error_count) : null),
