@@ -115,7 +115,7 @@ class RunFailed(_Event):
 
     type: ClassVar[str] = "run.failed"
     run_id: str
-    status: str  # failed | expired | cancelled | incomplete | max_turns | invalid_output | paused | error | interrupted | crashed
+    status: str  # failed | expired | cancelled | incomplete | max_turns | invalid_output | paused | tool_error | empty_answer | unknown_tool | output_failed | error | interrupted | crashed
     message: str
     exit_code: int
     final_text: str

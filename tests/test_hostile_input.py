@@ -320,7 +320,11 @@ def test_a_sink_that_fails_fails_the_run_visibly(tmp_path, monkeypatch):
     assert r.code == 1
     assert "flowrun: error: output stopped (RuntimeError: renderer broke)" in r.err
     assert "flowrun: error: the output failed (RuntimeError: renderer broke), so the run did not succeed" in r.err
-    assert logged_run()["final_text"] == "the answer"  # the run log, a sink that did not fail, has it all
+    run = logged_run()
+    assert run["final_text"] == "the answer"  # the run log, a sink that did not fail, has it all
+    # ... and ends the run as the user saw it end: not exit 0
+    assert (run["status"], run["exit_code"]) == ("output_failed", 1)
+    assert run["events"][-1]["type"] == "run.failed" and "renderer broke" in run["events"][-1]["message"]
 
 
 # --- smaller: descriptor 1, sys.stdout.close(), bidi controls ---------------------------------

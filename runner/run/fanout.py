@@ -2,7 +2,8 @@
 
 Masking happens here, before any renderer or the run log sees an event, so no sink can forget it.
 A sink that raises is reported once and dropped, and the run ends non-zero: a broken renderer
-must neither crash the run nor let it end "successfully" with no answer shown.
+must neither crash the run nor let it end "successfully" with no answer shown. The sinks left
+(the run log, ``-o jsonl``) then see the run end as ``output_failed``, the way the user does.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 import sys
 from typing import Callable, Sequence
 
-from runner.events import Event, Notice, TextDelta
+from runner.events import Event, Notice, RunCompleted, RunFailed, TextDelta
 from runner.secrets.masker import Masker, StreamMasker
 
 Sink = Callable[[Event], None]
@@ -61,6 +62,8 @@ class FanOut:
             return
         if stream is not None and stream.holding and not isinstance(event, Notice):
             self._deliver(TextDelta(stream.flush()))
+        if isinstance(event, RunCompleted) and self.failures:
+            event = output_failed(event, self.failures[0])
         self._deliver(mask_event(event, self.masker))
 
     def _deliver(self, event: Event) -> None:
@@ -78,6 +81,12 @@ class FanOut:
                     sys.stderr.write(f"flowrun: error: output stopped ({what})\n")
                 except Exception:  # noqa: BLE001
                     pass
+
+
+def output_failed(end: RunCompleted, failure: str) -> RunFailed:
+    """The end of a run that completed but could not show everything it said."""
+    return RunFailed(end.run_id, "output_failed", f"the output failed ({failure}), so the run did not succeed",
+                     1, end.final_text, end.turns, end.tool_calls, end.usage, end.duration_ms)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,7 +21,7 @@ from runner.runlog.db import alive, connect
 
 STATUSES = ("completed", "failed", "running", "crashed", "expired", "cancelled", "incomplete",
             "max_turns", "paused", "invalid_output", "tool_error", "empty_answer", "unknown_tool", "error",
-            "interrupted", "invalid_input")
+            "interrupted", "invalid_input", "output_failed")
 SEARCH_MAX = 200  # characters of a search text; longer ones are refused, not truncated silently
 _UNFINISHED = ("running", "crashed")  # told apart only by asking whether the recorder lives
 
