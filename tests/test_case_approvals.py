@@ -24,6 +24,7 @@ tools:
   - name: send_email
     description: Send an email
     parameters: {type: object, properties: {to: {type: string}}}
+    approval: ask
     resolve: {static: sent}
   - name: lookup
     description: Look a contact up
@@ -55,28 +56,46 @@ def test_case_answers_are_read_into_the_case(tmp_path):
 
 @pytest.mark.parametrize("lines,says", [
     ("    approvals: {send_email: aprove}\n",
-     "mail.yaml:17:29: must be one of approve, deny (got 'aprove'); did you mean 'approve'? "
+     "mail.yaml:18:29: must be one of approve, deny (got 'aprove'); did you mean 'approve'? "
      "(where: $.tests[0].approvals.send_email) -- write approve or deny, or {deny: \"the reason the model reads\"}"),
     ("    approvals: {send_email: {deny: 3}}\n",
-     "mail.yaml:17:36: expected text, got number 3 (where: $.tests[0].approvals.send_email.deny) "
+     "mail.yaml:18:36: expected text, got number 3 (where: $.tests[0].approvals.send_email.deny) "
      "-- quote it to keep it as text, e.g. \"1.10\""),
     ("    approvals: {send_email: [approve]}\n",
-     "mail.yaml:17:29: expected text or a mapping (key: value lines), got a list (where: $.tests[0].approvals.send_email) "
+     "mail.yaml:18:29: expected text or a mapping (key: value lines), got a list (where: $.tests[0].approvals.send_email) "
      "-- write approve or deny, or {deny: \"the reason the model reads\"}"),
     ("    approvals: {send_mail: deny}\n",
-     "mail.yaml:17:17: the workflow has no tool 'send_mail' (did you mean 'send_email'?) "
+     "mail.yaml:18:17: the workflow has no tool 'send_mail' (did you mean 'send_email'?) "
      "(where: $.tests[0].approvals.send_mail) -- name one of the workflow's tools"),
     ("    expect: {refused: [send_mail]}\n",
-     "mail.yaml:17:24: the workflow has no tool 'send_mail' (did you mean 'send_email'?) "
+     "mail.yaml:18:24: the workflow has no tool 'send_mail' (did you mean 'send_email'?) "
      "(where: $.tests[0].expect.refused[0]) -- name one of the workflow's tools"),
     ("    expect: {refused: send_email}\n",
-     "mail.yaml:17:23: expected true or false or a list, got text 'send_email' (where: $.tests[0].expect.refused)"),
+     "mail.yaml:18:23: expected true or false or a list, got text 'send_email' (where: $.tests[0].expect.refused)"),
 ])
 def test_mistakes_in_case_approvals_are_located_and_explained(tmp_path, lines, says):
     path = write(tmp_path, lines)
     r = flowrun("validate", "mail.yaml", cwd=tmp_path)
     assert r.code == 2
     assert r.err.splitlines()[0].startswith(says), r.err
+
+
+@pytest.mark.parametrize("tool,answer,says", [
+    ("lookup", "approve", "the case answers the approval of 'lookup', but it always runs (static tools run by default)"),
+    ("lookup\n    approval: deny", "deny", "but it is always refused (tool 'lookup' says approval: deny)"),
+    ("lookup\n    approval: {default: allow, rules: [{deny: {q: 'x*'}}]}", "approve",
+     "but none of its rules asks and, when none matches, it runs (tool 'lookup' says approval: allow)"),
+])
+def test_an_answer_for_a_tool_that_never_asks_is_a_warning(tmp_path, tool, answer, says):
+    path = tmp_path / "mail.yaml"
+    text = WORKFLOW.replace("  - name: lookup\n", f"  - name: {tool}\n").replace(
+        "    resolve: {static: found}", "    parameters: {type: object, properties: {q: {type: string}}}\n    resolve: {static: found}")
+    path.write_text(text + f"    approvals: {{lookup: {answer}, send_email: approve}}\n")
+    r = flowrun("validate", "mail.yaml", cwd=tmp_path)
+    assert r.code == 0, r.err
+    [warning] = [line for line in r.err.splitlines() if "warning:" in line]
+    assert warning.startswith("mail.yaml:") and says in warning and "so the answer is never used" in warning
+    assert "(where: $.tests[0].approvals.lookup) -- remove the answer, or make the tool ask" in warning
 
 
 # --- the prompter -----------------------------------------------------------------------------

@@ -237,6 +237,46 @@ def _approval_problems(doc: Document, i: int, tool: dict) -> list[Problem]:
     return out
 
 
+def never_asks(tool: dict, file_default: Any) -> str | None:
+    """Why a declared tool is never put to anyone (it always runs, or is always refused), or None
+    when some call of it may ask. The file as written; the order of ``approval_policy.verdict``."""
+    approval = tool.get("approval")
+    spec = _dict(approval)
+    if any("ask" in _dict(rule) for rule in _list(spec.get("rules"))):
+        return None
+    default = approval if isinstance(approval, str) else spec.get("default")
+    where = f"tool '{tool.get('name')}' says approval: {default}"
+    if default is None and isinstance(file_default, str):
+        default, where = file_default, f"the file says approval: {file_default}"
+    if default is None:
+        resolver = _dict(tool.get("resolve"))
+        if "http" in resolver:
+            method = str(_dict(resolver["http"]).get("method", "GET")).upper()
+            if method not in ("GET", "HEAD", "OPTIONS"):
+                return None
+            default, where = "allow", f"http {method} only reads"
+        elif "static" in resolver or "python" in resolver:
+            default, where = "allow", f"{'static' if 'static' in resolver else 'python'} tools run by default"
+        else:
+            return None  # an MCP tool: its server says whether it only reads
+    if default == "ask":
+        return None
+    if _list(spec.get("rules")):
+        return f"none of its rules asks and, when none matches, it {'runs' if default == 'allow' else 'is refused'} ({where})"
+    return f"it {'always runs' if default == 'allow' else 'is always refused'} ({where})"
+
+
+def _unused_case_answer(doc: Document, path: JsonPath, tool: dict, file_default: Any) -> list[Problem]:
+    """A case answer for a tool that never asks is never used: the case reads as testing an
+    approval that does not happen."""
+    why = never_asks(tool, file_default)
+    if why is None:
+        return []
+    return [doc.problem(path, f"the case answers the approval of '{tool.get('name')}', but {why}, so the answer is "
+                              "never used", "remove the answer, or make the tool ask (approval: ask, or an ask: rule)",
+                        key=True, severity="warning")]
+
+
 def _unknown_keywords(doc: Document, path: JsonPath, node: dict) -> list[Problem]:
     out = []
     for key in node:
@@ -411,6 +451,8 @@ def _test_problems(doc: Document, tools: list[dict], inputs: list[str], mcp: Mcp
             unknown_tool(base + ("expect", "refused", k), name, "error")
         for name in _dict(case.get("approvals")):
             unknown_tool(base + ("approvals", name), name, "error", key=True)
+            if name in by_name:
+                out += _unused_case_answer(doc, base + ("approvals", name), by_name[name], doc.data.get("approval"))
         for k, call in enumerate(_list(expect.get("tool_calls"))):
             unknown_tool(base + ("expect", "tool_calls", k, "name"), _dict(call).get("name"), "warning")
         for name, check in _dict(expect.get("outputs")).items():
