@@ -273,6 +273,20 @@ def test_an_mcp_tool_the_server_does_not_mark_read_only_asks(tmp_path):
     assert approved.out == "got hi\n", approved.err
 
 
+@pytest.mark.parametrize("more,approval,says", [
+    ("", "deny", "(the MCP server 'fx' says approval: deny)"),
+    ("overrides: {echo: {approval: deny}}\n", None, "(the MCP server 'fx''s override for 'echo' says approval: deny)"),
+])
+def test_a_refusal_set_on_an_mcp_source_says_where_it_was_written(tmp_path, more, approval, says):
+    from support.mcp_files import stdio_source
+
+    path = mcp_workflow(tmp_path, stdio_source(more="prefix: fx_\ninclude: [echo]\n" + more, approval=approval))
+    refused = flowrun(str(path), "--offline", "--no-log", "--yes")
+    assert refused.code == 0, refused.err
+    assert f"the workflow file refuses this call {says}" in refused.out
+    assert "tool 'fx_echo' says" not in refused.out + refused.err
+
+
 def test_a_tool_the_real_time_server_marks_read_only_runs_without_asking(tmp_path):
     source = "  - mcp: {name: time, command: mcp-server-time, args: [--local-timezone=UTC]}\n    prefix: time_\n"
     path = mcp_workflow(tmp_path, source)

@@ -56,7 +56,7 @@ def tool_default(tool: ToolSpec, workflow: Workflow | None) -> tuple[str, str]:
     """(action, why) when no rule matches: the tool's default, the file's, the kind's."""
     spec = tool.approval
     if spec is not None and spec.default:
-        return spec.default, f"tool {tool.name!r} says approval: {spec.default}"
+        return spec.default, f"{spec.origin or f'tool {tool.name!r}'} says approval: {spec.default}"
     if workflow is not None and workflow.approval:
         return workflow.approval, f"the file says approval: {workflow.approval}"
     return kind_default(tool)
@@ -64,12 +64,14 @@ def tool_default(tool: ToolSpec, workflow: Workflow | None) -> tuple[str, str]:
 
 def verdict(tool: ToolSpec, args: dict[str, Any], workflow: Workflow | None = None) -> Verdict:
     """What the file says about calling ``tool`` with ``args`` (already checked)."""
-    rules = tool.approval.rules if tool.approval is not None else ()
+    spec = tool.approval
+    rules = spec.rules if spec is not None else ()
     ordered = [r for r in rules if r.action == "deny"] + [r for r in rules if r.action != "deny"]
     for rule in ordered:
         if matches(rule, args):
             number = rules.index(rule) + 1
-            return Verdict(rule.action, "rule", f"rule {number} of tool {tool.name!r} ({describe_rule(rule)})")
+            where = f"{spec.origin}, for tool {tool.name!r}" if spec.origin else f"tool {tool.name!r}"
+            return Verdict(rule.action, "rule", f"rule {number} of {where} ({describe_rule(rule)})")
     action, why = tool_default(tool, workflow)
     return Verdict(action, "default", why)
 

@@ -110,6 +110,7 @@ class ApprovalSpec:
     default: str | None = None
     rules: tuple[ApprovalRule, ...] = ()
     line: int = 0
+    origin: str = ""  # where it was written, for messages, when not on the tool itself (an MCP source)
 
 
 @dataclass(frozen=True)

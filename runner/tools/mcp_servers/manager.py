@@ -172,7 +172,12 @@ class McpTools:
         timeout = override.timeout if override and override.timeout else source.timeout
         annotations = remote.get("annotations")
         read_only = isinstance(annotations, dict) and annotations.get("readOnlyHint") is True
-        approval = override.approval if override and override.approval else source.approval
+        if override and override.approval:
+            approval = replace(override.approval, origin=f"the MCP server {server!r}'s override for {tool!r}")
+        elif source.approval:
+            approval = replace(source.approval, origin=f"the MCP server {server!r}")
+        else:
+            approval = None
         return ToolSpec(name=exposed, description=description, parameters=normalized.parameters,
                         resolver=McpResolver(server, tool), timeout=timeout, strict=normalized.strict,
                         line=source.line, approval=approval, read_only=read_only)
