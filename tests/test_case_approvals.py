@@ -13,7 +13,7 @@ from runner.events import ToolCallCompleted
 from runner.run.case_answers import CasePrompter
 from runner.testing.expect import check
 from runner.tools.approval import ApprovalRequest
-from runner.workflow.model import CaseAnswer
+from runner.workflow.model import CaseAnswer, CaseAnswers
 
 WORKFLOW = """\
 version: 1
@@ -50,7 +50,8 @@ def test_case_answers_are_read_into_the_case(tmp_path):
     path = write(tmp_path, "    approvals:\n      send_email: {deny: not today}\n      lookup: approve\n"
                            "    expect: {refused: [send_email]}\n")
     case = load_workflow(path).tests[0]
-    assert case.approvals == {"send_email": CaseAnswer("deny", "not today"), "lookup": CaseAnswer("approve")}
+    assert case.approvals == {"send_email": CaseAnswers(CaseAnswer("deny", "not today")),
+                              "lookup": CaseAnswers(CaseAnswer("approve"))}
     assert case.expect["refused"] == ["send_email"]
 
 
@@ -61,9 +62,12 @@ def test_case_answers_are_read_into_the_case(tmp_path):
     ("    approvals: {send_email: {deny: 3}}\n",
      "mail.yaml:18:36: expected text, got number 3 (where: $.tests[0].approvals.send_email.deny) "
      "-- quote it to keep it as text, e.g. \"1.10\""),
-    ("    approvals: {send_email: [approve]}\n",
-     "mail.yaml:18:29: expected text or a mapping (key: value lines), got a list (where: $.tests[0].approvals.send_email) "
-     "-- write approve or deny, or {deny: \"the reason the model reads\"}"),
+    ("    approvals: {send_email: []}\n",
+     "mail.yaml:18:29: an empty list answers no call (where: $.tests[0].approvals.send_email) "
+     "-- give one answer per call, in the order they ask, e.g. [approve, deny]; or one answer for every call"),
+    ("    approvals: {send_email: [approve, aprove]}\n",
+     "mail.yaml:18:39: must be one of approve, deny (got 'aprove'); did you mean 'approve'? "
+     "(where: $.tests[0].approvals.send_email[1])"),
     ("    approvals: {send_mail: deny}\n",
      "mail.yaml:18:17: the workflow has no tool 'send_mail' (did you mean 'send_email'?) "
      "(where: $.tests[0].approvals.send_mail) -- name one of the workflow's tools"),
@@ -106,13 +110,24 @@ def ask(prompter: CasePrompter, tool: str):
 
 
 def test_the_case_prompter_answers_from_the_case_and_remembers_what_it_could_not():
-    prompter = CasePrompter({"send_email": CaseAnswer("deny", "not today"), "lookup": CaseAnswer("approve")})
+    prompter = CasePrompter({"send_email": CaseAnswers(CaseAnswer("deny", "not today")),
+                             "lookup": CaseAnswers(CaseAnswer("approve"))})
     denied, approved, missing = ask(prompter, "send_email"), ask(prompter, "lookup"), ask(prompter, "delete_file")
     assert (denied.answer, denied.by, denied.reason) == ("deny", "case", "not today")
     assert (approved.answer, approved.by) == ("approve", "case")
     assert (missing.answer, missing.by) == ("unanswered", "case")
     ask(prompter, "delete_file")
-    assert prompter.unanswered == ["delete_file"]
+    assert ask(prompter, "send_email").answer == "deny"  # one answer: every call of the tool
+    assert prompter.unanswered == [("delete_file", 0)]
+
+
+def test_answers_listed_per_call_answer_the_calls_in_the_order_asked():
+    prompter = CasePrompter({"send_email": CaseAnswers(per_call=(CaseAnswer("approve"), CaseAnswer("deny", "enough")))})
+    first, second, third = (ask(prompter, "send_email") for _ in range(3))
+    assert first.answer == "approve"
+    assert (second.answer, second.reason) == ("deny", "enough")
+    assert third.answer == "unanswered"
+    assert prompter.unanswered == [("send_email", 2)]
 
 
 # --- the expectations -------------------------------------------------------------------------
@@ -149,10 +164,12 @@ def test_a_listed_tool_that_was_not_refused_fails_the_case():
 
 
 def test_an_unanswered_call_names_the_key_to_add():
-    assert outcome({"refused": ["send_email"]}, unanswered=["send_email"]) == [
+    assert outcome({"refused": ["send_email"]}, unanswered=[("send_email", 0)]) == [
         "approval of send_email: expected an answer in the case's approvals:\n"
         "                        got      none, so the call was refused\n"
         "                        (add approvals: {send_email: approve} (or deny) to the case)"]
+    assert outcome({"refused": ["send_email"]}, unanswered=[("send_email", 2)])[0].endswith(
+        "(the case's approvals: lists 2 answers for send_email, and call 3 of it asked too: add an answer for it to the list)")
 
 
 # --- flowrun --record ---------------------------------------------------------------------------
@@ -166,23 +183,30 @@ def test_a_recording_keeps_the_answers_given_and_expects_the_refusals():
     events = [
         RunStarted("r", "w", "chat", "m", "hi"), TurnStarted(1),
         ToolCallRequested("c1", "send_email", '{"to": "a@b.c"}'), ToolCallRequested("c2", "lookup", "{}"),
-        ToolCallRequested("c3", "delete_file", "{}"),
+        ToolCallRequested("c3", "delete_file", "{}"), ToolCallRequested("c4", "send_email", '{"to": "d@b.c"}'),
+        ToolCallRequested("c5", "lookup", "{}"),
         ApprovalRequested("c1", "send_email", '{"to": "a@b.c"}', "", "it asks"),
         ApprovalDecided("c1", "send_email", "denied", "prompt", "not to customers"),
         ApprovalRequested("c2", "lookup", "{}", "", "it asks"),
         ApprovalDecided("c2", "lookup", "approved", "flag", ""),
+        ApprovalRequested("c4", "send_email", '{"to": "d@b.c"}', "", "it asks"),
+        ApprovalDecided("c4", "send_email", "approved", "prompt", ""),
+        ApprovalRequested("c5", "lookup", "{}", "", "it asks"),
+        ApprovalDecided("c5", "lookup", "approved", "flag", ""),
         ApprovalDecided("c3", "delete_file", "denied", "rule", "the workflow file refuses this call"),  # never asked
         ToolCallCompleted("c1", "send_email", "error: tool 'send_email' was not run: not to customers", True, 0.0),
         ToolCallCompleted("c2", "lookup", "found", False, 0.0),
         ToolCallCompleted("c3", "delete_file", "error: tool 'delete_file' was not run", True, 0.0),
+        ToolCallCompleted("c4", "send_email", "sent", False, 0.0), ToolCallCompleted("c5", "lookup", "found", False, 0.0),
         TurnStarted(2), TextDelta("done"), RunCompleted("r", "completed", "done", 2, 3, None, 1.0),
     ]
     for event in events:
         recorder(event)
     case = recorder.case("c")
-    assert case["approvals"] == {"send_email": {"deny": "not to customers"}, "lookup": "approve"}
+    # one answer per call where they differ, in the order asked; one for the tool where they agree
+    assert case["approvals"] == {"send_email": [{"deny": "not to customers"}, "approve"], "lookup": "approve"}
     assert case["expect"]["refused"] == ["send_email", "delete_file"]
-    assert case["expect"]["outputs"] == {"lookup": {"equals": "found"}}  # a refusal's text is not a tool's output
+    assert case["expect"]["outputs"] == {"lookup": {"equals": "found"}, "send_email": {"equals": "sent"}}  # not the refusal
     assert case["expect"]["no_error_outputs"] is True and "error_outputs" not in case["expect"]
 
 
@@ -229,6 +253,32 @@ def test_cases_answer_approvals_and_the_scripted_model_reads_the_refusal_on_ever
     r = flowrun("test", str(path), "--api", "all")
     assert r.code == 0, r.out + r.err
     assert r.out.splitlines()[-1] == "9 passed, 0 failed"
+
+
+TWICE = """\
+    turns:
+      - tool_calls: [{name: send_email, arguments: {to: bob@example.com}}]
+      - tool_calls: [{name: send_email, arguments: {to: bob@example.com}}]
+      - text: "last: ${{ outputs.send_email }}"
+    mock_http:
+      send_email: {status: 200, body: {sent: true}}
+"""
+
+
+def test_answers_listed_per_call_answer_each_call_in_turn_on_every_api(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text(MAILER + "  - name: one mail is enough\n"
+                    "    approvals: {send_email: [approve, {deny: one is enough}]}\n"
+                    "    expect:\n      refused: [send_email]\n"
+                    "      final_text: {contains: 'declined to run it: one is enough'}\n" + TWICE
+                    + "  - name: the list runs out\n    approvals: {send_email: [approve]}\n" + TWICE)
+    r = flowrun("test", str(path), "--api", "all", "-k", "one mail is enough")
+    assert r.code == 0, r.out + r.err
+    assert r.out.splitlines()[-1] == "3 passed, 0 failed"
+    short = flowrun("test", str(path), "-k", "the list runs out")
+    assert short.code == 1
+    assert ("(the case's approvals: lists 1 answer for send_email, and call 2 of it asked too: "
+            "add an answer for it to the list)") in short.out
 
 
 def test_an_unanswered_call_fails_the_case_with_the_key_to_add(tmp_path):
@@ -303,7 +353,7 @@ def test_a_recorded_run_keeps_the_flags_answer_and_replays_on_every_api(tmp_path
     from runner.workflow.validate import load_workflow
 
     (case,) = load_workflow(path).tests
-    assert {k: v.answer for k, v in case.approvals.items()} == {"notify": answer}
+    assert {k: v.every.answer for k, v in case.approvals.items()} == {"notify": answer}
     assert case.expect.get("refused") == (["notify"] if answer == "deny" else None)
     replay = flowrun("test", "notifier.yaml", "--api", "all", cwd=tmp_path)
     assert replay.code == 0, replay.out

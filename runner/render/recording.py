@@ -60,7 +60,7 @@ class Recorder:
         self.outputs: dict[str, str] = {}
         self.calls: list[dict[str, Any]] = []
         self.error_outputs: list[str] = []  # tools that returned an error, in order
-        self.approvals: dict[str, Any] = {}  # tool -> the answer given when it asked (the case's approvals:)
+        self.approvals: dict[str, list[Any]] = {}  # tool -> the answers given when its calls asked, in order
         self.refused: list[str] = []  # tools with a refused call, in order (expect.refused)
         self._asked: set[str] = set()  # call ids put to a person (or left unanswered)
         self._refused_calls: set[str] = set()
@@ -102,19 +102,21 @@ class Recorder:
             self.status = event.status
 
     def _decided(self, event: ApprovalDecided) -> None:
-        """A call that asked gets its answer into the case's ``approvals:`` (the first answer per
-        tool: a case answers each tool one way); any refusal goes into ``expect.refused``."""
+        """A call that asked gets its answer into the case's ``approvals:`` (one answer for the
+        tool when every call got the same, else one per call, in order); any refusal goes into
+        ``expect.refused``."""
         if event.decision == "denied":
             self._refused_calls.add(event.call_id)
             if event.name not in self.refused:
                 self.refused.append(event.name)
-        if event.call_id not in self._asked or event.name in self.approvals or event.decision == "paused":
+        if event.call_id not in self._asked or event.decision == "paused":
             return  # the file decided (a rule, a tool's default): the replay decides the same way
         if event.decision == "approved":
-            self.approvals[event.name] = "approve"
+            answer: Any = "approve"
         else:
             said = event.reason if event.by == "prompt" else ""
-            self.approvals[event.name] = {"deny": said} if said else "deny"
+            answer = {"deny": said} if said else "deny"
+        self.approvals.setdefault(event.name, []).append(answer)
 
     def saw_mcp(self, mcp: Any) -> None:
         """Learn which tools come from which MCP server (called once the servers are up)."""
@@ -159,7 +161,8 @@ class Recorder:
         if self.mock_mcp:
             case["mock_mcp"] = self.mock_mcp
         if self.approvals:
-            case["approvals"] = self.approvals
+            case["approvals"] = {tool: answers[0] if all(a == answers[0] for a in answers) else answers
+                                 for tool, answers in self.approvals.items()}
         case["turns"] = self.turns
         case["expect"] = expect
         return case

@@ -13,25 +13,30 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from runner.tools.approval import ApprovalRequest, Decision, Prompter
-from runner.workflow.model import CaseAnswer
+from runner.workflow.model import CaseAnswers
 
 
 class CasePrompter:
-    """Answers from one case's ``approvals:``; ``unanswered`` lists the tools it was asked about
-    and had no answer for (nor a fallback), in the order asked."""
+    """Answers from one case's ``approvals:`` (one answer for every call of a tool, or one per
+    call in the order asked); ``unanswered`` lists the tools it was asked about and had no answer
+    for (nor a fallback), in the order asked, each with how many per-call answers the case gave."""
 
-    def __init__(self, answers: Mapping[str, CaseAnswer], fallback: Prompter | None = None):
+    def __init__(self, answers: Mapping[str, CaseAnswers], fallback: Prompter | None = None):
         self.answers = dict(answers)
         self.fallback = fallback
-        self.unanswered: list[str] = []
+        self.unanswered: list[tuple[str, int]] = []
+        self._asked: dict[str, int] = {}  # tool -> its calls put to the case so far
 
     async def decide(self, request: ApprovalRequest) -> Decision:
-        answer = self.answers.get(request.tool)
+        n = self._asked.get(request.tool, 0)
+        self._asked[request.tool] = n + 1
+        given = self.answers.get(request.tool)
+        answer = given.for_call(n) if given is not None else None
         if answer is None:
             if self.fallback is not None:
                 return await self.fallback.decide(request)
-            if request.tool not in self.unanswered:
-                self.unanswered.append(request.tool)
+            if request.tool not in [tool for tool, _ in self.unanswered]:
+                self.unanswered.append((request.tool, len(given.per_call) if given is not None else 0))
             return Decision("unanswered", "case")
         if answer.answer == "approve":
             return Decision("approve", "case")

@@ -113,11 +113,12 @@ def check(
     message: str = "",
     output: Any = MISSING,
     refused: Collection[str] = (),
-    unanswered: Sequence[str] = (),
+    unanswered: Sequence[tuple[str, int]] = (),
 ) -> list[Mismatch]:
     """Every way the run differs from ``expect``. ``message`` says why a run did not complete.
     ``refused``: the call ids the approval gate refused (they are not error outputs);
-    ``unanswered``: tools that asked for approval and the case had no answer for.
+    ``unanswered``: (tool, per-call answers the case listed) for each tool that asked for
+    approval and had no answer.
 
     ``tool_calls`` compares names in order (for parallel calls, the order the model listed them)
     and, where given, arguments. ``outputs`` checks the last output of each named tool (its final
@@ -159,14 +160,16 @@ def check(
 
 
 def _refusals(expect: Mapping[str, Any], completed: Sequence[ToolCallCompleted], refused: Collection[str],
-              unanswered: Sequence[str]) -> list[Mismatch]:
+              unanswered: Sequence[tuple[str, int]]) -> list[Mismatch]:
     """A call the case did not answer fails it (with the key to add); so does a refusal that
     ``expect.refused`` does not list; a tool listed there must have had a call refused."""
     out = [Mismatch(f"approval of {tool}", "an answer in the case's approvals:", "none, so the call was refused",
-                    f"add approvals: {{{tool}: approve}} (or deny) to the case")
-           for tool in unanswered]
+                    f"add approvals: {{{tool}: approve}} (or deny) to the case" if not listed else
+                    f"the case's approvals: lists {listed} answer{'s' if listed != 1 else ''} for {tool}, and call "
+                    f"{listed + 1} of it asked too: add an answer for it to the list")
+           for tool, listed in unanswered]
     allowed = expect.get("refused", False)
-    said: set[str] = set(unanswered)
+    said: set[str] = {tool for tool, _ in unanswered}
     for c in completed:
         if c.call_id not in refused or c.name in said:
             continue

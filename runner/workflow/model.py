@@ -235,6 +235,21 @@ class CaseAnswer:
 
 
 @dataclass(frozen=True)
+class CaseAnswers:
+    """A case's answers for one tool: ``every`` answers all its calls; else ``per_call[i]``
+    answers its i-th call that asks, and a call past the end is unanswered."""
+
+    every: CaseAnswer | None = None
+    per_call: tuple[CaseAnswer, ...] = ()
+
+    def for_call(self, n: int) -> CaseAnswer | None:
+        """The answer to the tool's ``n``-th call that asks (0-based), if the case has one."""
+        if self.every is not None:
+            return self.every
+        return self.per_call[n] if n < len(self.per_call) else None
+
+
+@dataclass(frozen=True)
 class TestCase:
     __test__ = False  # not a pytest class
 
@@ -245,7 +260,8 @@ class TestCase:
     expect: dict[str, Any] = field(default_factory=dict)  # see schemas/workflow.schema.json
     mock_http: dict[str, Any] = field(default_factory=dict)  # tool name -> canned response
     mock_mcp: dict[str, Any] = field(default_factory=dict)  # server -> tool name -> canned result
-    approvals: dict[str, "CaseAnswer"] = field(default_factory=dict)  # tool name -> the case's answer
+    # tool name -> the case's answers: one for every call, or one per call in the order asked
+    approvals: dict[str, "CaseAnswers"] = field(default_factory=dict)
     line: int = 0
 
 

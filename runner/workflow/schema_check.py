@@ -124,7 +124,10 @@ def _deepest(error: ValidationError) -> list[ValidationError]:
     deepest = max(len(e.absolute_path) for e in error.context)
     if deepest > depth:
         return [e for e in error.context if len(e.absolute_path) == deepest]
-    return list(error.context)
+    # At the value itself: a branch that took its type ("an empty list" where a list is allowed)
+    # says more than one that wanted another type.
+    took_type = [e for e in error.context if e.validator != "type"]
+    return took_type or list(error.context)
 
 
 def _explain(error: ValidationError, doc: Document, prefix: JsonPath) -> list[Problem]:

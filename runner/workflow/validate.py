@@ -29,6 +29,7 @@ from runner.workflow.model import (
     McpSource,
     ModelSpec,
     CaseAnswer,
+    CaseAnswers,
     PythonResolver,
     Resolver,
     RunPolicies,
@@ -341,8 +342,17 @@ def _test(doc: Document, i: int, t: dict[str, Any]) -> LocatedTestCase:
         expect=t.get("expect", {}),
         mock_http=t.get("mock_http", {}),
         mock_mcp=t.get("mock_mcp", {}),
-        approvals={tool: CaseAnswer("deny", a["deny"]) if isinstance(a, dict) else CaseAnswer(a)
-                   for tool, a in t.get("approvals", {}).items()},
+        approvals={tool: case_answers(a) for tool, a in t.get("approvals", {}).items()},
         line=doc.position(("tests", i))[0],
         file=doc.file,
     )
+
+
+def case_answers(given: Any) -> CaseAnswers:
+    """A case's ``approvals:`` entry for one tool (already checked against the schema)."""
+    def one(a: Any) -> CaseAnswer:
+        return CaseAnswer("deny", a["deny"]) if isinstance(a, dict) else CaseAnswer(a)
+
+    if isinstance(given, list):
+        return CaseAnswers(per_call=tuple(one(a) for a in given))
+    return CaseAnswers(every=one(given))
