@@ -173,6 +173,29 @@ def test_ctrl_c_leaves_the_batch_interrupted_with_every_reported_run(workflow: P
     assert "interrupted" in listed.out and f"{len(kept)}/40" in listed.out
 
 
+def test_resume_goes_on_with_the_same_batch(workflow: Path, tmp_path: Path, log_db: Path) -> None:
+    inputs = write_lines(tmp_path / "in.jsonl", [{"city": f"C{i}"} for i in range(20)])
+    out = tmp_path / "out.jsonl"
+    with ScriptedServer(echo_script, latency_per_turn=0.2) as server:
+        proc = _start_batch(workflow, inputs, out, server)
+        _wait_for_results(proc, out, 2)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, stderr
+        before = len(results(out))
+        [first] = rows(log_db, "SELECT * FROM batches")
+        resumed = flowrun("batch", str(workflow), "--inputs", str(inputs), "--out", str(out), "--resume",
+                          "--base-url", server.base_url, cwd=tmp_path)
+    assert resumed.code == 0, resumed.err
+    [batch] = rows(log_db, "SELECT * FROM batches")  # one batch, not one per invocation
+    assert batch["batch_id"] == first["batch_id"] and batch["started_at"] == first["started_at"]
+    assert (batch["status"], batch["total"], batch["skipped"], batch["completed"]) == ("completed", 20, before, 20 - before)
+    indexes = sorted(r["batch_index"] for r in rows(log_db, "SELECT batch_index FROM runs WHERE batch_id = ?",
+                                                    batch["batch_id"]))
+    assert indexes == list(range(20))  # the runs of both invocations, under the one batch
+    assert {r["batch_id"] for r in rows(log_db, "SELECT batch_id FROM runs")} == {batch["batch_id"]}
+
+
 def test_a_killed_batch_reads_as_crashed(workflow: Path, tmp_path: Path, log_db: Path) -> None:
     inputs = write_lines(tmp_path / "in.jsonl", [{"city": f"C{i}"} for i in range(40)])
     out = tmp_path / "out.jsonl"

@@ -11,7 +11,7 @@ Why this shape (the cost is measured by ``bench/batch_log.py``):
   pipe; the parent owns the batch's row (progress, how it ended);
 - the batch's row: "running" while its owner lives (readers show "crashed" once that process is
   gone), then "completed" (every input completed), "failed" (some failed), "interrupted" (Ctrl-C:
-  --resume finishes it) or "error" (stopped for every input, with why). Progress counts are written
+  --resume finishes it, under the same batch id) or "error" (stopped for every input, with why). Progress counts are written
   at most every ``PROGRESS_SECONDS`` and at the end.
 - ``log="failed"`` keeps only runs that did not complete (for very large batches); the batch's
   counts still cover every input.
@@ -81,11 +81,18 @@ class BatchLog:
     # --- the batch's row (its owner: the one process, or the parent of the workers) ------------
 
     def start(self, summary: Any, options: Any) -> None:
+        """The batch's row. ``--resume`` with results already in ``--out`` goes on with the batch
+        that wrote them (same id, its runs and these together), unless its process still runs."""
+        out_path = str(Path(options.out).resolve())
+        if options.resume and summary.skipped:
+            previous = self.log.batch_to_continue(workflow_path=str(Path(options.file)), out_path=out_path)
+            if previous:
+                self.batch_id = options.batch_id = previous
         kept = {k: getattr(options, k) for k in ("concurrency", "workers", "api", "model", "max_turns", "offline",
                                                   "case_name", "resume", "retry_failed")}
         self.log.start_batch(self.batch_id, workflow_path=str(Path(options.file)),
                              inputs_path=str(Path(options.inputs).resolve()),
-                             out_path=str(Path(options.out).resolve()), total=summary.total,
+                             out_path=out_path, total=summary.total,
                              skipped=summary.skipped, logged=self.mode, options=kept)
 
     def progress(self, summary: Any, *, force: bool = False) -> None:

@@ -220,7 +220,29 @@ class RunLog:
         self._guard(lambda: self._write(
             "INSERT INTO batches (batch_id, workflow_path, inputs_path, out_path, status, started_at, total,"
             " skipped, completed, failed, logged, options, pid, hostname, pid_start)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row))
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(batch_id) DO UPDATE SET"  # --resume: it goes on
+            " status='running', finished_at=NULL, error=NULL, inputs_path=excluded.inputs_path, total=excluded.total,"
+            " skipped=excluded.skipped, completed=0, failed=0, logged=excluded.logged, options=excluded.options,"
+            " pid=excluded.pid, hostname=excluded.hostname, pid_start=excluded.pid_start", row))
+
+    def batch_to_continue(self, *, workflow_path: str, out_path: str) -> str | None:
+        """The batch that wrote ``out_path`` with this workflow, for ``batch --resume`` to go on
+        with, unless its process still runs it; None when there is none."""
+        m = self._masker.mask
+        found: list = []
+
+        def look() -> None:
+            found.extend(self._conn.execute(
+                "SELECT batch_id, status, pid, hostname, pid_start FROM batches WHERE out_path = ? AND workflow_path = ?"
+                " ORDER BY started_at DESC, rowid DESC LIMIT 1", (m(out_path), m(workflow_path))))
+
+        self._guard(look)
+        if not found:
+            return None
+        row = found[0]
+        if row["status"] == "running" and (row["hostname"] != socket.gethostname() or alive(row["pid"], row["pid_start"])):
+            return None  # someone runs it now: a batch of its own, never two owners of one row
+        return row["batch_id"]
 
     def batch_progress(self, batch_id: str, *, completed: int, failed: int) -> None:
         self._guard(lambda: self._write("UPDATE batches SET completed=?, failed=? WHERE batch_id=?",
