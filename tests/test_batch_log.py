@@ -151,17 +151,24 @@ def _wait_for_results(proc: subprocess.Popen, out: Path, count: int) -> None:
         time.sleep(0.05)
 
 
+def _stopped_batch(workflow: Path, inputs: Path, out: Path, server, *extra: str, kill: bool = False) -> tuple[int, str]:
+    """A batch started as a process and stopped once it has written two results: Ctrl-C, or
+    ``kill``. Its exit code and stderr."""
+    proc = _start_batch(workflow, inputs, out, server, *extra)
+    _wait_for_results(proc, out, 2)
+    proc.kill() if kill else proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_ctrl_c_leaves_the_batch_interrupted_with_every_reported_run(workflow: Path, tmp_path: Path, log_db: Path,
                                                                       workers: str) -> None:
     inputs = write_lines(tmp_path / "in.jsonl", [{"city": f"C{i}"} for i in range(40)])
     out = tmp_path / "out.jsonl"
     with ScriptedServer(echo_script, latency_per_turn=0.2) as server:
-        proc = _start_batch(workflow, inputs, out, server, "--workers", workers)
-        _wait_for_results(proc, out, 2)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+        code, stderr = _stopped_batch(workflow, inputs, out, server, "--workers", workers)
+    assert code == 130, stderr
     kept = results(out)
     [batch] = rows(log_db, "SELECT * FROM batches")
     assert batch["status"] == "interrupted" and batch["finished_at"]
@@ -177,11 +184,8 @@ def test_resume_goes_on_with_the_same_batch(workflow: Path, tmp_path: Path, log_
     inputs = write_lines(tmp_path / "in.jsonl", [{"city": f"C{i}"} for i in range(20)])
     out = tmp_path / "out.jsonl"
     with ScriptedServer(echo_script, latency_per_turn=0.2) as server:
-        proc = _start_batch(workflow, inputs, out, server)
-        _wait_for_results(proc, out, 2)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-        assert proc.returncode == 130, stderr
+        code, stderr = _stopped_batch(workflow, inputs, out, server)
+        assert code == 130, stderr
         before = len(results(out))
         [first] = rows(log_db, "SELECT * FROM batches")
         resumed = flowrun("batch", str(workflow), "--inputs", str(inputs), "--out", str(out), "--resume",
@@ -200,10 +204,7 @@ def test_a_killed_batch_reads_as_crashed(workflow: Path, tmp_path: Path, log_db:
     inputs = write_lines(tmp_path / "in.jsonl", [{"city": f"C{i}"} for i in range(40)])
     out = tmp_path / "out.jsonl"
     with ScriptedServer(echo_script, latency_per_turn=0.2) as server:
-        proc = _start_batch(workflow, inputs, out, server)
-        _wait_for_results(proc, out, 2)
-        proc.kill()
-        proc.communicate(timeout=60)
+        _stopped_batch(workflow, inputs, out, server, kill=True)
     [batch] = rows(log_db, "SELECT * FROM batches")
     assert batch["status"] == "running" and batch["finished_at"] is None  # as the dead process left it
     listed = json.loads(flowrun("logs", "batches", "--json").out)
