@@ -151,8 +151,8 @@ def test_resume_runs_only_what_is_missing(workflow: Path, tmp_path: Path, capsys
         code, _, stderr = run_cli(capsys, workflow, "--inputs", inputs, "--out", out, "--resume",
                                   "--base-url", server.base_url)
         first_turns = [r for r in server.requests if r.turn_index == 0]
-    assert code == 0, stderr
-    assert "6 inputs: 3 already done, 3 completed, 0 failed" in stderr
+    assert code == 1, stderr  # input 2 failed before and was not run again: the results hold a failure
+    assert "6 inputs: 3 already done (1 of them failed), 3 completed, 0 failed" in stderr
     got = results(out)  # every line parses: the torn one is gone
     assert [r["index"] for r in got[:3]] == [0, 2, 3]
     assert sorted(r["index"] for r in got[3:]) == [1, 4, 5]
@@ -270,8 +270,8 @@ def test_resume_across_workers_runs_only_what_is_missing(workflow: Path, tmp_pat
         code, _, stderr = run_cli(capsys, workflow, "--inputs", inputs, "--out", out, "--resume", "--workers", 2,
                                   "--base-url", server.base_url)
         first_turns = [r for r in server.requests if r.turn_index == 0]
-    assert code == 0, stderr
-    assert "8 inputs: 3 already done, 5 completed, 0 failed" in stderr
+    assert code == 1, stderr
+    assert "8 inputs: 3 already done (1 of them failed), 5 completed, 0 failed" in stderr
     got = results(out)  # every line parses: the torn one is gone
     assert [r["index"] for r in got[:3]] == [1, 4, 6]
     assert sorted(r["index"] for r in got[3:]) == [0, 2, 3, 5, 7]

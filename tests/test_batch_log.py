@@ -194,10 +194,29 @@ def test_resume_goes_on_with_the_same_batch(workflow: Path, tmp_path: Path, log_
     [batch] = rows(log_db, "SELECT * FROM batches")  # one batch, not one per invocation
     assert batch["batch_id"] == first["batch_id"] and batch["started_at"] == first["started_at"]
     assert (batch["status"], batch["total"], batch["skipped"], batch["completed"]) == ("completed", 20, before, 20 - before)
+    assert batch["failed"] == 0
     indexes = sorted(r["batch_index"] for r in rows(log_db, "SELECT batch_index FROM runs WHERE batch_id = ?",
                                                     batch["batch_id"]))
     assert indexes == list(range(20))  # the runs of both invocations, under the one batch
     assert {r["batch_id"] for r in rows(log_db, "SELECT batch_id FROM runs")} == {batch["batch_id"]}
+
+
+def test_a_resumed_batch_still_counts_the_failures_from_before(workflow: Path, tmp_path: Path, log_db: Path) -> None:
+    inputs = write_lines(tmp_path / "in.jsonl", [{"city": "C0"}, {"country": "Peru"}])
+    out = tmp_path / "out.jsonl"
+    with ScriptedServer(echo_script) as server:
+        first = flowrun("batch", str(workflow), "--inputs", str(inputs), "--out", str(out),
+                        "--base-url", server.base_url, cwd=tmp_path)
+        assert first.code == 1, first.err
+        write_lines(inputs, [{"city": "C0"}, {"country": "Peru"}, {"city": "C2"}])  # one more input
+        again = flowrun("batch", str(workflow), "--inputs", str(inputs), "--out", str(out), "--resume",
+                        "--base-url", server.base_url, cwd=tmp_path)
+    assert again.code == 1, again.err  # --out still holds input 1's failure
+    assert "3 inputs: 2 already done (1 of them failed), 1 completed, 0 failed" in again.err
+    [batch] = rows(log_db, "SELECT * FROM batches")
+    assert (batch["status"], batch["skipped"], batch["completed"], batch["failed"]) == ("failed", 1, 1, 1)
+    [listed] = json.loads(flowrun("logs", "batches", "--json").out)
+    assert (listed["done"], listed["left"]) == (3, 0)
 
 
 def test_a_killed_batch_reads_as_crashed(workflow: Path, tmp_path: Path, log_db: Path) -> None:

@@ -49,7 +49,7 @@ def batch_status(summary: Any, exc: BaseException | None) -> tuple[str, str | No
         return "error", f"internal error: {type(exc).__name__}: {exc}"
     if getattr(summary, "interrupted", False):
         return "interrupted", None
-    return ("failed" if summary.failed else "completed"), None
+    return ("failed" if summary.failed or summary.failed_before else "completed"), None
 
 
 def _input_text(item: BatchInput) -> str:
@@ -93,17 +93,19 @@ class BatchLog:
         self.log.start_batch(self.batch_id, workflow_path=str(Path(options.file)),
                              inputs_path=str(Path(options.inputs).resolve()),
                              out_path=out_path, total=summary.total,
-                             skipped=summary.skipped, logged=self.mode, options=kept)
+                             skipped=summary.skipped - summary.failed_before, failed=summary.failed_before,
+                             logged=self.mode, options=kept)
 
     def progress(self, summary: Any, *, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._shown >= PROGRESS_SECONDS:
             self._shown = now
-            self.log.batch_progress(self.batch_id, completed=summary.completed, failed=summary.failed)
+            self.log.batch_progress(self.batch_id, completed=summary.completed, failed=summary.failed + summary.failed_before)
 
     def finish(self, summary: Any, exc: BaseException | None) -> None:
         status, error = batch_status(summary, exc)
-        self.log.finish_batch(self.batch_id, status=status, completed=summary.completed, failed=summary.failed,
+        self.log.finish_batch(self.batch_id, status=status, completed=summary.completed,
+                              failed=summary.failed + summary.failed_before,
                               error=error)
 
     # --- runs (whichever process ran them) ------------------------------------------------------

@@ -93,6 +93,7 @@ def run_batch(
             batch.summary.interrupted = True
         return batch.summary
     parent = Parent(options, items, todo, count, on_result=on_result, on_notice=on_notice)
+    parent.summary.failed_before = batch.summary.failed_before
     return parent.run(started)
 
 

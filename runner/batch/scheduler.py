@@ -75,6 +75,7 @@ class BatchOptions:
 class BatchSummary:
     total: int = 0  # inputs in the file
     skipped: int = 0  # already in the out file (--resume)
+    failed_before: int = 0  # of those, the ones whose result there is a failure (not run again)
     completed: int = 0
     failed: int = 0
     seconds: float = 0.0
@@ -99,7 +100,8 @@ class BatchSummary:
         """``1000 inputs: 998 completed, 2 failed in 2.3 s`` (plus what else happened)."""
         parts = [f"{self.completed} completed", f"{self.failed} failed"]
         if self.skipped:
-            parts.insert(0, f"{self.skipped} already done")
+            parts.insert(0, f"{self.skipped} already done" + (f" ({self.failed_before} of them failed)"
+                                                              if self.failed_before else ""))
         text = f"{self.total} inputs: {', '.join(parts)} in {self.seconds:.1f} s"
         if self.rate_limited:
             text += f" ({self.rate_limited} rate-limit answers waited out)"
@@ -184,6 +186,9 @@ class Batch:
             )
         keep = ("completed",) if o.retry_failed else None
         todo = [it for it in items if it.index not in done or (keep is not None and done[it.index] not in keep)]
+        again = {it.index for it in todo}
+        self.summary.failed_before = sum(1 for it in items if it.index in done and it.index not in again
+                                         and done[it.index] != "completed")
         return workflow, items, todo
 
     def defaults(self) -> Defaults:

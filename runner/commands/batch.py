@@ -98,7 +98,8 @@ def batch_command(file: str, **options) -> int:
 
     Results are appended to --out as each input finishes, so an interrupted batch loses nothing:
     run the same command with --resume to do only what is left. A progress bar is shown on stderr
-    when it is a terminal; otherwise one summary line at the end.
+    when it is a terminal; otherwise one summary line at the end. Exit 1 when any result in --out
+    is a failure (those from before a --resume too).
     """
     if options["retry_failed"] and not options["resume"]:
         raise click.UsageError("--retry-failed only makes sense with --resume")
@@ -156,7 +157,7 @@ def execute(options, *, err: TextIO, workers: int | None = None) -> int:
     summary = run_batch(options, workers=workers, on_result=on_result, on_notice=on_notice)
     if bar is not None:
         bar.clear()
-    if options.log != "off" and options.batch_id and (summary.failed or summary.interrupted):  # worth a look
+    if options.log != "off" and options.batch_id and (summary.failed or summary.failed_before or summary.interrupted):
         kept = "its failed runs" if options.log == "failed" else "its runs"
         err.write(f"run log: batch {options.batch_id} with {kept}: flowrun logs --batch {options.batch_id}\n")
     if summary.first_failure is not None:
@@ -166,7 +167,7 @@ def execute(options, *, err: TextIO, workers: int | None = None) -> int:
     err.flush()
     if summary.interrupted:
         return 130
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.failed_before else 0  # the results file as a whole
 
 
 def _one_line(text: str | None, limit: int = 200) -> str:

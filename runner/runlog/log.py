@@ -212,17 +212,18 @@ class RunLog:
         self._guard(lambda: self._transaction(statements()))
 
     def start_batch(self, batch_id: str, *, workflow_path: str, inputs_path: str, out_path: str, total: int,
-                    skipped: int, logged: str, options: dict) -> None:
-        """The batch's row, status "running", owned by this process (a dead owner reads "crashed")."""
+                    skipped: int, logged: str, options: dict, failed: int = 0) -> None:
+        """The batch's row, status "running", owned by this process (a dead owner reads "crashed").
+        ``skipped``: inputs completed before (``--resume``); ``failed``: inputs that failed before."""
         m = self._masker.mask
         row = (batch_id, m(workflow_path), m(inputs_path), m(out_path), "running", time.time(), total, skipped,
-               0, 0, logged, json.dumps(self._masker.mask_value(options), default=str), *_recorder())
+               0, failed, logged, json.dumps(self._masker.mask_value(options), default=str), *_recorder())
         self._guard(lambda: self._write(
             "INSERT INTO batches (batch_id, workflow_path, inputs_path, out_path, status, started_at, total,"
             " skipped, completed, failed, logged, options, pid, hostname, pid_start)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(batch_id) DO UPDATE SET"  # --resume: it goes on
             " status='running', finished_at=NULL, error=NULL, inputs_path=excluded.inputs_path, total=excluded.total,"
-            " skipped=excluded.skipped, completed=0, failed=0, logged=excluded.logged, options=excluded.options,"
+            " skipped=excluded.skipped, completed=0, failed=excluded.failed, logged=excluded.logged, options=excluded.options,"
             " pid=excluded.pid, hostname=excluded.hostname, pid_start=excluded.pid_start", row))
 
     def batch_to_continue(self, *, workflow_path: str, out_path: str) -> str | None:

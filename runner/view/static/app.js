@@ -557,7 +557,7 @@ async function showBatch(batchId, params) {
         b.status === "interrupted" ? el("span", {}, "interrupted: run the same command with --resume to finish") : null)),
     el("a", { class: "button", href: "#/batches" }, "← all batches"));
   const cards = el("div", { class: "cards" },
-    card("progress", `${num(b.done)} / ${num(b.total)}`, b.skipped ? `${num(b.skipped)} done before (--resume)` : null),
+    card("progress", `${num(b.done)} / ${num(b.total)}`, b.skipped ? `${num(b.skipped)} completed before (--resume)` : null),
     card("completed", num(b.completed)),
     card("failed", num(b.failed)),
     card("took", took),
@@ -565,7 +565,7 @@ async function showBatch(batchId, params) {
   const bar = el("section", { class: "panel" }, el("h2", {}, "Progress"), progressBar(b),
     el("div", { class: "legend" },
       el("span", {}, el("i", { class: "ok" }), "completed"), el("span", {}, el("i", { class: "bad" }), "failed"),
-      b.skipped ? el("span", {}, el("i", { class: "skipped" }), "done before") : null));
+      b.skipped ? el("span", {}, el("i", { class: "skipped" }), "completed before") : null));
   const failure = b.error ? el("section", { class: "panel failure" }, el("h2", {}, "Why the batch stopped"), clipped(b.error)) : null;
   const rows = b.runs.map((run) => {
     const answer = run.final_text ? firstLine(run.final_text) : run.error ? "error: " + firstLine(run.error) : "";
