@@ -1,5 +1,5 @@
 """Paused runs and ``flowrun resume``, through the real CLI on all three APIs: a POST tool asks by
-default, so with --pause-on-approval (or -o jsonl without a terminal) the run pauses with exit 4
+default, so with --pause-on-approval (or -o jsonl) the run pauses with exit 4
 and nothing runs; a second invocation, after the first process is gone, runs the approved tool
 exactly once (counted at a loopback HTTP server) and the model reads its real output."""
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from support.generated_log import generate, write_workflow_repo
-from runner.events import (ApprovalDecided, ApprovalRequested, RunCompleted, RunStarted, TextDelta,
-                           ToolCallCompleted, ToolCallRequested, TurnCompleted, TurnStarted)
+from runner.events import (ApprovalDecided, ApprovalRequested, RunCompleted, RunPaused, RunResumed, RunStarted,
+                           TextDelta, ToolCallCompleted, ToolCallRequested, TurnCompleted, TurnStarted)
 from runner.runlog.log import RunLog
 from runner.view.server import serve
 
@@ -240,6 +240,10 @@ def test_a_run_s_approvals_are_shown_with_who_decided(tmp_path, page):
         ApprovalDecided("c2", "send_email", "denied", "rule", "the workflow file refuses this call"),
         ToolCallCompleted("c1", "send_email", '{"sent": true}', False, 30.0),
         ToolCallCompleted("c2", "send_email", "error: tool 'send_email' was not run", True, 0.0),
+        # the outputs could not be sent: a pause that waits for no decision, then the resume that sent them
+        RunPaused(run_id, [], [{"call_id": "c1", "name": "send_email", "arguments": "{}"}],
+                  "flowrun resume run_approvals_01", {}),
+        RunResumed(run_id, [], [], False, "0" * 64),
         TurnStarted(2),
         TextDelta("Bob is mailed; Eve is not."),
         TurnCompleted(2, "completed", None),
@@ -256,6 +260,7 @@ def test_a_run_s_approvals_are_shown_with_who_decided(tmp_path, page):
         expect(panel).to_contain_text("POST https://mail.example.com/send")
         expect(panel).to_contain_text("denied")
         expect(panel).to_contain_text("by rule")
+        expect(panel).to_contain_text("paused outputs saved, nothing waits for a decision: flowrun resume run_approvals_01")
         expect(page.locator("#call-c1 .badge.approval-approved")).to_have_text("approved by prompt")
         expect(page.locator("#call-c2 .badge.approval-denied")).to_have_text("denied by rule")
     finally:

@@ -298,7 +298,9 @@ function timeline(run) {
         break;
       }
       case "run.paused":
-        approvals.push({ ts, kind: "paused", name: (e.waiting || []).map((w) => w && w.name).join(", "), reason: e.resume });
+        // Nothing waiting: the tools ran and only sending their outputs failed; resume sends them.
+        approvals.push({ ts, kind: "paused", name: (e.waiting || []).map((w) => w && w.name).join(", ")
+          || "outputs saved, nothing waits for a decision:", reason: e.resume });
         break;
       case "run.resumed":
         approvals.push({ ts, kind: "resumed", name: "", reason: "flowrun resume" });
