@@ -51,7 +51,7 @@ async def run_plan(
             http_client=http_client, sdk_clients=sdk_clients, mcp=mcp, on_mcp=on_mcp,
             mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None,
             approvals=plan.options.approvals, prompter=prompter, policies=plan.policies,
-            pause=PauseContext(pause_settings(plan), resume_flags),
+            pause=PauseContext(pause_settings(plan), resume_flags, more=lambda: tool_modules(plan.workflow)),
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None
@@ -67,6 +67,13 @@ def pause_settings(plan: RunPlan) -> dict[str, Any]:
             "api": s.api, "base_url": s.base_url, "model": s.model, "inputs": dict(plan.inputs),
             "max_turns": plan.options.max_turns, "allow_python": plan.options.allow_python,
             "offline": plan.offline is not None}
+
+
+def tool_modules(workflow: Workflow) -> dict[str, Any]:
+    """The python tools' module files and their hashes: a resume refuses code that changed."""
+    from runner.workflow.tool_modules import tool_module_hashes
+
+    return {"tool_modules": tool_module_hashes(workflow)}
 
 
 async def run_conversation(
