@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import sqlite3
 
 import pytest
@@ -177,3 +178,60 @@ def test_an_edited_module_hash_is_one_clear_error(tmp_path):
         r = flowrun("resume", run_id, "--approve", "note", env=ENV)
     assert r.code == 2 and "tool_modules must map module files to SHA-256 hashes" in r.err
     assert not (tmp_path / "notes.txt").exists()
+
+
+def test_an_mcp_server_that_does_not_start_at_resume_leaves_the_run_paused_as_it_was(tmp_path):
+    from support.mcp_files import FIXTURE
+
+    launcher = tmp_path / "launch_fixture.py"  # not part of the workflow file: what it starts can change
+
+    def launch(*flags: str) -> None:
+        argv = [str(FIXTURE), "stdio", *flags]
+        launcher.write_text(f"import runpy, sys\nsys.path.insert(0, {str(FIXTURE.parent)!r})\n"
+                            f"sys.argv = {argv!r}\nrunpy.run_path({str(FIXTURE)!r}, run_name='__main__')\n")
+
+    launch()
+    mcp = f"""  - mcp:
+      name: fx
+      command: {sys.executable}
+      args: [{launcher}]
+    include: [echo]
+    approval: allow
+"""
+    with EchoServer() as echo, ScriptedServer([ORDER, PLACED]) as server:
+        run_id = paused_run(start(shop(tmp_path, echo, "chat", extra=mcp), server))
+        launch("--fail-start")
+        failed = flowrun("resume", run_id, "--approve", "order", env=ENV)
+        assert failed.code == 4, failed.err
+        assert "paused again: MCP server 'fx' did not start" in failed.err and "no tool of this round ran" in failed.err
+        assert echo.hits() == 0 and submissions(server, "chat") == [] and logged_run(run_id)["status"] == "paused"
+        launch()
+        r = flowrun(*command_in(failed), env=ENV)
+        assert r.code == 0, r.err
+        assert r.out == "placed: hit 1\n" and echo.hits("/count/orders") == 1
+
+
+def test_an_assistants_submission_that_got_through_after_all_is_followed_not_sent_again(tmp_path):
+    import urllib.request
+
+    with EchoServer() as echo, ScriptedServer([ORDER, PLACED], faults=[SUBMISSION_FAILS]) as server:
+        run_id = paused_run(start(shop(tmp_path, echo, "assistants"), server))
+        failed = flowrun("resume", run_id, "--approve", "order", env=ENV)
+        assert failed.code == 4 and "their outputs could not be sent" in failed.err
+        with sqlite3.connect(os.environ["FLOWRUN_LOG_DB"]) as conn:
+            [(state,)] = conn.execute("SELECT state FROM pauses").fetchall()
+        saved = json.loads(state)["state"]
+        thread, run = saved["provider"]["thread_id"], saved["provider"]["run_id"]
+        [output] = saved["round"]["outputs"]
+        # the server took the outputs after all (the answer to the request was lost)
+        body = {"tool_outputs": [{"tool_call_id": output["call_id"], "output": "hit 1"}]}
+        took = urllib.request.Request(f"{server.base_url}/threads/{thread}/runs/{run}/submit_tool_outputs",
+                                      data=json.dumps(body).encode(), method="POST",
+                                      headers={"content-type": "application/json", "authorization": "Bearer x"})
+        with urllib.request.urlopen(took, timeout=30) as answer:
+            assert answer.status == 200
+        before = len(submissions(server, "assistants"))
+        r = flowrun("resume", run_id, env=ENV)
+        assert r.code == 0, r.err
+        assert r.out == "placed: hit 1\n"
+        assert len(submissions(server, "assistants")) == before and echo.hits("/count/orders") == 1

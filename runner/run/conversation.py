@@ -12,7 +12,7 @@ import contextlib
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from runner.errors import FlowrunError, RunError
+from runner.errors import FlowrunError, Interrupted, RunError
 from runner.events import Event, Notice, RunEnd, RunStarted
 from runner.run.fanout import FanOut, Sink
 from runner.run.loop import PauseContext, RunLoop, SavedRound, crash_end
@@ -162,6 +162,12 @@ async def run_conversation(
     except BaseException as exc:
         if loop is not None:
             emit(loop.crashed(exc))
+        elif resume is not None and isinstance(exc, FlowrunError) and not isinstance(exc, Interrupted):
+            # a resume that failed before its conversation began (an MCP server that does not
+            # start): nothing ran, so the run waits again as it was
+            exc = exc.masked(masker.mask)
+            return RunLoop(None, None, emit, run_id=run_id, pause=pause, started=started).pause_again(
+                resume[1], exc, resume[0])
         else:
             emit(crash_end(run_id, exc, duration_ms=round((time.monotonic() - started) * 1000, 3)))
         raise

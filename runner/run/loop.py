@@ -185,7 +185,11 @@ class RunLoop:
                 try:
                     gone = await self.provider.resumable(resending=saved.outputs is not None)
                 except FlowrunError as exc:  # the server cannot be asked: nothing ran, pause as it was
-                    return self._paused_again(saved, exc)
+                    try:
+                        snapshot = self.provider.snapshot()
+                    except FlowrunError:
+                        return self._fail("error", exc.message, exc.exit_code, saved.text)
+                    return self.pause_again(saved, exc, snapshot)
                 if gone is not None:
                     return self._fail(gone[0], gone[1], 1, saved.text)
                 if saved.outputs is not None:
@@ -319,13 +323,10 @@ class RunLoop:
                    f"  to refuse it:  {deny} --reason \"...\"")
         return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
 
-    def _paused_again(self, saved: SavedRound, exc: FlowrunError) -> RunEnd:
-        """A resume that could not reach the server before any tool ran: the run waits again
-        exactly as it did (the same calls wait for the same decisions)."""
-        try:
-            snapshot = self.provider.snapshot()
-        except FlowrunError:
-            return self._fail("error", exc.message, exc.exit_code, saved.text)
+    def pause_again(self, saved: SavedRound, exc: FlowrunError, snapshot: dict) -> RunEnd:
+        """A resume that failed (``exc``) before any tool of ``saved`` ran: the run waits again
+        exactly as it did (the same calls wait for the same decisions), from ``snapshot``."""
+        self.turns, self.tool_call_count, self.usage = saved.turns, saved.tool_calls, saved.usage
         waiting = [] if saved.outputs is not None else [  # saved outputs: nothing waits for a decision
             {"call_id": c.call_id, "name": c.name} for c in saved.calls if not saved.waiting or c.call_id in saved.waiting]
         approve, _ = self._commands(waiting)
