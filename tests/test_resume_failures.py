@@ -54,6 +54,7 @@ def test_a_resume_while_the_server_is_down_pauses_again_and_the_next_one_complet
         server.start()
         up = flowrun(*command_in(down), env=ENV)
         assert up.code == 0, up.err
+        assert len(server.requests_for("/assistants/", "DELETE")) == (1 if api == "assistants" else 0)
         assert up.out == "placed: hit 1\n"
         assert echo.hits("/count/orders") == 1  # over both resumes
         sent = submissions(server, api)
@@ -76,6 +77,8 @@ def test_a_failed_submission_keeps_the_output_and_the_next_resume_sends_it_witho
         [output] = saved_round(run_id)["outputs"]
         assert output["name"] == "order" and output["output"] == "hit 1" and output["is_error"] is False
         assert logged_run(run_id)["status"] == "paused"
+        deleted = lambda: len(server.requests_for("/assistants/", "DELETE"))  # noqa: E731
+        assert deleted() == 0  # Assistants: the assistant made for the run is kept for the next resume
 
         again = flowrun("resume", run_id, "--approve", "order", env=ENV)
         assert again.code == 2 and "waits for no decision" in again.err
@@ -87,6 +90,7 @@ def test_a_failed_submission_keeps_the_output_and_the_next_resume_sends_it_witho
         assert sent.out == "placed: hit 1\n"
         assert echo.hits("/count/orders") == 1  # the tool never ran again
         last = submissions(server, api)[-1]
+        assert deleted() == (1 if api == "assistants" else 0)  # once, when the run ended
     assert list(last.values()) == ["hit 1"] and list(last) == [output["call_id"]]
     shown = flowrun("logs", "show", run_id, env=ENV)
     assert "⏸ paused: the outputs of this round wait to be sent (its tools ran)" in shown.out
@@ -203,7 +207,7 @@ def test_an_mcp_server_that_does_not_start_at_resume_leaves_the_run_paused_as_it
         launch("--fail-start")
         failed = flowrun("resume", run_id, "--approve", "order", env=ENV)
         assert failed.code == 4, failed.err
-        assert "paused again: MCP server 'fx' did not start" in failed.err and "no tool of this round ran" in failed.err
+        assert "paused again: MCP server 'fx' did not start" in failed.err and "no tool of this round ran;" in failed.err
         assert echo.hits() == 0 and submissions(server, "chat") == [] and logged_run(run_id)["status"] == "paused"
         launch()
         r = flowrun(*command_in(failed), env=ENV)
@@ -235,3 +239,25 @@ def test_an_assistants_submission_that_got_through_after_all_is_followed_not_sen
         assert r.code == 0, r.err
         assert r.out == "placed: hit 1\n"
         assert len(submissions(server, "assistants")) == before and echo.hits("/count/orders") == 1
+
+
+def test_saved_outputs_are_masked_like_everything_in_the_run_log(tmp_path):
+    from pathlib import Path
+
+    from support.reliability import KEY
+
+    wf = write_workflow(tmp_path, NOTE_ASKS)
+    leaky = ScriptedTurn(tool_calls=(ScriptedCall("note", {"text": KEY}),))
+    with ScriptedServer([leaky, NOTED], faults=[SUBMISSION_FAILS]) as server:
+        run_id = paused_run(start(str(wf), server))
+        failed = flowrun("resume", run_id, "--approve", "note", env=ENV)
+        assert failed.code == 4, failed.err
+        [output] = saved_round(run_id)["outputs"]
+        assert output["output"].startswith("noted ") and KEY not in output["output"]
+        db = Path(os.environ["FLOWRUN_LOG_DB"])
+        for part in db.parent.glob(db.name + "*"):  # the database and its write-ahead log
+            assert KEY.encode() not in part.read_bytes()
+        r = flowrun("resume", run_id, env=ENV)
+        assert r.code == 0, r.err
+        assert KEY not in r.out + r.err and r.out.startswith("noted ")
+        assert len((tmp_path / "notes.txt").read_text().splitlines()) == 1  # it ran once

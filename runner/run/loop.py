@@ -331,7 +331,8 @@ class RunLoop:
             {"call_id": c.call_id, "name": c.name} for c in saved.calls if not saved.waiting or c.call_id in saved.waiting]
         approve, _ = self._commands(waiting)
         self._emit_pause(snapshot, saved, waiting, approve)
-        message = (f"paused again: {exc.message}; no tool of this round ran, and the run waits as it did.\n"
+        message = (f"paused again: {exc.message}\n"
+                   f"  no tool of this round ran; the run waits as it did.\n"
                    f"  to try again:  {self.pause.again or approve}")
         return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
 
