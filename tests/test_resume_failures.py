@@ -261,3 +261,15 @@ def test_saved_outputs_are_masked_like_everything_in_the_run_log(tmp_path):
         assert r.code == 0, r.err
         assert KEY not in r.out + r.err and r.out.startswith("noted ")
         assert len((tmp_path / "notes.txt").read_text().splitlines()) == 1  # it ran once
+
+
+def test_an_assistants_run_the_server_no_longer_has_fails_and_runs_nothing(tmp_path):
+    gone = Fault(kind="http_error", api="assistants", match="/runs/run_", status=404,
+                 body={"error": {"message": "No run found", "type": "invalid_request_error"}})
+    with EchoServer() as echo, ScriptedServer([ORDER, PLACED], faults=[gone]) as server:
+        run_id = paused_run(start(shop(tmp_path, echo, "assistants"), server))
+        r = flowrun("resume", run_id, "--approve", "order", env=ENV)
+        assert r.code == 1, r.err
+        assert "is not on the server any more, so no tool ran; run the workflow again" in r.err
+        assert echo.hits() == 0
+    assert logged_run(run_id)["status"] == "failed"

@@ -104,9 +104,13 @@ class AssistantsProvider(SDKProvider):
         ``resending``: a run that moved on took the earlier submission after all; the submission
         then follows it instead of sending the outputs twice."""
         run_id = self.run_id
+        so = ("so the outputs of the tools that ran cannot reach the model; run the workflow again" if resending
+              else "so no tool ran; run the workflow again")
         try:
             run = as_dict(await self._runs.retrieve(run_id, thread_id=self.thread_id))
-        except openai.OpenAIError as exc:
+        except openai.NotFoundError:  # the server answered: it has no such run (any more)
+            return "failed", f"the Assistants run {run_id} is not on the server any more, {so}"
+        except openai.OpenAIError as exc:  # no answer: the caller keeps the run paused
             raise self.error(exc) from exc
         status = run.get("status")
         self._track(run)
@@ -116,11 +120,11 @@ class AssistantsProvider(SDKProvider):
             self._resending = True  # the earlier submission got through: follow the run
             return None
         if status == "expired":
-            return "expired", (f"the Assistants run {run_id} expired while it waited for the approval: the "
-                               "server takes tool outputs only until the run's expires_at, so no tool ran; "
-                               "run the workflow again")
+            waited = "before the saved outputs reached it" if resending else "while it waited for the approval"
+            return "expired", (f"the Assistants run {run_id} expired {waited}: the server takes tool outputs "
+                               f"only until the run's expires_at, {so}")
         return "failed", (f"the Assistants run {run_id} is {snap.text(status)} on the server, no longer waiting "
-                          "for tool outputs, so no tool ran; run the workflow again")
+                          f"for tool outputs, {so}")
 
     # --- turns --------------------------------------------------------------------------------
 
