@@ -14,50 +14,13 @@ import pytest
 from support.cli import flowrun, flowrun_process
 from support.events import check_event
 from support.reliability import ENV, logged_run, submissions
+from support.resume import APIS, ORDER, PLACED, paused_run, shop, start
 from runner.runlog.log import NotPaused, RunLog
 from runner.scripted import ScriptedServer
 from runner.scripted.echo import EchoServer
 from runner.workflow.model import ScriptedCall, ScriptedTurn
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-APIS = ["responses", "chat", "assistants"]
-
-ORDER = ScriptedTurn(tool_calls=(ScriptedCall("order", {"item": "tea"}),))
-PLACED = ScriptedTurn(text="placed: ${{ outputs.order }}")
-
-
-def shop(folder, echo, api, *, extra: str = "") -> str:
-    """A workflow whose ``order`` tool POSTs to the echo server (asks by default) and whose
-    ``refund`` tool POSTs too."""
-    path = folder / "shop.yaml"
-    path.write_text(f"""version: 1
-name: shop
-model: {{api: {api}, name: m}}
-input: buy tea
-tools:
-  - name: order
-    description: places an order
-    parameters: {{type: object, properties: {{item: {{type: string}}}}}}
-    resolve:
-      http: {{url: "{echo.url('/count/orders')}", method: POST, allow_private_network: true}}
-  - name: refund
-    description: refunds an order
-    parameters: {{type: object, properties: {{item: {{type: string}}}}}}
-    resolve:
-      http: {{url: "{echo.url('/count/refunds')}", method: POST, allow_private_network: true}}
-{extra}""")
-    return str(path)
-
-
-def paused_run(result) -> str:
-    """The run id a paused run's message names, after checking the message says what to run."""
-    assert result.code == 4, result.err
-    assert "flowrun resume run_" in result.err
-    return result.err.split("flowrun resume ")[1].split()[0]
-
-
-def start(wf, server, *args):
-    return flowrun(wf, "--base-url", server.base_url, "--pause-on-approval", *args, env=ENV)
 
 
 @pytest.mark.parametrize("api", APIS)

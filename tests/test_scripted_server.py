@@ -260,3 +260,16 @@ def test_async_client_and_unknown_routes():
 
     with ScriptedServer([text_turn("hello async world")]) as server:
         assert asyncio.run(main(server.base_url)) == "hello async world"
+
+
+def test_a_stopped_server_refuses_connections_and_serves_again_on_its_port_with_its_state():
+    with ScriptedServer(TWO_TURNS) as server:
+        sdk = client(server, max_retries=0)
+        thread = sdk.beta.threads.create()
+        port = server.port
+        server.stop()
+        with pytest.raises(openai.APIConnectionError):
+            sdk.beta.threads.retrieve(thread.id)
+        server.start()
+        assert server.port == port
+        assert sdk.beta.threads.retrieve(thread.id).id == thread.id  # what it held is still there

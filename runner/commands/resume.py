@@ -15,6 +15,7 @@ Examples:
   flowrun resume run_0123abcd --approve create_order          # run the waiting call, go on
   flowrun resume run_0123abcd --deny create_order --reason "not today"
   flowrun resume run_0123abcd --yes -o jsonl                  # approve every waiting call
+  flowrun resume run_0123abcd                                 # send the outputs saved by a failed resume
 """
 
 
@@ -24,7 +25,7 @@ Examples:
 @click.option("--deny", multiple=True, metavar="TOOL", help="Refuse the waiting calls of this tool; the model is told (repeatable).")
 @click.option("-y", "--yes", is_flag=True, help="Approve every waiting call (a tool the file refuses stays refused).")
 @click.option("--reason", metavar="TEXT", help="With --deny: why, as the model reads it.")
-@click.option("--force-changed-file", is_flag=True, help="Resume even though the workflow file changed since the run paused.")
+@click.option("--force-changed-file", is_flag=True, help="Resume even though the workflow file (or a python tool's module) changed since the run paused.")
 @click.option("-o", "--output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True, help="text: the answer on stdout; jsonl: one event per line.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the answer.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show full tool arguments and outputs.")
@@ -32,7 +33,8 @@ Examples:
 @click.option("--log-db", type=click.Path(dir_okay=False), envvar="FLOWRUN_LOG_DB", help="Run log database the run was recorded in (default: ~/.local/state/flowrun/runs.sqlite3).")
 def resume_command(run_id: str, **options) -> None:
     """Continue a paused run (exit code 4) with the decisions it waits for: the calls that
-    were waiting run (or are refused), their outputs reach the model, the same run goes on."""
+    were waiting run (or are refused), their outputs reach the model, the same run goes on.
+    A resume that fails pauses the run again and says what to run; no tool ever runs twice."""
     from runner.run.resume import ResumeRequest, resume
 
     request = ResumeRequest(

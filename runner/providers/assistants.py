@@ -64,6 +64,7 @@ class AssistantsProvider(SDKProvider):
         self._poll = poll_interval
         self._pending: tuple[ToolCall, ...] = ()
         self._cancelled: set[str] = set()
+        self._resending = False  # the outputs may have reached the run already (see resumable)
 
     @property
     def _runs(self) -> Any:
@@ -71,7 +72,7 @@ class AssistantsProvider(SDKProvider):
 
     # --- pause and resume -----------------------------------------------------------------------
 
-    def snapshot(self) -> dict:
+    def snapshot(self, *, hand_over: bool = True) -> dict:
         """The run waiting in ``requires_action``: its thread, id and expiry. An assistant we
         created is kept (not deleted at ``aclose``) for the resumed run, which deletes it."""
         if not self._pending or not self.run_id or not self.thread_id:
@@ -79,8 +80,12 @@ class AssistantsProvider(SDKProvider):
         data = {**snap.header(self.api, self._pending), "thread_id": self.thread_id, "run_id": self.run_id,
                 "assistant_id": self.assistant_id, "own_assistant": self._own_assistant,
                 "expires_at": self.expires_at, "deadline": self.deadline}
-        self._own_assistant = False  # the resumed run owns it now
+        if hand_over:
+            self.hand_over()
         return data
+
+    def hand_over(self) -> None:
+        self._own_assistant = False  # the resumed run owns it now
 
     def restore(self, snapshot: dict) -> None:
         data = snap.opened(snapshot, self.api)
@@ -93,24 +98,33 @@ class AssistantsProvider(SDKProvider):
         self.deadline = snap.number(data, "deadline") or self.expires_at
         self.run_status = "requires_action"
 
-    async def resumable(self) -> tuple[str, str] | None:
+    async def resumable(self, *, resending: bool = False) -> tuple[str, str] | None:
         """Ask the server whether the run still waits for the outputs: a run waits only until its
-        ``expires_at`` (10 minutes on OpenAI); after that no output can reach the model."""
+        ``expires_at`` (10 minutes on OpenAI); after that no output can reach the model.
+        ``resending``: a run that moved on took the earlier submission after all; the submission
+        then follows it instead of sending the outputs twice."""
         run_id = self.run_id
+        so = ("so the outputs of the tools that ran cannot reach the model; run the workflow again" if resending
+              else "so no tool ran; run the workflow again")
         try:
             run = as_dict(await self._runs.retrieve(run_id, thread_id=self.thread_id))
-        except openai.OpenAIError as exc:
+        except openai.NotFoundError:  # the server answered: it has no such run (any more)
+            return "failed", f"the Assistants run {run_id} is not on the server any more, {so}"
+        except openai.OpenAIError as exc:  # no answer: the caller keeps the run paused
             raise self.error(exc) from exc
         status = run.get("status")
         self._track(run)
         if status == "requires_action":
             return None
+        if resending and status in (*ACTIVE, "completed", "incomplete"):
+            self._resending = True  # the earlier submission got through: follow the run
+            return None
         if status == "expired":
-            return "expired", (f"the Assistants run {run_id} expired while it waited for the approval: the "
-                               "server takes tool outputs only until the run's expires_at, so no tool ran; "
-                               "run the workflow again")
+            waited = "before the saved outputs reached it" if resending else "while it waited for the approval"
+            return "expired", (f"the Assistants run {run_id} expired {waited}: the server takes tool outputs "
+                               f"only until the run's expires_at, {so}")
         return "failed", (f"the Assistants run {run_id} is {snap.text(status)} on the server, no longer waiting "
-                          "for tool outputs, so no tool ran; run the workflow again")
+                          f"for tool outputs, {so}")
 
     # --- turns --------------------------------------------------------------------------------
 
@@ -147,14 +161,15 @@ class AssistantsProvider(SDKProvider):
         run_id, thread_id = self.run_id, self.thread_id
         if run_id is None or thread_id is None:
             raise ProviderError("there is no run waiting for tool outputs")
-        if self.expires_at and self._now() >= self.expires_at:
+        resending, self._resending = self._resending, False
+        if self.expires_at and self._now() >= self.expires_at and not resending:
             async for item in self._wait_for(run_id):  # it may have expired: ask before submitting
                 if not isinstance(item, Started):
                     yield item
                 elif item.value.status != "requires_action":
                     yield self._finish(result_from_run(item.value, thread_id=thread_id))
                     return
-        tries = 0
+        tries = 1 if resending else 0  # resending: first ask whether the run took them already
 
         async def start() -> OpenedStream | Any:
             nonlocal tries

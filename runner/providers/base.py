@@ -77,13 +77,19 @@ class Provider(ABC):
     def submit_tool_outputs(self, results: Sequence[ToolResult]) -> AsyncIterator[TurnEvent]:
         """Send every output of the last turn at once and stream the next turn."""
 
-    def snapshot(self) -> dict:
+    def snapshot(self, *, hand_over: bool = True) -> dict:
         """After a turn that asked for tools: a JSON-able record of what this conversation needs
         to go on in another process (``restore``, then ``submit_tool_outputs``), so a run paused
-        for an approval can be resumed later. Raises ``ProviderError`` when it cannot."""
+        for an approval can be resumed later. Raises ``ProviderError`` when it cannot.
+        ``hand_over``: the run pauses now, so what the snapshot names (an assistant made for the
+        run) is left for the resumed run; without it, ``hand_over()`` does that later."""
         from runner.errors import ProviderError
 
         raise ProviderError(f"a run on the {self.api} API cannot be paused")
+
+    def hand_over(self) -> None:
+        """The run pauses with a snapshot taken earlier (``snapshot(hand_over=False)``): leave
+        what it names to the resumed run instead of releasing it at ``aclose``."""
 
     def restore(self, snapshot: dict) -> None:
         """Take up a conversation ``snapshot`` described, on a provider just created with the
@@ -92,9 +98,11 @@ class Provider(ABC):
 
         raise SnapshotError(f"a run on the {self.api} API cannot be resumed")
 
-    async def resumable(self) -> tuple[str, str] | None:
+    async def resumable(self, *, resending: bool = False) -> tuple[str, str] | None:
         """After ``restore``: None when the server still waits for the tool outputs, else the
-        run's status and why not (an Assistants run that expired). Asked before any tool runs."""
+        run's status and why not (an Assistants run that expired). Asked before any tool runs.
+        ``resending``: the outputs were sent once already and that request failed; the server
+        may have taken them after all, and then the run goes on from there."""
         return None
 
     async def cancel(self) -> None:

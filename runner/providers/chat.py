@@ -32,7 +32,7 @@ class ChatProvider(SDKProvider):
         self.messages: list[dict[str, Any]] = initial_messages(settings)
         self._pending: tuple[ToolCall, ...] = ()
 
-    def snapshot(self) -> dict:
+    def snapshot(self, *, hand_over: bool = True) -> dict:
         """The transcript so far, the model's message with its tool calls last."""
         if not self._pending:
             return super().snapshot()

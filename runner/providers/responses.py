@@ -43,7 +43,7 @@ class ResponsesProvider(SDKProvider):
         self._live: ResponsesStreamState | None = None
         self._cancelled: set[str] = set()
 
-    def snapshot(self) -> dict:
+    def snapshot(self, *, hand_over: bool = True) -> dict:
         """Stored: the id of the response that asked for the tools. Stateless: the saved input
         items (the server keeps nothing to continue from)."""
         if not self._pending:

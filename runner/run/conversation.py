@@ -12,7 +12,7 @@ import contextlib
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from runner.errors import FlowrunError, RunError
+from runner.errors import FlowrunError, Interrupted, RunError
 from runner.events import Event, Notice, RunEnd, RunStarted
 from runner.run.fanout import FanOut, Sink
 from runner.run.loop import PauseContext, RunLoop, SavedRound, crash_end
@@ -51,7 +51,7 @@ async def run_plan(
             http_client=http_client, sdk_clients=sdk_clients, mcp=mcp, on_mcp=on_mcp,
             mock_mcp=plan.offline.mock_mcp if plan.offline is not None else None,
             approvals=plan.options.approvals, prompter=prompter, policies=plan.policies,
-            pause=PauseContext(pause_settings(plan), resume_flags),
+            pause=PauseContext(pause_settings(plan), resume_flags, more=lambda: tool_modules(plan.workflow)),
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None
@@ -67,6 +67,13 @@ def pause_settings(plan: RunPlan) -> dict[str, Any]:
             "api": s.api, "base_url": s.base_url, "model": s.model, "inputs": dict(plan.inputs),
             "max_turns": plan.options.max_turns, "allow_python": plan.options.allow_python,
             "offline": plan.offline is not None}
+
+
+def tool_modules(workflow: Workflow) -> dict[str, Any]:
+    """The python tools' module files and their hashes: a resume refuses code that changed."""
+    from runner.workflow.tool_modules import tool_module_hashes
+
+    return {"tool_modules": tool_module_hashes(workflow)}
 
 
 async def run_conversation(
@@ -155,6 +162,12 @@ async def run_conversation(
     except BaseException as exc:
         if loop is not None:
             emit(loop.crashed(exc))
+        elif resume is not None and isinstance(exc, FlowrunError) and not isinstance(exc, Interrupted):
+            # a resume that failed before its conversation began (an MCP server that does not
+            # start): nothing ran, so the run waits again as it was
+            exc = exc.masked(masker.mask)
+            return RunLoop(None, None, emit, run_id=run_id, pause=pause, started=started).pause_again(
+                resume[1], exc, resume[0])
         else:
             emit(crash_end(run_id, exc, duration_ms=round((time.monotonic() - started) * 1000, 3)))
         raise

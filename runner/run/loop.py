@@ -51,16 +51,24 @@ class _Dispatcher:  # the part of runner.tools.dispatcher.Dispatcher the loop us
 class PauseContext:
     """What a paused run keeps beside the provider's snapshot so ``flowrun resume`` can rebuild
     it (workflow path and hash, api, base URL, model, inputs), and the flags its resume command
-    needs (``--log-db PATH``). Given by the caller; the loop only passes it on."""
+    needs (``--log-db PATH``). Given by the caller; the loop only passes it on. ``more``: settings
+    worked out only when the run pauses (the hashes of the python tools' modules); ``again``: in a
+    resumed run, the command that repeats this resume (said when the run pauses again as it was)."""
 
     settings: dict[str, Any] = field(default_factory=dict)
     resume_flags: str = ""
+    again: str = ""
+    more: Callable[[], dict[str, Any]] | None = None
+
+    def saved(self) -> dict[str, Any]:
+        return {**self.settings, **(self.more() if self.more is not None else {})}
 
 
 @dataclass(frozen=True)
 class SavedRound:
     """A paused round, read back for ``RunLoop.resume``: the calls (all dispatched again) and
-    where the conversation stood."""
+    where the conversation stood. ``outputs``: the round already ran and only its submission
+    failed; the resumed run sends these and dispatches nothing."""
 
     calls: tuple[ToolCall, ...]
     deadline: float | None = None
@@ -69,6 +77,8 @@ class SavedRound:
     turns_here: int = 0  # turns since the last user message (for --max-turns)
     tool_calls: int = 0
     usage: dict[str, int] | None = None
+    waiting: tuple[str, ...] = ()  # call ids that waited for a decision (all of them when empty)
+    outputs: tuple[ToolResult, ...] | None = None
 
 
 def crash_end(run_id: str, exc: BaseException, *, turns: int = 0, tool_calls: int = 0,
@@ -125,6 +135,7 @@ class RunLoop:
         self.tool_call_count = 0
         self.usage: dict[str, int] | None = None
         self._partial: list[str] = []  # text of the turn in flight, kept if the turn never ends
+        self._heard = False  # the turn in flight had an answer from the server (text or its end)
         self._finished_calls: set[str] = set()  # call ids of this round that have an output
         # ``started``: when run.started was emitted (time.monotonic()), so the duration on the
         # summary line is the one the run log records, not one that leaves out the set-up.
@@ -133,7 +144,9 @@ class RunLoop:
     async def _consume(self, stream: AsyncIterator[TurnEvent]) -> TurnResult:
         result: TurnResult | None = None
         self._partial = []
+        self._heard = False
         async for ev in stream:
+            self._heard = self._heard or not isinstance(ev, Notice)
             if isinstance(ev, TurnResult):
                 result = ev
             else:
@@ -152,7 +165,12 @@ class RunLoop:
     async def resume(self, saved: SavedRound) -> RunEnd:
         """Go on with a paused round on a restored provider: dispatch the whole round again (the
         decisions given now apply; nothing of it ran before), submit every output, continue to
-        the end. A server that no longer waits for the outputs ends the run before any tool runs."""
+        the end. A server that no longer waits for the outputs ends the run before any tool runs.
+
+        A resume that fails never loses the pause nor runs a tool twice: when the server cannot
+        be asked before any tool ran, the run pauses again as it was; when the tools ran and the
+        first submission of their outputs fails before the server answered, it pauses with the
+        outputs saved (``saved.outputs``), and the next resume sends them without dispatching."""
         self.turns, self.tool_call_count, self.usage = saved.turns, saved.tool_calls, saved.usage
         return await self._drive(None, saved=saved)
 
@@ -161,22 +179,42 @@ class RunLoop:
         turns_here = saved.turns_here if saved is not None else 0
         repairs = 0
         start = first
+        unsent: tuple[dict, SavedRound] | None = None  # a resumed round's outputs, until the server has them
         try:
             if saved is not None:
-                gone = await self.provider.resumable()
+                try:
+                    gone = await self.provider.resumable(resending=saved.outputs is not None)
+                except FlowrunError as exc:  # the server cannot be asked: nothing ran, pause as it was
+                    try:
+                        snapshot = self.provider.snapshot()
+                    except FlowrunError:
+                        return self._fail("error", exc.message, exc.exit_code, saved.text)
+                    return self.pause_again(saved, exc, snapshot)
                 if gone is not None:
                     return self._fail(gone[0], gone[1], 1, saved.text)
-                for call in saved.calls:  # the resumed stream tells its own story, calls first
-                    self.emit(ToolCallRequested(call.call_id, call.name, call.arguments))
-                step = await self._round(saved.calls, saved.deadline, saved.text, turns_here)
-                if isinstance(step, (RunCompleted, RunFailed)):
-                    return step
-                start = step
+                if saved.outputs is not None:
+                    results: Any = list(saved.outputs)
+                    self.emit(Notice("info", f"sending the saved outputs of {_count(len(results), 'tool call')} "
+                                             "that ran before the run paused; no tool runs again"))
+                else:
+                    for call in saved.calls:  # the resumed stream tells its own story, calls first
+                        self.emit(ToolCallRequested(call.call_id, call.name, call.arguments))
+                    results = await self._round(saved.calls, saved.deadline, saved.text, turns_here)
+                    if isinstance(results, (RunCompleted, RunFailed)):
+                        return results
+                unsent = self._unsent(saved, results, turns_here)
+                start = self._submission(results)
             while True:
                 self.turns += 1
                 turns_here += 1
                 self.emit(TurnStarted(turn=self.turns))
-                result = await self._consume(start())
+                try:
+                    result = await self._consume(start())
+                except ProviderError as exc:
+                    if unsent is None or self._heard:
+                        raise
+                    return self._paused_unsent(*unsent, exc)  # the outputs never reached the server
+                unsent = None
                 self.usage = add_usage(self.usage, result.usage)
                 self.emit(TurnCompleted(turn=self.turns, status=result.status, usage=result.usage))
                 if result.status == "completed" and self.output is not None:
@@ -224,7 +262,7 @@ class RunLoop:
                 step = await self._round(calls, deadline, result.text, turns_here)
                 if isinstance(step, (RunCompleted, RunFailed)):
                     return step
-                start = step
+                start = self._submission(step)
         except (asyncio.CancelledError, KeyboardInterrupt):
             try:  # bounded: a server that hangs on cancel must not keep the user waiting
                 await asyncio.wait_for(asyncio.shield(self.provider.cancel()), CANCEL_TIMEOUT)
@@ -236,8 +274,8 @@ class RunLoop:
 
     async def _round(self, calls: list[ToolCall] | tuple[ToolCall, ...], deadline: float | None, text: str,
                      turns_here: int):
-        """Dispatch one round: the next turn to start (the outputs submitted), or the run's end
-        when the round paused for approvals or a tool error fails it (``on_tool_error: fail``)."""
+        """Dispatch one round: its results (to submit), or the run's end when the round paused
+        for approvals or a tool error fails it (``on_tool_error: fail``)."""
         extra = {"deadline": deadline} if deadline is not None else {}
         self._finished_calls = set()
         try:
@@ -252,7 +290,21 @@ class RunLoop:
         if errors and self.policies.on_tool_error == "fail":
             await self.provider.cancel()  # nothing more is submitted; Assistants: the server run ends
             return self._fail("tool_error", tool_error_failure(errors), 1, text)
+        return results
+
+    def _submission(self, results: list[ToolResult]) -> Callable[[], AsyncIterator[TurnEvent]]:
         return lambda: self.provider.submit_tool_outputs(results)
+
+    def _unsent(self, saved: SavedRound, results: list[ToolResult], turns_here: int) -> tuple[dict, SavedRound] | None:
+        """What pausing with a resumed round's outputs needs, taken before the submission changes
+        the provider's state: its snapshot (the calls still waiting for outputs) and the round
+        with its results. None when the provider cannot say (the run then fails as any would)."""
+        try:
+            snapshot = self.provider.snapshot(hand_over=False)
+        except FlowrunError:
+            return None
+        return snapshot, SavedRound(saved.calls, saved.deadline, saved.text, self.turns, turns_here,
+                                    self.tool_call_count, self.usage, saved.waiting, tuple(results))
 
     def _paused(self, pause: ApprovalPause, saved: SavedRound) -> RunEnd:
         """End the run paused: the provider's snapshot and the round go to the log (``run.paused``)
@@ -263,23 +315,55 @@ class RunLoop:
             return self._fail("error", f"a tool call waits for approval, and the run cannot pause: {exc.message}",
                               2, saved.text)
         waiting = [{"call_id": r.call.call_id, "name": r.call.name} for r in pause.waiting]
-        names = list(dict.fromkeys(w["name"] for w in waiting))
-        command = f"flowrun resume {self.run_id}{self.pause.resume_flags}"
-        approve = command + "".join(f" --approve {n}" for n in names)
-        deny = command + "".join(f" --deny {n}" for n in names)
-        state = {
-            **self.pause.settings,
-            "provider": snapshot,
-            "round": {"calls": [_call_dict(c) for c in saved.calls], "deadline": saved.deadline,
-                      "text": saved.text, "turns": saved.turns, "turns_here": saved.turns_here,
-                      "tool_calls": saved.tool_calls, "usage": saved.usage},
-        }
-        self.emit(RunPaused(self.run_id, waiting, [_call_dict(c) for c in saved.calls], approve, state))
-        which = ", ".join(repr(n) for n in names)
+        approve, deny = self._commands(waiting)
+        self._emit_pause(snapshot, saved, waiting, approve)
+        which = ", ".join(repr(n) for n in dict.fromkeys(w["name"] for w in waiting))
         message = (f"paused: tool {which} waits for approval; no tool of this round ran.\n"
                    f"  to run it:     {approve}\n"
                    f"  to refuse it:  {deny} --reason \"...\"")
         return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
+
+    def pause_again(self, saved: SavedRound, exc: FlowrunError, snapshot: dict) -> RunEnd:
+        """A resume that failed (``exc``) before any tool of ``saved`` ran: the run waits again
+        exactly as it did (the same calls wait for the same decisions), from ``snapshot``."""
+        self.turns, self.tool_call_count, self.usage = saved.turns, saved.tool_calls, saved.usage
+        waiting = [] if saved.outputs is not None else [  # saved outputs: nothing waits for a decision
+            {"call_id": c.call_id, "name": c.name} for c in saved.calls if not saved.waiting or c.call_id in saved.waiting]
+        approve, _ = self._commands(waiting)
+        self._emit_pause(snapshot, saved, waiting, approve)
+        message = (f"paused again: {exc.message}\n"
+                   f"  no tool of this round ran; the run waits as it did.\n"
+                   f"  to try again:  {self.pause.again or approve}")
+        return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
+
+    def _paused_unsent(self, snapshot: dict, saved: SavedRound, exc: ProviderError) -> RunEnd:
+        """The round's tools ran, and sending their outputs failed before the server answered:
+        pause with the outputs saved, so the next resume sends them and no tool runs twice."""
+        self.provider.hand_over()
+        command = f"flowrun resume {self.run_id}{self.pause.resume_flags}"
+        self._emit_pause(snapshot, saved, [], command)
+        message = (f"paused: the tools of this round ran, but their outputs could not be sent: {exc.message}\n"
+                   f"  the outputs are saved in the run log; no tool runs again.\n"
+                   f"  to send them and go on:  {command}")
+        return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
+
+    def _commands(self, waiting: list[dict[str, str]]) -> tuple[str, str]:
+        """The commands that approve and that deny every waiting call."""
+        names = list(dict.fromkeys(w["name"] for w in waiting))
+        command = f"flowrun resume {self.run_id}{self.pause.resume_flags}"
+        return (command + "".join(f" --approve {n}" for n in names),
+                command + "".join(f" --deny {n}" for n in names))
+
+    def _emit_pause(self, snapshot: dict, saved: SavedRound, waiting: list[dict[str, str]], command: str) -> None:
+        """``run.paused``: what ``flowrun resume`` goes on from (the run log upserts the pause)."""
+        rnd: dict[str, Any] = {"calls": [_call_dict(c) for c in saved.calls], "deadline": saved.deadline,
+                               "text": saved.text, "turns": saved.turns, "turns_here": saved.turns_here,
+                               "tool_calls": saved.tool_calls, "usage": saved.usage}
+        if saved.outputs is not None:
+            rnd["outputs"] = [{"call_id": r.call_id, "name": r.name, "output": r.output, "is_error": r.is_error,
+                               "refused": r.refused} for r in saved.outputs]
+        state = {**self.pause.saved(), "provider": snapshot, "round": rnd}
+        self.emit(RunPaused(self.run_id, waiting, [_call_dict(c) for c in saved.calls], command, state))
 
     def _tool_done(self, result: ToolResult) -> None:
         self.tool_call_count += 1
@@ -339,6 +423,10 @@ class RunLoop:
         """The terminal event is the outcome: emitted to every sink, returned to the caller."""
         self.emit(end)
         return end
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def _call_dict(call: ToolCall) -> dict[str, str]:

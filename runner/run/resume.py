@@ -3,9 +3,12 @@
 The run log holds the pause (``run.paused``: the round's calls, the provider's snapshot, the
 settings the run was built from). Everything read back is checked first (the log is a file a
 person can edit), the workflow is loaded again from the path that ran and must be the same file
-(its SHA-256) unless ``--force-changed-file``, and only then is the pause claimed, once, in one
-transaction: two resumes of one run cannot both run its tools. The same run id goes on: its
-events are appended and its row is finished with the final status.
+(its SHA-256), and so must the modules of its python tools, unless ``--force-changed-file``; only
+then is the pause claimed, once, in one transaction: two resumes of one run cannot both run its
+tools. The same run id goes on: its events are appended and its row is finished with the final
+status. A resume that fails before any tool ran leaves the run paused as it was; one whose tools
+ran but whose outputs could not be sent pauses with the outputs saved (``round.outputs``), and the
+next ``flowrun resume RUN_ID`` sends them without running anything.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +25,11 @@ from typing import Any, Mapping, TextIO
 from runner.errors import FlowrunError, Interrupted, RunError, UsageError
 from runner.events import Notice, RunEnd, RunResumed
 from runner.providers.snapshot import SnapshotError, calls as saved_calls, number, string, text
-from runner.run.conversation import run_conversation
+from runner.run.conversation import run_conversation, tool_modules
 from runner.run.fanout import FanOut
 from runner.run.loop import PauseContext, SavedRound
-from runner.calls import ApprovalRequest, Approvals, Decision
+from runner.calls import ApprovalRequest, Approvals, Decision, ToolCall, ToolResult
+from runner.workflow.tool_modules import changed_tool_modules
 from runner.workflow.model import APIS
 
 
@@ -62,6 +67,7 @@ class PausedRun:
     saved: SavedRound
     waiting: tuple[str, ...]  # the names of the tools whose calls wait for a decision
     settings: dict[str, Any] = field(default_factory=dict)  # as saved, for the next pause
+    tool_modules: dict[str, str] | None = None  # python tools' module files and their SHA-256 (None: not saved)
 
 
 class NotResumable(UsageError):
@@ -78,15 +84,20 @@ def read_paused(run_id: str, record: Any) -> PausedRun:
     if not isinstance(rnd, dict):
         raise SnapshotError("round must be an object")
     calls = saved_calls(rnd.get("calls"), "round.calls")
+    outputs = read_outputs(rnd["outputs"], calls) if rnd.get("outputs") is not None else None
     waiting_items = record.get("waiting")
-    if not isinstance(waiting_items, list) or not waiting_items:
+    if not isinstance(waiting_items, list) or (outputs is None and not waiting_items):
         raise SnapshotError("waiting must be a non-empty list of calls")
+    if outputs is not None and waiting_items:
+        raise SnapshotError("waiting must be empty when the round's outputs are saved (its tools ran)")
     ids = {c.call_id: c.name for c in calls}
     waiting: list[str] = []
+    waiting_ids: list[str] = []
     for i, item in enumerate(waiting_items):
         if not isinstance(item, dict) or ids.get(item.get("call_id")) != item.get("name"):
             raise SnapshotError(f"waiting[{i}] is not a call of the saved round")
         waiting.append(item["name"])
+        waiting_ids.append(item["call_id"])
     api = state.get("api")
     if api not in APIS:
         raise SnapshotError(f"api is not one of {', '.join(APIS)} ({text(api)})")
@@ -114,12 +125,45 @@ def read_paused(run_id: str, record: Any) -> PausedRun:
     flags = {k: state.get(k, False) for k in ("allow_python", "offline")}
     if not all(isinstance(v, bool) for v in flags.values()):
         raise SnapshotError("allow_python and offline must be true or false")
+    modules = state.get("tool_modules")
+    if modules is not None and not (isinstance(modules, dict) and all(
+            isinstance(k, str) and isinstance(v, str) and _SHA256.match(v) for k, v in modules.items())):
+        raise SnapshotError("tool_modules must map module files to SHA-256 hashes")
     saved = SavedRound(calls, number(rnd, "deadline"), string(rnd, "text", "round"), counts["turns"],
-                       counts["turns_here"], counts["tool_calls"], usage)
+                       counts["turns_here"], counts["tool_calls"], usage, tuple(waiting_ids), outputs)
     return PausedRun(run_id, Path(workflow), string(state, "workflow_sha256"), api, base_url,
                      string(state, "model"), dict(inputs), max_turns, flags["allow_python"], flags["offline"],
                      snapshot, saved, tuple(dict.fromkeys(waiting)),
-                     {k: v for k, v in state.items() if k not in ("provider", "round")})
+                     {k: v for k, v in state.items() if k not in ("provider", "round")}, modules)
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_OUTPUT_FIELDS = {"call_id", "name", "output", "is_error", "refused"}
+
+
+def read_outputs(value: Any, calls: tuple[ToolCall, ...]) -> tuple[ToolResult, ...]:
+    """``round.outputs`` checked: exactly one output for each call of the round, each what
+    flowrun wrote (the call's id and name, the output text, two flags), in call order."""
+    if not isinstance(value, list):
+        raise SnapshotError("round.outputs must be a list of tool outputs")
+    names = {c.call_id: c.name for c in calls}
+    found: dict[str, ToolResult] = {}
+    for i, item in enumerate(value):
+        where = f"round.outputs[{i}]"
+        if not isinstance(item, dict) or set(item) != _OUTPUT_FIELDS:
+            raise SnapshotError(f"{where} must be an object with {', '.join(sorted(_OUTPUT_FIELDS))}")
+        call_id, name, output = (string(item, k, where) for k in ("call_id", "name", "output"))
+        if names.get(call_id) != name:
+            raise SnapshotError(f"{where} answers no call of the saved round ({text(call_id)}, {text(name)})")
+        if call_id in found:
+            raise SnapshotError(f"{where} answers call {text(call_id)} a second time")
+        if not all(isinstance(item[k], bool) for k in ("is_error", "refused")):
+            raise SnapshotError(f"{where}.is_error and .refused must be true or false")
+        found[call_id] = ToolResult(call_id, name, output, item["is_error"], 0.0, item["refused"])
+    missing = [c.call_id for c in calls if c.call_id not in found]
+    if missing:
+        raise SnapshotError(f"round.outputs has no output for call {text(missing[0])}")
+    return tuple(found[c.call_id] for c in calls)
 
 
 def check_decisions(request: ResumeRequest, paused: PausedRun) -> None:
@@ -134,6 +178,14 @@ def check_decisions(request: ResumeRequest, paused: PausedRun) -> None:
             waiting = ", ".join(paused.waiting)
             raise UsageError(f"run {paused.run_id} has no call of tool {name!r} waiting",
                              hint=f"it waits for: {waiting} (`flowrun resume {paused.run_id} --approve {paused.waiting[0]}`)")
+    if paused.saved.outputs is not None:
+        given = [f for f, on in (("--approve", request.approve), ("--deny", request.deny), ("--yes", request.yes),
+                                 ("--reason", request.reason is not None)) if on]
+        if given:
+            raise UsageError(f"run {paused.run_id} waits for no decision: the tools of its last round ran, and their "
+                             f"saved outputs wait to be sent, so {given[0]} has nothing to decide",
+                             hint=f"`flowrun resume {paused.run_id}` sends them and goes on")
+        return
     if request.reason is not None and not request.deny:
         raise UsageError("--reason goes with --deny: it is what the model is told about the refusal")
 
@@ -198,12 +250,18 @@ async def _execute(request: ResumeRequest, out: TextIO, err: TextIO) -> RunEnd:
         if workflow.source_sha256 != paused.workflow_sha256:
             emit(Notice("warning", f"{paused.workflow} changed since the run paused; resuming with the file as it "
                                    "is now (--force-changed-file)"))
+        changed = changed_tool_modules(paused.tool_modules, workflow) if paused.tool_modules is not None else []
+        if changed:
+            emit(Notice("warning", "python tool modules changed since the run paused; resuming with them as they "
+                                   "are now (--force-changed-file): " + "; ".join(changed)))
         flags = f" --log-db {shlex.quote(str(path))}" if request.log_db else ""
         try:
             end = await run_conversation(
                 workflow, settings, [], emit, run_id=run_id, inputs=inputs, env=env, masker=masker,
                 allow_python=paused.allow_python, max_turns=paused.max_turns,
-                pause=PauseContext({**paused.settings, "workflow_sha256": workflow.source_sha256}, flags),
+                pause=PauseContext({**paused.settings, "workflow_sha256": workflow.source_sha256}, flags,
+                                   again=again_command(request, run_id, flags),
+                                   more=lambda: tool_modules(workflow)),
                 resume=(paused.snapshot, paused.saved),
                 approvals=Approvals(pause=True), prompter=ResumePrompter(request),
             )
@@ -213,6 +271,15 @@ async def _execute(request: ResumeRequest, out: TextIO, err: TextIO) -> RunEnd:
             raise RunError(f"the output failed ({emit.failures[0]}), so the run did not succeed", shown=False)
         return end
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def again_command(request: ResumeRequest, run_id: str, flags: str) -> str:
+    """The command that repeats this resume, with the decisions it was given."""
+    words = [f"--approve {shlex.quote(t)}" for t in request.approve] + [f"--deny {shlex.quote(t)}" for t in request.deny]
+    words += ["--yes"] if request.yes else []
+    words += [f"--reason {shlex.quote(request.reason)}"] if request.reason is not None else []
+    words += ["--force-changed-file"] if request.force_changed_file else []
+    return f"flowrun resume {run_id}{flags}" + "".join(" " + w for w in words)
 
 
 def _rebuild(paused: PausedRun, request: ResumeRequest, env: Mapping[str, str]):
@@ -230,6 +297,12 @@ def _rebuild(paused: PausedRun, request: ResumeRequest, env: Mapping[str, str]):
         raise NotResumable(f"{paused.workflow} changed since run {paused.run_id} paused, so the calls "
                            "waiting for approval may no longer mean what they meant",
                            hint="put the file back as it was, or resume with the file as it is now with "
+                                "--force-changed-file")
+    changed = changed_tool_modules(paused.tool_modules, workflow) if paused.tool_modules is not None else []
+    if changed and not request.force_changed_file:
+        raise NotResumable(f"the python code of run {paused.run_id}'s tools changed since it paused, so the calls "
+                           "waiting for approval may no longer do what they did: " + "; ".join(changed),
+                           hint="put the module back as it was, or resume with the code as it is now with "
                                 "--force-changed-file")
     inputs = resolve_inputs(workflow, paused.inputs)
     require_env(workflow, env)

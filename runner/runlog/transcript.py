@@ -131,8 +131,11 @@ def render_transcript(run: dict) -> str:
             out.append(f"! {show_controls(e.get('level', 'info'))}: {_indent(show_controls(e.get('message')))}")
         elif kind == "run.paused":
             waiting = [w for w in e.get("waiting") or () if isinstance(w, dict)]
-            names = ", ".join(show_controls(str(w.get("name"))) for w in waiting) or "?"
-            out.append(f"⏸ paused: {names} waits for approval (no tool of this round ran)")
+            names = ", ".join(show_controls(str(w.get("name"))) for w in waiting)
+            if names:
+                out.append(f"⏸ paused: {names} waits for approval (no tool of this round ran)")
+            else:  # the round ran; its outputs could not be sent and are saved for the resume
+                out.append("⏸ paused: the outputs of this round wait to be sent (its tools ran)")
         elif kind == "run.resumed":
             said = [f"--approve {show_controls(str(n))}" for n in e.get("approve") or ()]
             said += [f"--deny {show_controls(str(n))}" for n in e.get("deny") or ()]

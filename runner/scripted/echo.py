@@ -52,7 +52,7 @@ class EchoServer(LoopbackServer):
         self._requests: list[EchoRequest] = []
 
     def _make_httpd(self) -> ThreadingHTTPServer:
-        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd = _Server(("127.0.0.1", self._next_port), _Handler)
         httpd.daemon_threads = True
         httpd.block_on_close = False
         httpd.echo = self  # type: ignore[attr-defined]

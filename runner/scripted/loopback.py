@@ -9,8 +9,9 @@ from typing import Any
 
 
 class LoopbackServer:
-    """Subclasses build their ``ThreadingHTTPServer`` in ``_make_httpd`` and may release held
-    connections in ``_after_shutdown``."""
+    """Subclasses build their ``ThreadingHTTPServer`` in ``_make_httpd`` (on ``_next_port``) and may
+    release held connections in ``_after_shutdown``. ``stop()`` then ``start()`` serves again on
+    the same port: a server that was down for a while, its state kept."""
 
     thread_name = "loopback-server"
 
@@ -19,6 +20,7 @@ class LoopbackServer:
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._next_port = 0  # 0: any free port; after a stop, the port it served on
 
     def _make_httpd(self) -> ThreadingHTTPServer:
         raise NotImplementedError
@@ -39,6 +41,7 @@ class LoopbackServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        self._next_port = httpd.server_address[1]
         self._stopping.set()
         httpd.shutdown()
         httpd.server_close()

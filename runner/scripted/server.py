@@ -74,7 +74,7 @@ class ScriptedServer(LoopbackServer):
     thread_name = "scripted-model-server"
 
     def _make_httpd(self) -> ThreadingHTTPServer:
-        httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        httpd = _HTTPServer(("127.0.0.1", self._next_port), _Handler)
         httpd.scripted = self
         return httpd
 

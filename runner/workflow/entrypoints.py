@@ -170,26 +170,9 @@ def check_entrypoint_statically(ref: str, folder: Path) -> None:
     code (validation must not execute a workflow's Python). A module whose names cannot be known
     from its source (compiled, ``__getattr__``, ``import *``) passes; ``--resolve`` imports it."""
     module_name, attrs = parse_entrypoint(ref)
-    parts = module_name.split(".")
-    local = _local_file(Path(folder), parts[0])
-    if local is not None:
-        file: Path | None = local
-        for part in parts[1:]:
-            file = _submodule_file(file, part) if file is not None else None
-        if file is None:
-            raise EntrypointError(f"no module named {module_name!r} in {Path(folder)}",
-                                  "check the module path before the ':'")
-    else:
-        file = _installed_module_file(parts)
-        if file is False:
-            raise EntrypointError(
-                f"no module named {module_name!r} (looked next to the workflow file and on the Python path)",
-                f"put {parts[0]}.py next to the workflow file, or install the package that provides it "
-                "(a warning: validation may run where the workflow's packages are not installed)",
-                severity="warning",
-            )
-        if file is None:
-            return
+    file = entrypoint_file(ref, folder)
+    if file is None:
+        return
     names = _defined_names(file)
     if names is None or attrs[0] in names:
         return
@@ -199,6 +182,33 @@ def check_entrypoint_statically(ref: str, folder: Path) -> None:
         + (f"; did you mean {guess!r}?" if guess else ""),
         "check the name after the ':'",
     )
+
+
+def entrypoint_file(ref: str, folder: Path) -> Path | None:
+    """The source file ``ref``'s module would be imported from, found the way ``load_entrypoint``
+    looks (next to the workflow first, then the Python path) without running any of its code;
+    None when it has no readable source (built-in, compiled). EntrypointError when there is no
+    such module (a warning when it is not next to the workflow: it may be installed elsewhere)."""
+    module_name, _ = parse_entrypoint(ref)
+    parts = module_name.split(".")
+    local = _local_file(Path(folder), parts[0])
+    if local is not None:
+        file: Path | None = local
+        for part in parts[1:]:
+            file = _submodule_file(file, part) if file is not None else None
+        if file is None:
+            raise EntrypointError(f"no module named {module_name!r} in {Path(folder)}",
+                                  "check the module path before the ':'")
+        return file
+    found = _installed_module_file(parts)
+    if found is False:
+        raise EntrypointError(
+            f"no module named {module_name!r} (looked next to the workflow file and on the Python path)",
+            f"put {parts[0]}.py next to the workflow file, or install the package that provides it "
+            "(a warning: validation may run where the workflow's packages are not installed)",
+            severity="warning",
+        )
+    return found if isinstance(found, Path) else None
 
 
 def _submodule_file(parent: Path, name: str) -> Path | None:
