@@ -2,7 +2,8 @@
 real CLI on all three APIs: a model server that is down when the resume asks it (Assistants) pauses
 the run again as it was; a submission of the approved tools' outputs that fails keeps the outputs
 in the pause, and the next resume sends them without running anything (each POST is counted at a
-loopback echo server). A tampered saved output, and a changed python tool module, are refused."""
+loopback echo server). Ctrl-C during a resume keeps the pause the same way (exit 130). A tampered
+saved output, and a changed python tool module, are refused."""
 
 from __future__ import annotations
 
@@ -273,3 +274,80 @@ def test_an_assistants_run_the_server_no_longer_has_fails_and_runs_nothing(tmp_p
         assert "is not on the server any more, so no tool ran; run the workflow again" in r.err
         assert echo.hits() == 0
     assert logged_run(run_id)["status"] == "failed"
+
+
+# --- Ctrl-C during a resume -------------------------------------------------------------------
+
+def _resume_process(*args: str):
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-m", "runner", "resume", *args], env={**os.environ, **ENV},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _until(condition, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_ctrl_c_while_a_resume_asks_the_server_keeps_the_run_paused(tmp_path):
+    import signal
+    import socket
+
+    with EchoServer() as echo, ScriptedServer([ORDER, PLACED]) as server:
+        run_id = paused_run(start(shop(tmp_path, echo, "assistants"), server))
+        server.stop()
+        silent = socket.socket()  # takes the connection on the server's port and never answers
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", server._next_port))
+        silent.listen(4)
+        silent.settimeout(30)
+        proc = _resume_process(run_id, "--approve", "order")
+        try:
+            conn, _ = silent.accept()  # the resume waits for the run's status
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+            silent.close()
+        conn.close()
+        assert proc.returncode == 130, err
+        assert "paused again: interrupted by the user" in err and "no tool of this round ran" in err
+        assert "Traceback" not in err
+        assert logged_run(run_id)["status"] == "paused"
+        assert echo.hits() == 0
+        server.start()
+        assert not server.requests_for("/cancel", "POST")  # the server's run was left waiting
+        done = flowrun("resume", run_id, "--approve", "order", env=ENV)
+    assert done.code == 0, done.err
+    assert done.out == "placed: hit 1\n" and echo.hits("/count/orders") == 1
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_ctrl_c_after_the_tools_ran_keeps_their_outputs_for_the_next_resume(api, tmp_path):
+    import signal
+
+    stall = Fault(kind="stall", turn=1, seconds=60, times=1, shared=True)  # the outputs' turn never answers
+    with EchoServer() as echo, ScriptedServer([ORDER, PLACED], faults=[stall]) as server:
+        run_id = paused_run(start(shop(tmp_path, echo, api), server))
+        before = len(server.requests)
+        proc = _resume_process(run_id, "--approve", "order")
+        try:
+            _until(lambda: echo.hits("/count/orders") == 1 and submissions(server, api), "the outputs were never sent")
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        assert proc.returncode == 130, err
+        assert "their outputs could not be sent: interrupted by the user" in err and "Traceback" not in err
+        assert logged_run(run_id)["status"] == "paused"
+        assert [o["output"] for o in saved_round(run_id)["outputs"]] == ["hit 1"]
+        assert len(server.requests) > before
+        done = flowrun("resume", run_id, env=ENV)
+        assert done.code == 0, done.err
+        assert done.out == "placed: hit 1\n"
+    assert echo.hits("/count/orders") == 1  # the tool ran once, and its output reached the model

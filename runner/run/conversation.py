@@ -167,7 +167,7 @@ async def run_conversation(
             # start): nothing ran, so the run waits again as it was
             exc = exc.masked(masker.mask)
             return RunLoop(None, None, emit, run_id=run_id, pause=pause, started=started).pause_again(
-                resume[1], exc, resume[0])
+                resume[1], exc.message, resume[0])
         else:
             emit(crash_end(run_id, exc, duration_ms=round((time.monotonic() - started) * 1000, 3)))
         raise

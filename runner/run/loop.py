@@ -180,6 +180,7 @@ class RunLoop:
         repairs = 0
         start = first
         unsent: tuple[dict, SavedRound] | None = None  # a resumed round's outputs, until the server has them
+        asking = saved is not None  # a resume, before any tool of its round runs
         try:
             if saved is not None:
                 try:
@@ -189,9 +190,10 @@ class RunLoop:
                         snapshot = self.provider.snapshot()
                     except FlowrunError:
                         return self._fail("error", exc.message, exc.exit_code, saved.text)
-                    return self.pause_again(saved, exc, snapshot)
+                    return self.pause_again(saved, exc.message, snapshot)
                 if gone is not None:
                     return self._fail(gone[0], gone[1], 1, saved.text)
+                asking = False
                 if saved.outputs is not None:
                     results: Any = list(saved.outputs)
                     self.emit(Notice("info", f"sending the saved outputs of {_count(len(results), 'tool call')} "
@@ -213,7 +215,7 @@ class RunLoop:
                 except ProviderError as exc:
                     if unsent is None or self._heard:
                         raise
-                    return self._paused_unsent(*unsent, exc)  # the outputs never reached the server
+                    return self._paused_unsent(*unsent, exc.message)  # the outputs never reached the server
                 unsent = None
                 self.usage = add_usage(self.usage, result.usage)
                 self.emit(TurnCompleted(turn=self.turns, status=result.status, usage=result.usage))
@@ -264,6 +266,9 @@ class RunLoop:
                     return step
                 start = self._submission(step)
         except (asyncio.CancelledError, KeyboardInterrupt):
+            kept = self._interrupted_resume(saved, asking, unsent) if saved is not None else None
+            if kept is not None:
+                return kept
             try:  # bounded: a server that hangs on cancel must not keep the user waiting
                 await asyncio.wait_for(asyncio.shield(self.provider.cancel()), CANCEL_TIMEOUT)
             except BaseException:  # noqa: BLE001 - best effort while interrupted
@@ -323,29 +328,48 @@ class RunLoop:
                    f"  to refuse it:  {deny} --reason \"...\"")
         return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
 
-    def pause_again(self, saved: SavedRound, exc: FlowrunError, snapshot: dict) -> RunEnd:
-        """A resume that failed (``exc``) before any tool of ``saved`` ran: the run waits again
+    def pause_again(self, saved: SavedRound, why: str, snapshot: dict, exit_code: int = PAUSED_EXIT_CODE) -> RunEnd:
+        """A resume that failed (``why``) before any tool of ``saved`` ran: the run waits again
         exactly as it did (the same calls wait for the same decisions), from ``snapshot``."""
         self.turns, self.tool_call_count, self.usage = saved.turns, saved.tool_calls, saved.usage
         waiting = [] if saved.outputs is not None else [  # saved outputs: nothing waits for a decision
             {"call_id": c.call_id, "name": c.name} for c in saved.calls if not saved.waiting or c.call_id in saved.waiting]
         approve, _ = self._commands(waiting)
         self._emit_pause(snapshot, saved, waiting, approve)
-        message = (f"paused again: {exc.message}\n"
-                   f"  no tool of this round ran; the run waits as it did.\n"
+        kept = ("its saved outputs were not sent and no tool ran again" if saved.outputs is not None
+                else "no tool of this round ran")
+        message = (f"paused again: {why}\n"
+                   f"  {kept}; the run waits as it did.\n"
                    f"  to try again:  {self.pause.again or approve}")
-        return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
+        return self._fail("paused", message, exit_code, saved.text)
 
-    def _paused_unsent(self, snapshot: dict, saved: SavedRound, exc: ProviderError) -> RunEnd:
-        """The round's tools ran, and sending their outputs failed before the server answered:
-        pause with the outputs saved, so the next resume sends them and no tool runs twice."""
+    def _paused_unsent(self, snapshot: dict, saved: SavedRound, why: str, exit_code: int = PAUSED_EXIT_CODE) -> RunEnd:
+        """The round's tools ran, and sending their outputs failed (``why``) before the server
+        answered: pause with the outputs saved, so the next resume sends them and no tool runs twice."""
         self.provider.hand_over()
         command = f"flowrun resume {self.run_id}{self.pause.resume_flags}"
         self._emit_pause(snapshot, saved, [], command)
-        message = (f"paused: the tools of this round ran, but their outputs could not be sent: {exc.message}\n"
+        message = (f"paused: the tools of this round ran, but their outputs could not be sent: {why}\n"
                    f"  the outputs are saved in the run log; no tool runs again.\n"
                    f"  to send them and go on:  {command}")
-        return self._fail("paused", message, PAUSED_EXIT_CODE, saved.text)
+        return self._fail("paused", message, exit_code, saved.text)
+
+    def _interrupted_resume(self, saved: SavedRound, asking: bool,
+                            unsent: tuple[dict, SavedRound] | None) -> RunEnd | None:
+        """Ctrl-C in a resume keeps the pause where nothing is lost by it: before any tool of the
+        round ran (it waits as it did), or after they ran and before the server answered their
+        outputs (they are saved). The server's run is not cancelled then; exit 130, status paused.
+        None when tools were running: the run ends interrupted, as any would."""
+        why = "interrupted by the user"
+        if asking:
+            try:
+                snapshot = self.provider.snapshot()
+            except FlowrunError:
+                return None
+            return self.pause_again(saved, why, snapshot, exit_code=130)
+        if unsent is not None and not self._heard:
+            return self._paused_unsent(*unsent, why, exit_code=130)
+        return None
 
     def _commands(self, waiting: list[dict[str, str]]) -> tuple[str, str]:
         """The commands that approve and that deny every waiting call."""
