@@ -13,7 +13,8 @@ from support.reliability import submissions
 from runner.calls import ToolResult
 from runner.events import RunFailed, RunPaused, ToolCallCompleted, ToolCallRequested
 from runner.providers.factory import create_provider
-from runner.run.loop import PauseContext, RunLoop, SavedRound
+from runner.run.loop import RunLoop
+from runner.run.pausing import PauseContext, SavedRound
 from runner.providers.snapshot import calls as saved_calls
 from runner.scripted import ScriptedServer
 from runner.tools.approval import PAUSED_EXIT_CODE, ApprovalPause, ApprovalRequest

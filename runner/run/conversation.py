@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable, Mapping
 from runner.errors import FlowrunError, Interrupted, RunError
 from runner.events import Event, Notice, RunEnd, RunStarted
 from runner.run.fanout import FanOut, Sink
-from runner.run.loop import PauseContext, RunLoop, SavedRound, crash_end
+from runner.run.loop import RunLoop, crash_end
+from runner.run.pausing import PauseContext, SavedRound
 from runner.run.plan import RunPlan
 from runner.run.structured import OutputCheck
 from runner.workflow.model import RunPolicies, Workflow

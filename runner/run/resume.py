@@ -27,7 +27,7 @@ from runner.events import Notice, RunEnd, RunResumed
 from runner.providers.snapshot import SnapshotError, calls as saved_calls, number, string, text
 from runner.run.conversation import run_conversation, tool_modules
 from runner.run.fanout import FanOut
-from runner.run.loop import PauseContext, SavedRound
+from runner.run.pausing import PauseContext, SavedRound
 from runner.calls import ApprovalRequest, Approvals, Decision, ToolCall, ToolResult
 from runner.workflow.tool_modules import changed_tool_modules
 from runner.workflow.model import APIS
