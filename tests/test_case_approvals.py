@@ -65,6 +65,9 @@ def test_case_answers_are_read_into_the_case(tmp_path):
     ("    approvals: {send_email: []}\n",
      "mail.yaml:18:29: an empty list answers no call (where: $.tests[0].approvals.send_email) "
      "-- give one answer per call, in the order they ask, e.g. [approve, deny]; or one answer for every call"),
+    ("    approvals: {send_email: 7}\n",  # no form takes a number: each form is named
+     "mail.yaml:18:29: expected text, a mapping (key: value lines) or a list, got number 7 "
+     "(where: $.tests[0].approvals.send_email) -- write approve or deny, or {deny: \"the reason the model reads\"}"),
     ("    approvals: {send_email: [approve, aprove]}\n",
      "mail.yaml:18:39: must be one of approve, deny (got 'aprove'); did you mean 'approve'? "
      "(where: $.tests[0].approvals.send_email[1])"),

@@ -132,7 +132,10 @@ def _deepest(error: ValidationError) -> list[ValidationError]:
 
 def _explain(error: ValidationError, doc: Document, prefix: JsonPath) -> list[Problem]:
     if error.context:  # anyOf / oneOf: explain the branch that came closest
-        return _explain(best_match(_deepest(error)), doc, prefix)
+        branches = _deepest(error)
+        if all(e.validator == "type" for e in branches):  # no branch took the value: name every type allowed
+            return [_any_type(branches, doc, prefix)]
+        return _explain(best_match(branches), doc, prefix)
     path = prefix + tuple(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     keyword = error.validator
@@ -170,6 +173,19 @@ def _explain(error: ValidationError, doc: Document, prefix: JsonPath) -> list[Pr
     if keyword == "type":  # "quote it" beats the general advice
         hint, default_hint = default_hint, hint
     return [doc.problem(path, message, hint or default_hint)]
+
+
+def _any_type(branches: list[ValidationError], doc: Document, prefix: JsonPath) -> Problem:
+    """One message for a value none of the branches' types takes: each type they allow, once."""
+    wanted: list[str] = []
+    for e in branches:
+        for kind in [e.validator_value] if isinstance(e.validator_value, str) else e.validator_value:
+            if kind not in wanted:
+                wanted.append(kind)
+    first = branches[0]
+    message, hint = _type_message(wanted, first.instance)
+    hints = [e.schema.get("x-hint") for e in branches if isinstance(e.schema, dict) and e.schema.get("x-hint")]
+    return doc.problem(prefix + tuple(first.absolute_path), message, hints[0] if hints else hint)  # the field's own advice first
 
 
 def _checks_a_key(error: ValidationError) -> bool:
@@ -238,7 +254,9 @@ def _kind(value: Any) -> str:
 
 def _type_message(expected: Any, instance: Any) -> tuple[str, str | None]:
     wanted = [expected] if isinstance(expected, str) else list(expected)
-    message = f"expected {' or '.join(_KINDS.get(w, w) for w in wanted)}, got {_kind(instance)}"
+    kinds = [_KINDS.get(w, w) for w in wanted]
+    said = " or ".join(kinds) if len(kinds) < 3 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
+    message = f"expected {said}, got {_kind(instance)}"
     hint = None
     if "string" in wanted and isinstance(instance, bool):
         hint = "quote it: unquoted true and false are booleans in YAML"
