@@ -35,6 +35,7 @@ def resume_command(run_id: str, **options) -> None:
     """Continue a paused run (exit code 4) with the decisions it waits for: the calls that
     were waiting run (or are refused), their outputs reach the model, the same run goes on.
     A resume that fails pauses the run again and says what to run; no tool ever runs twice."""
+    from runner.commands.run import wants_color
     from runner.run.resume import ResumeRequest, resume
 
     request = ResumeRequest(
@@ -48,6 +49,6 @@ def resume_command(run_id: str, **options) -> None:
         output=options["output"],
         quiet=options["quiet"],
         verbose=options["verbose"],
-        color=not options["no_color"] and "NO_COLOR" not in os.environ,
+        color=wants_color(options),
     )
     resume(request, out=sys.stdout, err=sys.stderr)  # a run that did not complete raises

@@ -21,6 +21,11 @@ Examples:
 """
 
 
+def wants_color(options) -> bool:
+    """Colour unless ``--no-color`` or the ``NO_COLOR`` convention says no."""
+    return not options["no_color"] and "NO_COLOR" not in os.environ
+
+
 def approvals_from(options) -> "Approvals":
     """``--approve``/``--deny``/``--yes`` as the gate reads them."""
     from runner.tools.approval import Approvals
@@ -118,7 +123,7 @@ def _run(file: str, options: dict, startup) -> None:
         case_name=options["case_name"],
         quiet=options["quiet"],
         verbose=options["verbose"],
-        color=not options["no_color"] and "NO_COLOR" not in os.environ,
+        color=wants_color(options),
         allow_python=not options["no_python"],
         log_db=options["log_db"],
         log=not options["no_log"],

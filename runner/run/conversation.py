@@ -12,7 +12,7 @@ import contextlib
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from runner.errors import FlowrunError, Interrupted, RunError
+from runner.errors import FlowrunError, Interrupted
 from runner.events import Event, Notice, RunEnd, RunStarted
 from runner.run.fanout import FanOut, Sink
 from runner.run.loop import RunLoop, crash_end
@@ -56,8 +56,7 @@ async def run_plan(
         )
     except FlowrunError as exc:
         raise exc.masked(plan.masker.mask) from None
-    if emit.failures and end.exit_code == 0:  # it completed, but not everything it said was shown
-        raise RunError(f"the output failed ({emit.failures[0]}), so the run did not succeed", shown=False)
+    emit.check_output(end)  # it completed, but not everything it said was shown?
     return end
 
 

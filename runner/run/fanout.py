@@ -12,6 +12,7 @@ import dataclasses
 import sys
 from typing import Callable, Sequence
 
+from runner.errors import RunError
 from runner.events import Event, Notice, RunCompleted, RunFailed, TextDelta
 from runner.secrets.masker import Masker, StreamMasker
 
@@ -66,6 +67,11 @@ class FanOut:
             event = output_failed(event, self.failures[0])
         self._deliver(mask_event(event, self.masker))
 
+    def check_output(self, end: Event) -> None:
+        """Raise (exit 1, already said) when ``end`` completed but a sink failed on the way."""
+        if self.failures and getattr(end, "exit_code", 1) == 0:
+            raise RunError(output_failure(self.failures[0]), shown=False)
+
     def _deliver(self, event: Event) -> None:
         for sink in list(self.sinks):
             try:
@@ -83,10 +89,14 @@ class FanOut:
                     pass
 
 
+def output_failure(failure: str) -> str:
+    return f"the output failed ({failure}), so the run did not succeed"
+
+
 def output_failed(end: RunCompleted, failure: str) -> RunFailed:
     """The end of a run that completed but could not show everything it said."""
-    return RunFailed(end.run_id, "output_failed", f"the output failed ({failure}), so the run did not succeed",
-                     1, end.final_text, end.turns, end.tool_calls, end.usage, end.duration_ms)
+    return RunFailed(end.run_id, "output_failed", output_failure(failure), 1, end.final_text, end.turns,
+                     end.tool_calls, end.usage, end.duration_ms)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -267,8 +267,7 @@ async def _execute(request: ResumeRequest, out: TextIO, err: TextIO) -> RunEnd:
             )
         except FlowrunError as exc:
             raise exc.masked(masker.mask) from None
-        if emit.failures and end.exit_code == 0:
-            raise RunError(f"the output failed ({emit.failures[0]}), so the run did not succeed", shown=False)
+        emit.check_output(end)
         return end
     raise AssertionError("unreachable")  # pragma: no cover
 

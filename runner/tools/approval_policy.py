@@ -20,9 +20,8 @@ from functools import lru_cache
 from typing import Any
 
 from runner.jsonpointer import MISSING, resolve
-from runner.workflow.model import ApprovalRule, HttpResolver, McpResolver, ToolSpec, Workflow
+from runner.workflow.model import READ_METHODS, ApprovalRule, HttpResolver, McpResolver, ToolSpec, Workflow
 
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)

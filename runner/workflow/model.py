@@ -44,6 +44,10 @@ class PythonResolver:
     entrypoint: str  # "module:function" or "package.module:object.attr"
 
 
+# HTTP methods that only read: an http tool using one runs without asking unless the file says otherwise.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 @dataclass(frozen=True)
 class HttpResolver:
     url: str

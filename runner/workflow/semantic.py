@@ -19,6 +19,7 @@ from runner.errors import Problem
 from runner.jsonpointer import MISSING, resolve
 from runner.workflow.entrypoints import EntrypointError, check_entrypoint_statically, load_entrypoint, parse_entrypoint
 from runner.suggest import suggest
+from runner.workflow.model import READ_METHODS
 from runner.workflow.mcp_check import McpNames, mcp_names, mcp_problems, mock_mcp_problems
 from runner.workflow.schema_check import KEY_LIKE, explain_errors, workflow_schema
 from runner.workflow.template_check import strings, template_problems
@@ -252,7 +253,7 @@ def never_asks(tool: dict, file_default: Any) -> str | None:
         resolver = _dict(tool.get("resolve"))
         if "http" in resolver:
             method = str(_dict(resolver["http"]).get("method", "GET")).upper()
-            if method not in ("GET", "HEAD", "OPTIONS"):
+            if method not in READ_METHODS:
                 return None
             default, where = "allow", f"http {method} only reads"
         elif "static" in resolver or "python" in resolver:
