@@ -114,25 +114,18 @@ def test_pointers_lists_numbers_and_booleans_match_exactly():
 # --- the file -------------------------------------------------------------------------------------
 
 
-def test_a_misspelled_approval_is_reported_where_it_is(tmp_path):
+@pytest.mark.parametrize("approval,where,says", [
+    ("    approval: sometimes\n", ":6:15", "allow, ask or deny"),  # a misspelled approval, where it is
+    ("    approval:\n      rules:\n        - {allow: {p: a}, deny: {p: b}}\n", ":8:", ""),  # a rule with two actions
+])
+def test_a_wrong_approval_is_refused_where_it_is(tmp_path, approval, where, says):
     path = tmp_path / "w.yaml"
-    path.write_text(
-        "version: 1\nname: w\ntools:\n  - name: t\n    description: d\n    approval: sometimes\n"
-        "    resolve: {static: x}\n")
+    path.write_text("version: 1\nname: w\ntools:\n  - name: t\n    description: d\n" + approval
+                    + "    resolve: {static: x}\n")
     result = flowrun("validate", str(path))
     assert result.code == 2
-    assert f"{path}:6:15" in result.err
-    assert "allow, ask or deny" in result.err
-
-
-def test_a_rule_with_two_actions_is_refused(tmp_path):
-    path = tmp_path / "w.yaml"
-    path.write_text(
-        "version: 1\nname: w\ntools:\n  - name: t\n    description: d\n"
-        "    approval:\n      rules:\n        - {allow: {p: a}, deny: {p: b}}\n    resolve: {static: x}\n")
-    result = flowrun("validate", str(path))
-    assert result.code == 2
-    assert f"{path}:8:" in result.err
+    assert f"{path}{where}" in result.err
+    assert says in result.err
 
 
 # --- runs through the CLI -------------------------------------------------------------------------
